@@ -1,0 +1,231 @@
+"""Gridworld layouts: parsing, built-ins, dynamics of the four-action random walk.
+
+Text format, one row per line: `X` or `#` wall, space or `.` free, `S` start, `G` goal.
+Ragged rows are padded with free cells. A move into a wall or off the grid stays put.
+Irreversible doors turn a reversible move a<->b into a one-way move a->b; b->a stays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+WALL_CHARS = frozenset("X#")
+FREE_CHARS = frozenset(" .")
+START, GOAL = "S", "G"
+# Limits keep the exact ground truth (dense eigendecomposition) under a few seconds.
+MAX_SIDE = 128
+MAX_FREE_CELLS = 2500
+MAX_FILE_BYTES = 1_000_000
+# (row, col) offsets of the four actions, in action order.
+ACTIONS = ((-1, 0), (1, 0), (0, -1), (0, 1))
+ACTION_NAMES = ("up", "down", "left", "right")
+
+
+class LayoutError(ValueError):
+    """A layout that cannot be used; the message is one line for the user."""
+
+
+@dataclass
+class Layout:
+    name: str
+    text: str
+    walls: np.ndarray  # (H, W) bool
+    start: tuple[int, int] | None = None
+    goals: list[tuple[int, int]] = field(default_factory=list)
+    # One-way doors: move from -> to allowed, to -> from blocked.
+    doors: list[tuple[tuple[int, int], tuple[int, int]]] = field(default_factory=list)
+
+    @property
+    def height(self) -> int:
+        return int(self.walls.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.walls.shape[1])
+
+    @property
+    def free_cells(self) -> list[tuple[int, int]]:
+        """Free cells in row-major order: the index order of every eigenvector array."""
+        rows, cols = np.nonzero(~self.walls)
+        return list(zip(rows.tolist(), cols.tolist()))
+
+    @property
+    def num_free(self) -> int:
+        return int((~self.walls).sum())
+
+    def cell_index(self) -> dict[tuple[int, int], int]:
+        return {cell: i for i, cell in enumerate(self.free_cells)}
+
+    def coordinates(self) -> np.ndarray:
+        """(N, 2) network inputs: (x, y) = (col, row) scaled to [-1, 1] by the larger side."""
+        cells = np.asarray(self.free_cells, dtype=np.float64).reshape(-1, 2)
+        scale = max(self.height, self.width) - 1 or 1
+        xy = cells[:, ::-1] / scale
+        return (2.0 * xy - 1.0).astype(np.float32)
+
+    def next_state_table(self) -> np.ndarray:
+        """(N, 4) index of the cell each action leads to (itself when blocked)."""
+        index = self.cell_index()
+        blocked = {(to, frm) for frm, to in self.doors}
+        table = np.empty((self.num_free, len(ACTIONS)), dtype=np.int64)
+        for i, (row, col) in enumerate(self.free_cells):
+            for a, (dr, dc) in enumerate(ACTIONS):
+                target = (row + dr, col + dc)
+                if target in index and ((row, col), target) not in blocked:
+                    table[i, a] = index[target]
+                else:
+                    table[i, a] = i
+        return table
+
+    def transition_matrix(self) -> np.ndarray:
+        """(N, N) uniform-random-policy transitions, before goals end episodes."""
+        table = self.next_state_table()
+        n = self.num_free
+        matrix = np.zeros((n, n))
+        np.add.at(matrix, (np.repeat(np.arange(n), len(ACTIONS)), table.ravel()), 1.0)
+        return matrix / len(ACTIONS)
+
+    def goal_mask(self) -> np.ndarray:
+        mask = np.zeros(self.num_free, dtype=bool)
+        index = self.cell_index()
+        for goal in self.goals:
+            mask[index[goal]] = True
+        return mask
+
+    def start_distribution(self) -> np.ndarray:
+        """Start at S if present, else uniform over free non-goal cells."""
+        dist = np.zeros(self.num_free)
+        if self.start is not None:
+            dist[self.cell_index()[self.start]] = 1.0
+        else:
+            dist[~self.goal_mask()] = 1.0
+        return dist / dist.sum()
+
+    def components(self) -> int:
+        """Number of connected free regions (moves in either direction)."""
+        table = self.next_state_table()
+        parent = list(range(self.num_free))
+
+        def find(i: int) -> int:
+            while parent[i] != i:
+                parent[i] = parent[parent[i]]
+                i = parent[i]
+            return i
+
+        for i in range(self.num_free):
+            for j in table[i]:
+                parent[find(i)] = find(int(j))
+        return len({find(i) for i in range(self.num_free)})
+
+    def render_text(self) -> str:
+        """The layout as text, doors not shown (they are listed in run.json)."""
+        grid = [["X" if w else " " for w in row] for row in self.walls]
+        if self.start is not None:
+            grid[self.start[0]][self.start[1]] = START
+        for row, col in self.goals:
+            grid[row][col] = GOAL
+        return "\n".join("".join(row) for row in grid)
+
+
+def parse_layout(text: str, name: str = "custom") -> Layout:
+    """Parse layout text; every problem is a LayoutError with one line of explanation."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    while lines and not lines[-1].strip():
+        lines.pop()
+    while lines and not lines[0].strip():
+        lines.pop(0)
+    if not lines:
+        raise LayoutError(f"layout {name!r} is empty")
+    height, width = len(lines), max(len(line) for line in lines)
+    if height > MAX_SIDE or width > MAX_SIDE:
+        raise LayoutError(
+            f"layout {name!r} is {width}x{height}; the limit is {MAX_SIDE}x{MAX_SIDE} cells"
+        )
+    walls = np.zeros((height, width), dtype=bool)
+    start: tuple[int, int] | None = None
+    goals: list[tuple[int, int]] = []
+    for r, line in enumerate(lines):
+        for c, char in enumerate(line):
+            if char in WALL_CHARS:
+                walls[r, c] = True
+            elif char == START:
+                if start is not None:
+                    raise LayoutError(f"layout {name!r} has more than one start 'S' (line {r + 1})")
+                start = (r, c)
+            elif char == GOAL:
+                goals.append((r, c))
+            elif char not in FREE_CHARS:
+                raise LayoutError(
+                    f"layout {name!r}: unknown character {char!r} at line {r + 1}, column "
+                    f"{c + 1} (use X or # for walls, space or . for free, S start, G goal)"
+                )
+    layout = Layout(name=name, text="\n".join(lines), walls=walls, start=start, goals=goals)
+    free = layout.num_free
+    if free == 0:
+        raise LayoutError(f"layout {name!r} has no free cell")
+    if free > MAX_FREE_CELLS:
+        raise LayoutError(f"layout {name!r} has {free} free cells; the limit is {MAX_FREE_CELLS}")
+    if len(goals) == free:
+        raise LayoutError(f"layout {name!r} has no free cell that is not a goal")
+    return layout
+
+
+def builtin_names() -> list[str]:
+    folder = resources.files("allo").joinpath("builtin_layouts")
+    return sorted(p.name[:-4] for p in folder.iterdir() if p.name.endswith(".txt"))
+
+
+def load_builtin(name: str) -> Layout:
+    if name not in builtin_names():
+        known = ", ".join(builtin_names())
+        raise LayoutError(f"unknown environment {name!r}; built-ins are: {known} (or --env-file)")
+    text = resources.files("allo").joinpath("builtin_layouts", f"{name}.txt").read_text()
+    return parse_layout(text, name)
+
+
+def load_layout_file(path: Path | str) -> Layout:
+    path = Path(path)
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise LayoutError(f"{path}: larger than {MAX_FILE_BYTES} bytes; not a layout")
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise LayoutError(f"{path}: no such layout file") from None
+    except IsADirectoryError:
+        raise LayoutError(f"{path}: is a directory, not a layout file") from None
+    except OSError as err:
+        raise LayoutError(f"{path}: cannot read ({err.strerror})") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise LayoutError(f"{path}: not a UTF-8 text file") from None
+    return parse_layout(text, path.stem)
+
+
+def add_random_doors(layout: Layout, count: int, seed: int) -> Layout:
+    """Make `count` reversible moves one-way, chosen uniformly with `seed`."""
+    if count <= 0:
+        return layout
+    index = layout.cell_index()
+    pairs = []
+    for row, col in layout.free_cells:
+        for dr, dc in ((1, 0), (0, 1)):
+            if (row + dr, col + dc) in index:
+                pairs.append(((row, col), (row + dr, col + dc)))
+    if count > len(pairs):
+        raise LayoutError(
+            f"--doors {count}: layout {layout.name!r} has only {len(pairs)} reversible moves"
+        )
+    rng = np.random.default_rng(seed)
+    chosen = rng.choice(len(pairs), size=count, replace=False)
+    flips = rng.random(count) < 0.5
+    doors = []
+    for k, flip in zip(sorted(chosen.tolist()), flips.tolist()):
+        a, b = pairs[k]
+        doors.append((b, a) if flip else (a, b))
+    layout.doors = doors
+    return layout

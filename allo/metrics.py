@@ -1,0 +1,105 @@
+"""Quality of learned eigenvectors against exact ground truth (numpy only).
+
+Cosines are plain Euclidean cosines over the free cells, as in the ALLO paper. Where
+ground-truth eigenvalues repeat, an eigenvector is only defined up to a rotation within
+its eigenspace, so a learned vector is scored by its cosine to that eigenspace and,
+for pictures, rotated onto its ground-truth partners (orthogonal Procrustes).
+
+Renderers and the TUI import this module: it must never import torch or matplotlib.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# Eigenvalues closer than this (relative to the spectrum's scale) count as repeated.
+REPEAT_TOLERANCE = 1e-6
+
+
+def eigenspace_blocks(eigenvalues: np.ndarray, tol: float = REPEAT_TOLERANCE) -> list[range]:
+    """Consecutive index ranges of (numerically) equal eigenvalues, ascending input."""
+    values = np.asarray(eigenvalues, dtype=np.float64)
+    scale = max(1.0, float(np.max(np.abs(values)))) if values.size else 1.0
+    blocks: list[range] = []
+    start = 0
+    for i in range(1, len(values) + 1):
+        if i == len(values) or abs(values[i] - values[i - 1]) > tol * scale:
+            blocks.append(range(start, i))
+            start = i
+    return blocks
+
+
+def _unit_columns(matrix: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(matrix, axis=0, keepdims=True)
+    return matrix / np.where(norms > 0, norms, 1.0)
+
+
+def cosine_similarities(
+    learned: np.ndarray,
+    truth: np.ndarray,
+    eigenvalues: np.ndarray,
+    tol: float = REPEAT_TOLERANCE,
+) -> np.ndarray:
+    """Per-eigenvector |cos| of learned (N, d) to ground truth (N, D>=d).
+
+    For a vector whose ground-truth eigenvalue repeats, the cosine is to the whole
+    eigenspace: the norm of its projection onto an orthonormal basis of the block.
+    `truth` may hold more columns than `learned` so that a block cut at d is complete.
+    """
+    learned = np.asarray(learned, dtype=np.float64)
+    truth = np.asarray(truth, dtype=np.float64)
+    d = learned.shape[1]
+    unit = _unit_columns(learned)
+    cosines = np.zeros(d)
+    for block in eigenspace_blocks(np.asarray(eigenvalues)[: truth.shape[1]], tol):
+        if block.start >= d:
+            break
+        basis, _ = np.linalg.qr(truth[:, block.start : block.stop])
+        for i in range(block.start, min(block.stop, d)):
+            cosines[i] = np.linalg.norm(basis.T @ unit[:, i])
+    return np.clip(cosines, 0.0, 1.0)
+
+
+def align_to_truth(
+    learned: np.ndarray,
+    truth: np.ndarray,
+    eigenvalues: np.ndarray,
+    tol: float = REPEAT_TOLERANCE,
+) -> np.ndarray:
+    """Learned vectors made comparable to ground truth for pictures.
+
+    Each vector is flipped to agree in sign with its partner; within a block of repeated
+    eigenvalues the learned vectors are rotated (orthogonal Procrustes) onto the
+    ground-truth basis. Norms are kept.
+    """
+    learned = np.asarray(learned, dtype=np.float64)
+    truth = np.asarray(truth, dtype=np.float64)
+    d = min(learned.shape[1], truth.shape[1])
+    aligned = learned.copy()
+    for block in eigenspace_blocks(np.asarray(eigenvalues)[:d], tol):
+        cols = list(block)
+        if len(cols) == 1:
+            i = cols[0]
+            if float(learned[:, i] @ truth[:, i]) < 0:
+                aligned[:, i] = -learned[:, i]
+            continue
+        sub = learned[:, cols]
+        u, _, vt = np.linalg.svd(sub.T @ truth[:, cols])
+        aligned[:, cols] = sub @ (u @ vt)
+    return aligned
+
+
+def eigenvalue_errors(estimates: np.ndarray, truth: np.ndarray) -> dict[str, object]:
+    """Absolute errors per eigenvalue, their mean, and the mean relative error over 2..d.
+
+    The first Laplacian eigenvalue is 0, so relative error skips it.
+    """
+    estimates = np.asarray(estimates, dtype=np.float64)
+    truth = np.asarray(truth, dtype=np.float64)[: len(estimates)]
+    abs_err = np.abs(estimates - truth)
+    rel = abs_err[1:] / np.maximum(np.abs(truth[1:]), 1e-12)
+    return {
+        "abs": abs_err,
+        "mean_abs": float(abs_err.mean()) if abs_err.size else float("nan"),
+        "mean_rel": float(rel.mean()) if rel.size else float("nan"),
+    }

@@ -1,0 +1,574 @@
+"""The run directory: the one contract between trainer, renderers and TUI.
+
+Only numpy and the standard library are imported here, so `allo watch` and
+`allo render --format text` start fast over SSH. docs/run-format.md documents every
+file; this module is its executable form.
+
+Rules kept here: every file but metrics.jsonl is written to a temporary name and renamed
+into place; metrics.jsonl is appended and flushed one complete line at a time; nothing is
+ever unpickled; checkpoints and exports are ordered by step number, never by file name.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import tempfile
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FORMAT_VERSION = 1
+RUN_JSON = "run.json"
+METRICS_JSONL = "metrics.jsonl"
+METRICS_HISTORY = "metrics_history.json"
+GT_EIGENVALUES = "gt_eigenvalues.npy"
+GT_EIGENVECTORS = "gt_eigenvectors.npy"
+FINAL_LEARNED = "final_learned_eigenvectors.npy"
+CHECKPOINTS = "checkpoints"
+PLOTS = "plots"
+STATUSES = ("running", "finished", "failed", "interrupted")
+# A running run whose heartbeat is older than this many seconds is shown as stalled.
+STALL_SECONDS = 120.0
+
+_EXPORT_RE = re.compile(r"^learned_eigenvectors_step_(\d+)\.npy$")
+_CHECKPOINT_RE = re.compile(r"^checkpoint_step_(\d+)\.pt$")
+
+
+class RunDirError(Exception):
+    """A problem with a run directory, phrased as one line that names the file."""
+
+
+class NotARunError(RunDirError):
+    """The path is missing or holds no run.json."""
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Write through a temporary file in the same folder, then rename into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    _atomic_write(path, lambda handle: handle.write(data))
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def to_json_safe(value: Any) -> Any:
+    """Strict JSON: non-finite floats become null, numpy scalars and arrays become Python."""
+    if isinstance(value, dict):
+        return {str(k): to_json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_json_safe(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return to_json_safe(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def dumps(obj: Any, indent: int | None = None) -> str:
+    return json.dumps(to_json_safe(obj), indent=indent, allow_nan=False)
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, dumps(obj, indent=2) + "\n")
+
+
+def atomic_save_npy(path: Path, array: np.ndarray) -> None:
+    array = np.asarray(array)
+    if array.dtype == object:
+        raise ValueError(f"{Path(path).name}: refusing to save an object array")
+    _atomic_write(path, lambda handle: np.save(handle, array, allow_pickle=False))
+
+
+def export_name(step: int) -> str:
+    return f"learned_eigenvectors_step_{int(step)}.npy"
+
+
+def checkpoint_name(step: int) -> str:
+    return f"checkpoint_step_{int(step)}.pt"
+
+
+class RunWriter:
+    """The trainer's side of the contract. Holds no state a crash could lose."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        (self.path / CHECKPOINTS).mkdir(exist_ok=True)
+        self._metrics = None
+
+    # run.json -----------------------------------------------------------------------
+    def write_info(self, info: dict) -> None:
+        info = dict(info)
+        info["format_version"] = FORMAT_VERSION
+        atomic_write_json(self.path / RUN_JSON, info)
+
+    def update_info(self, **fields: Any) -> dict:
+        info = read_json(self.path / RUN_JSON)
+        info.update(fields)
+        self.write_info(info)
+        return info
+
+    # arrays -------------------------------------------------------------------------
+    def write_ground_truth(self, eigenvalues: np.ndarray, eigenvectors: np.ndarray) -> None:
+        atomic_save_npy(self.path / GT_EIGENVALUES, np.asarray(eigenvalues, dtype=np.float64))
+        atomic_save_npy(self.path / GT_EIGENVECTORS, np.asarray(eigenvectors, dtype=np.float64))
+
+    def export_learned(self, step: int, vectors: np.ndarray) -> Path:
+        target = self.path / export_name(step)
+        atomic_save_npy(target, np.asarray(vectors, dtype=np.float32))
+        return target
+
+    def export_final(self, vectors: np.ndarray) -> Path:
+        target = self.path / FINAL_LEARNED
+        atomic_save_npy(target, np.asarray(vectors, dtype=np.float32))
+        return target
+
+    # metrics ------------------------------------------------------------------------
+    def append_metrics(self, row: dict) -> None:
+        """One complete line per write, flushed, so a reader never sees half a row."""
+        if self._metrics is None:
+            self._metrics = open(self.path / METRICS_JSONL, "a", encoding="utf-8")
+        self._metrics.write(dumps(row) + "\n")
+        self._metrics.flush()
+
+    def write_metrics_history(self) -> None:
+        rows, _ = read_metrics_file(self.path / METRICS_JSONL)
+        atomic_write_json(self.path / METRICS_HISTORY, rows)
+
+    def truncate_metrics_after(self, step: int) -> int:
+        """Drop rows logged after `step` (a resume replays them). Returns rows kept.
+
+        The one time metrics.jsonl is rewritten: atomically, so tailing readers see a
+        replaced file and start over.
+        """
+        self.close()
+        path = self.path / METRICS_JSONL
+        rows, _ = read_metrics_file(path)
+        kept = [row for row in rows if int(row.get("step", -1)) <= step]
+        atomic_write_text(path, "".join(dumps(row) + "\n" for row in kept))
+        return len(kept)
+
+    def close(self) -> None:
+        if self._metrics is not None:
+            self._metrics.close()
+            self._metrics = None
+
+    # checkpoints --------------------------------------------------------------------
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.path / CHECKPOINTS
+
+    def prune_checkpoints(self, keep: int) -> None:
+        """Keep the newest `keep` checkpoints by step number."""
+        steps = checkpoint_steps(self.path)
+        for step in steps[:-keep] if keep > 0 else steps:
+            try:
+                (self.checkpoint_dir / checkpoint_name(step)).unlink()
+            except FileNotFoundError:
+                pass
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def read_json(path: Path) -> Any:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RunDirError(f"{path}: file not found") from None
+    except UnicodeDecodeError:
+        raise RunDirError(f"{path}: not UTF-8 text") from None
+    except OSError as err:
+        raise RunDirError(f"{path}: cannot read ({err.strerror})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise RunDirError(f"{path}: invalid JSON ({err.msg}, line {err.lineno})") from None
+
+
+def load_npy(
+    path: Path,
+    *,
+    ndim: int | None = None,
+    shape: tuple[int | None, ...] | None = None,
+) -> np.ndarray:
+    """Load a numeric .npy safely: never unpickles, checks dtype and shape."""
+    path = Path(path)
+    try:
+        array = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise RunDirError(f"{path}: file not found") from None
+    except ValueError as err:
+        if "allow_pickle" in str(err) or "Object arrays" in str(err):
+            raise RunDirError(f"{path}: holds pickled objects; refused") from None
+        raise RunDirError(f"{path}: not a valid .npy file ({err})") from None
+    except (OSError, EOFError) as err:
+        raise RunDirError(f"{path}: not a valid .npy file ({err})") from None
+    if not isinstance(array, np.ndarray) or array.dtype.kind not in "fiub":
+        raise RunDirError(f"{path}: expected a numeric array, found dtype {array.dtype}")
+    if ndim is not None and array.ndim != ndim:
+        raise RunDirError(f"{path}: expected {ndim} dimensions, found shape {array.shape}")
+    if shape is not None:
+        for want, got in zip(shape, array.shape):
+            if want is not None and want != got:
+                raise RunDirError(f"{path}: expected shape {shape}, found {array.shape}")
+    return array.astype(np.float64, copy=False)
+
+
+def parse_metrics_lines(data: bytes) -> tuple[list[dict], list[str], int]:
+    """Parse complete lines of metrics.jsonl.
+
+    Returns (rows, problems, consumed): `consumed` counts bytes up to the last newline,
+    so an unfinished last line is left for the next read.
+    """
+    end = data.rfind(b"\n")
+    if end < 0:
+        return [], [], 0
+    rows: list[dict] = []
+    problems: list[str] = []
+    for number, raw in enumerate(data[: end + 1].split(b"\n")[:-1], start=1):
+        if not raw.strip():
+            continue
+        try:
+            row = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            problems.append(f"line {number}: not a JSON object")
+            continue
+        if not isinstance(row, dict) or not isinstance(row.get("step"), int):
+            problems.append(f"line {number}: row without an integer 'step'")
+            continue
+        rows.append(row)
+    return rows, problems, end + 1
+
+
+def read_metrics_file(path: Path) -> tuple[list[dict], list[str]]:
+    """All complete rows of metrics.jsonl; a missing file is an empty history."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        return [], []
+    rows, problems, _ = parse_metrics_lines(data)
+    return rows, problems
+
+
+class MetricsTail:
+    """Reads only the new bytes of metrics.jsonl on each call.
+
+    If the file was replaced or shrank (a resume truncates it), `reset` is set on the
+    returned batch and reading starts over from the first byte.
+    """
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._offset = 0
+        self._inode: int | None = None
+        self.problems: list[str] = []
+
+    def read_new(self) -> tuple[list[dict], bool]:
+        """Returns (new rows, reset): reset means earlier rows must be discarded."""
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
+            return [], False
+        reset = False
+        if self._inode is not None and (stat.st_ino != self._inode or stat.st_size < self._offset):
+            self._offset = 0
+            reset = True
+        self._inode = stat.st_ino
+        if stat.st_size == self._offset:
+            return [], reset
+        with open(self.path, "rb") as handle:
+            handle.seek(self._offset)
+            data = handle.read()
+        rows, problems, consumed = parse_metrics_lines(data)
+        self._offset += consumed
+        self.problems.extend(problems)
+        return rows, reset
+
+
+def step_files(folder: Path, pattern: re.Pattern[str]) -> list[tuple[int, Path]]:
+    """(step, path) pairs sorted by step number (999 < 1000 < 10000), not by name."""
+    try:
+        names = os.listdir(folder)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    found = []
+    for name in names:
+        match = pattern.match(name)
+        if match:
+            found.append((int(match.group(1)), Path(folder) / name))
+    return sorted(found)
+
+
+def checkpoint_steps(run: Path) -> list[int]:
+    return [step for step, _ in step_files(Path(run) / CHECKPOINTS, _CHECKPOINT_RE)]
+
+
+@dataclass
+class EnvInfo:
+    """The layout as the renderers and the TUI need it (from run.json's "env")."""
+
+    name: str
+    layout: str
+    width: int
+    height: int
+    free_cells: list[tuple[int, int]]
+    doors: list[dict] = field(default_factory=list)
+    start: tuple[int, int] | None = None
+    goals: list[tuple[int, int]] = field(default_factory=list)
+
+    def grid(self, values: np.ndarray) -> np.ndarray:
+        """Scatter one value per free cell onto a (height, width) grid; walls are NaN."""
+        grid = np.full((self.height, self.width), np.nan)
+        rows, cols = np.asarray(self.free_cells, dtype=int).reshape(-1, 2).T
+        grid[rows, cols] = values
+        return grid
+
+    def wall_mask(self) -> np.ndarray:
+        mask = np.ones((self.height, self.width), dtype=bool)
+        for row, col in self.free_cells:
+            mask[row, col] = False
+        return mask
+
+
+def _cell(value: Any, what: str) -> tuple[int, int]:
+    if (
+        not isinstance(value, (list, tuple))
+        or len(value) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    ):
+        raise RunDirError(f"run.json: {what} must be a [row, col] pair of integers")
+    return int(value[0]), int(value[1])
+
+
+def parse_env(info: dict) -> EnvInfo:
+    env = info.get("env")
+    if not isinstance(env, dict):
+        raise RunDirError("run.json: missing the 'env' object")
+    try:
+        width, height = int(env["width"]), int(env["height"])
+        cells = [_cell(c, "a free cell") for c in env["free_cells"]]
+    except (KeyError, TypeError, ValueError) as err:
+        raise RunDirError(f"run.json: bad 'env' ({err})") from None
+    if not (0 < width <= 4096 and 0 < height <= 4096):
+        raise RunDirError(f"run.json: bad grid size {width}x{height}")
+    for row, col in cells:
+        if not (0 <= row < height and 0 <= col < width):
+            raise RunDirError(f"run.json: free cell {[row, col]} lies outside the grid")
+    start = env.get("start")
+    return EnvInfo(
+        name=str(env.get("name", "?")),
+        layout=str(env.get("layout", "")),
+        width=width,
+        height=height,
+        free_cells=cells,
+        doors=[d for d in env.get("doors") or [] if isinstance(d, dict)],
+        start=_cell(start, "start") if start is not None else None,
+        goals=[_cell(g, "a goal") for g in env.get("goals") or []],
+    )
+
+
+def effective_status(info: dict, now: float | None = None) -> str:
+    """run.json's status, or "stalled" for a running run whose heartbeat stopped."""
+    status = info.get("status")
+    if status not in STATUSES:
+        return "unknown"
+    if status == "running":
+        heartbeat = info.get("heartbeat")
+        now = time.time() if now is None else now
+        if isinstance(heartbeat, (int, float)) and now - heartbeat > STALL_SECONDS:
+            return "stalled"
+    return status
+
+
+class RunReader:
+    """Read-only view of a run directory. Never writes anything."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        if not self.path.exists():
+            raise NotARunError(f"{self.path}: no such directory")
+        if not self.path.is_dir():
+            raise NotARunError(f"{self.path}: not a directory")
+        if not (self.path / RUN_JSON).is_file():
+            raise NotARunError(f"{self.path}: not a run directory (no {RUN_JSON})")
+
+    # run.json -----------------------------------------------------------------------
+    def info(self) -> dict:
+        info = read_json(self.path / RUN_JSON)
+        if not isinstance(info, dict):
+            raise RunDirError(f"{self.path / RUN_JSON}: expected a JSON object")
+        version = info.get("format_version")
+        if not isinstance(version, int):
+            raise RunDirError(f"{self.path / RUN_JSON}: missing integer 'format_version'")
+        if version > FORMAT_VERSION:
+            raise RunDirError(
+                f"{self.path / RUN_JSON}: format_version {version} is newer than this allo "
+                f"reads ({FORMAT_VERSION}); upgrade allo"
+            )
+        return info
+
+    def env(self) -> EnvInfo:
+        return parse_env(self.info())
+
+    def num_eigenvectors(self) -> int:
+        d = self.info().get("d")
+        if not isinstance(d, int) or d < 1:
+            raise RunDirError(f"{self.path / RUN_JSON}: missing positive integer 'd'")
+        return d
+
+    # arrays -------------------------------------------------------------------------
+    def ground_truth(self) -> tuple[np.ndarray, np.ndarray]:
+        values = load_npy(self.path / GT_EIGENVALUES, ndim=1)
+        vectors = load_npy(self.path / GT_EIGENVECTORS, ndim=2, shape=(None, values.shape[0]))
+        return values, vectors
+
+    def export_steps(self) -> list[int]:
+        return [step for step, _ in step_files(self.path, _EXPORT_RE)]
+
+    def export_path(self, step: int) -> Path:
+        return self.path / export_name(step)
+
+    def learned(self, step: int) -> np.ndarray:
+        return load_npy(self.export_path(step), ndim=2)
+
+    def final_path(self) -> Path:
+        return self.path / FINAL_LEARNED
+
+    def final(self) -> np.ndarray | None:
+        path = self.final_path()
+        return load_npy(path, ndim=2) if path.exists() else None
+
+    def latest_learned(self) -> tuple[int | str, np.ndarray] | None:
+        """The final export if present, else the highest-step export, else None."""
+        final = self.final()
+        if final is not None:
+            return "final", final
+        steps = self.export_steps()
+        if not steps:
+            return None
+        return steps[-1], self.learned(steps[-1])
+
+    # metrics ------------------------------------------------------------------------
+    def metrics(self) -> list[dict]:
+        rows, _ = read_metrics_file(self.path / METRICS_JSONL)
+        return rows
+
+    def metrics_with_problems(self) -> tuple[list[dict], list[str]]:
+        return read_metrics_file(self.path / METRICS_JSONL)
+
+    def tail(self) -> MetricsTail:
+        return MetricsTail(self.path / METRICS_JSONL)
+
+    def checkpoint_steps(self) -> list[int]:
+        return checkpoint_steps(self.path)
+
+    @property
+    def plots_dir(self) -> Path:
+        return self.path / PLOTS
+
+
+def series(rows: Iterable[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, values) of a scalar metric; rows without it or with null are skipped."""
+    steps, values = [], []
+    for row in rows:
+        value = row.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            steps.append(row["step"])
+            values.append(float(value))
+    return np.asarray(steps, dtype=np.int64), np.asarray(values, dtype=np.float64)
+
+
+def vector_series(rows: Iterable[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, values[T, d]) of a per-eigenvector metric; null entries become NaN."""
+    steps, values = [], []
+    width = None
+    for row in rows:
+        value = row.get(key)
+        if not isinstance(value, list):
+            continue
+        if width is None:
+            width = len(value)
+        if len(value) != width:
+            continue
+        steps.append(row["step"])
+        values.append([float(v) if isinstance(v, (int, float)) else np.nan for v in value])
+    return (
+        np.asarray(steps, dtype=np.int64),
+        np.asarray(values, dtype=np.float64).reshape(len(values), width or 0),
+    )
+
+
+def is_run_dir(path: Path) -> bool:
+    return (Path(path) / RUN_JSON).is_file()
+
+
+def find_runs(folder: Path | str) -> list[Path]:
+    """Run directories at or below `folder` (two levels: results/<env>/<run>), newest first.
+
+    Newest means the latest start time recorded in run.json, falling back to mtime.
+    """
+    folder = Path(folder)
+    if is_run_dir(folder):
+        return [folder]
+    candidates: list[Path] = []
+    for child in sorted(folder.iterdir()) if folder.is_dir() else []:
+        if is_run_dir(child):
+            candidates.append(child)
+        elif child.is_dir():
+            candidates.extend(c for c in sorted(child.iterdir()) if is_run_dir(c))
+
+    def started(run: Path) -> float:
+        try:
+            value = json.loads((run / RUN_JSON).read_text(encoding="utf-8")).get("started")
+            if isinstance(value, (int, float)):
+                return float(value)
+        except (OSError, ValueError, AttributeError):
+            pass
+        return (run / RUN_JSON).stat().st_mtime
+
+    return sorted(candidates, key=started, reverse=True)
+
+
+def safe_plot_path(run: Path, name: str) -> Path:
+    """A path under RUN/plots for a figure name; refuses anything that escapes it."""
+    plots = (Path(run) / PLOTS).resolve()
+    if not name or "/" in name or "\\" in name or name in (".", "..") or "\x00" in name:
+        raise RunDirError(f"refusing figure name {name!r}: it would leave {plots}")
+    target = (plots / name).resolve()
+    if target.parent != plots:
+        raise RunDirError(f"refusing figure name {name!r}: it would leave {plots}")
+    return target

@@ -51,7 +51,7 @@ class Layout:
     def free_cells(self) -> list[tuple[int, int]]:
         """Free cells in row-major order: the index order of every eigenvector array."""
         rows, cols = np.nonzero(~self.walls)
-        return list(zip(rows.tolist(), cols.tolist()))
+        return list(zip(rows.tolist(), cols.tolist(), strict=False))
 
     @property
     def num_free(self) -> int:
@@ -224,7 +224,7 @@ def add_random_doors(layout: Layout, count: int, seed: int) -> Layout:
     chosen = rng.choice(len(pairs), size=count, replace=False)
     flips = rng.random(count) < 0.5
     doors = []
-    for k, flip in zip(sorted(chosen.tolist()), flips.tolist()):
+    for k, flip in zip(sorted(chosen.tolist()), flips.tolist(), strict=False):
         a, b = pairs[k]
         doors.append((b, a) if flip else (a, b))
     layout.doors = doors

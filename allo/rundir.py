@@ -11,6 +11,7 @@ ever unpickled; checkpoints and exports are ordered by step number, never by fil
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -64,10 +65,8 @@ def _atomic_write(path: Path, write) -> None:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         raise
 
 
@@ -159,7 +158,7 @@ class RunWriter:
     def append_metrics(self, row: dict) -> None:
         """One complete line per write, flushed, so a reader never sees half a row."""
         if self._metrics is None:
-            self._metrics = open(self.path / METRICS_JSONL, "a", encoding="utf-8")
+            self._metrics = open(self.path / METRICS_JSONL, "a", encoding="utf-8")  # noqa: SIM115 (held open for appends)
         self._metrics.write(dumps(row) + "\n")
         self._metrics.flush()
 
@@ -194,10 +193,8 @@ class RunWriter:
         """Keep the newest `keep` checkpoints by step number."""
         steps = checkpoint_steps(self.path)
         for step in steps[:-keep] if keep > 0 else steps:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 (self.checkpoint_dir / checkpoint_name(step)).unlink()
-            except FileNotFoundError:
-                pass
 
 
 # --------------------------------------------------------------------------- reading
@@ -242,7 +239,7 @@ def load_npy(
     if ndim is not None and array.ndim != ndim:
         raise RunDirError(f"{path}: expected {ndim} dimensions, found shape {array.shape}")
     if shape is not None:
-        for want, got in zip(shape, array.shape):
+        for want, got in zip(shape, array.shape, strict=False):
             if want is not None and want != got:
                 raise RunDirError(f"{path}: expected shape {shape}, found {array.shape}")
     return array.astype(np.float64, copy=False)

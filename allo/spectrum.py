@@ -115,7 +115,8 @@ def pair_law(layout: Layout, gamma: float, num_steps: int, max_len: int) -> np.n
         offsets = (1.0 - gamma) * transitions + gamma * transitions @ offsets
     if len(weights) > exact_terms:
         # Beyond exact_terms, M(tau) equals its limit (1 - g) P (I - g P)^-1 to 1e-14.
-        limit = (1.0 - gamma) * np.linalg.solve((np.eye(n) - gamma * transitions).T, transitions.T).T
+        resolvent = np.linalg.solve((np.eye(n) - gamma * transitions).T, transitions.T).T
+        limit = (1.0 - gamma) * resolvent
         joint += weights[exact_terms:].sum(axis=0)[:, None] * limit
     return joint / joint.sum()
 

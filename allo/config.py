@@ -1,0 +1,104 @@
+"""TrainConfig: the only home of training defaults, CLI flags and run.json's config.
+
+Each field's `help` becomes its `--help` line; flags are the field names with dashes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def arg(default: Any, help: str, *aliases: str, choices: tuple | None = None) -> Any:
+    return field(default=default, metadata={"help": help, "aliases": aliases, "choices": choices})
+
+
+@dataclass
+class TrainConfig:
+    # experiment
+    env: str = arg("room4", "built-in layout name (see `allo envs`)")
+    env_file: str | None = arg(None, "layout text file instead of a built-in (X wall, space free)")
+    exp_number: int = arg(0, "experiment number, part of the run directory name")
+    seed: int = arg(0, "random seed (data, network, sampler)")
+    results_dir: str = arg("results", "runs go to RESULTS_DIR/<env>/<run name>")
+    run_dir: str | None = arg(None, "exact run directory (overrides the default name)")
+    device: str = arg("auto", "auto | cpu | cuda (auto picks CUDA when present)")
+    # environment and data
+    doors: int = arg(0, "number of reversible moves made one-way (irreversible doors)")
+    door_seed: int = arg(0, "seed choosing the doors")
+    num_envs: int = arg(1000, "parallel environments collecting experience")
+    num_steps: int = arg(1000, "random-policy steps per environment")
+    max_episode_length: int = arg(1000, "steps before an episode is cut and restarted")
+    gamma: float = arg(0.9, "discount of the offset law: k ~ Geometric(1 - gamma), k >= 1")
+    # algorithm
+    objective: str = arg("allo", "allo | ggdo (graph drawing baseline without duals)",
+                         choices=("allo", "ggdo"))
+    num_eigenvectors: int = arg(10, "d, the number of eigenvectors learned")
+    hidden_layers: int = arg(4, "hidden layers of the MLP")
+    hidden_size: int = arg(256, "units per hidden layer")
+    num_gradient_steps: int = arg(20000, "gradient steps", "--steps")
+    batch_size: int = arg(1024, "training pairs per step (and states per constraint batch)")
+    learning_rate: float = arg(1e-3, "Adam learning rate of the network")
+    lr_duals: float = arg(1e-2, "step size of gradient ascent on the dual variables")
+    barrier_initial: float = arg(1.0, "initial barrier coefficient b")
+    lr_barrier: float = arg(1.0, "growth rate of b per unit of squared constraint error")
+    barrier_max: float = arg(10.0, "cap on the barrier coefficient")
+    # logging, exports, checkpoints
+    log_freq: int = arg(100, "steps between metric rows in metrics.jsonl")
+    plot_freq: int = arg(1000, "steps between eigenvector exports (learned_eigenvectors_step_S)")
+    checkpoint_freq: int = arg(1000, "steps between checkpoints (one is always written at the end)")
+    plot_during_training: bool = arg(False, "render PNGs of each export in a separate process")
+
+    def validate(self) -> None:
+        """Raise ValueError with one line for the first nonsensical value."""
+        positive = ("num_envs", "num_steps", "max_episode_length", "num_eigenvectors",
+                    "hidden_layers", "hidden_size", "batch_size", "log_freq", "plot_freq",
+                    "checkpoint_freq")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.num_gradient_steps < 0:
+            raise ValueError("--num-gradient-steps must be at least 0")
+        if not 0.0 < self.gamma < 1.0:
+            raise ValueError("--gamma must lie strictly between 0 and 1")
+        for name in ("learning_rate", "lr_duals", "lr_barrier", "barrier_initial", "barrier_max"):
+            if not getattr(self, name) >= 0.0:
+                raise ValueError(f"--{name.replace('_', '-')} must be non-negative")
+        if self.doors < 0:
+            raise ValueError("--doors must be non-negative")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise ValueError("--device must be auto, cpu, cuda or cuda:N")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field; defaults are shown in --help."""
+    for f in dataclasses.fields(TrainConfig):
+        if f.name == "env":
+            continue
+        flags = [f"--{f.name.replace('_', '-')}", *f.metadata["aliases"]]
+        kind = {"int": int, "float": float, "str": str, "str | None": str}.get(str(f.type))
+        if f.type in ("bool", bool):
+            parser.add_argument(*flags, dest=f.name, action="store_true", help=f.metadata["help"])
+            continue
+        default = f" (default: {f.default})" if f.default is not None else ""
+        help_text = f.metadata["help"] + default
+        parser.add_argument(*flags, dest=f.name, type=kind, default=None,
+                            choices=f.metadata["choices"], help=help_text)
+
+
+def from_namespace(ns: argparse.Namespace, base: TrainConfig | None = None) -> TrainConfig:
+    """Fields given on the command line override `base` (or the defaults)."""
+    config = dataclasses.replace(base) if base else TrainConfig()
+    for f in dataclasses.fields(TrainConfig):
+        value = getattr(ns, f.name, None)
+        if value is not None and value is not False:
+            setattr(config, f.name, value)
+    return config
+
+
+def from_dict(data: dict) -> TrainConfig:
+    """Rebuild a config from run.json, ignoring keys this version does not know."""
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    return TrainConfig(**{k: v for k, v in data.items() if k in known})

@@ -1,0 +1,98 @@
+"""ALLO (Gomez, Bowling & Machado, ICLR 2024) and the GGDO baseline.
+
+Every loss is written over the representation table U (N, d) of all free cells and
+weights on cells: a pair weight matrix W (N, N) for the graph term and two state weight
+vectors w1, w2 (N,) for the constraint batches. A minibatch gives the weights as counts
+divided by the batch size (`batch_weights`); the exact expectation gives the pair law D
+and the state law rho (used by the tests). Both are the same estimator as gathering rows
+per sample, but the cost no longer grows with the batch.
+
+ALLO:  sum_i <u_i, L u_i>
+     + sum_{k<=j} beta_jk h_jk + b sum_{k<=j} h_jk h'_jk,
+       h_jk = E_c[u_j(c) [[u_k(c)]]] - delta_jk   ([[.]] stops the gradient)
+with h and h' from the two independent constraint batches, so the barrier's gradient is
+unbiased. The stop-gradient and the lower triangle make u_1 ignore u_2.., u_2 ignore
+u_3.., which breaks the rotation symmetry: the stable point is the eigenvectors
+themselves, with beta_ii = -2 lambda_i (docs/math.md).
+
+GGDO (Wang et al. 2021, generalised graph drawing): sum_i c_i <u_i, L u_i> with
+c_i = d - i + 1, plus b sum_{j,k} (E[u_j u_k] - delta_jk)^2 with a fixed b; no duals,
+no stop-gradients.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class Terms:
+    total: torch.Tensor
+    graph: torch.Tensor
+    dual: torch.Tensor
+    barrier: torch.Tensor
+    constraint: torch.Tensor  # (d, d) lower-triangular h, mean of the two batches
+    barrier_signal: torch.Tensor  # sum h * h', the unbiased squared constraint error
+    graph_per_vector: torch.Tensor  # (d,) detached <u_i, L u_i> estimates
+
+
+@dataclass
+class Weights:
+    pairs: torch.Tensor  # (N, N) weight of each (s, s'); sums to 1
+    states1: torch.Tensor  # (N,) first constraint batch; sums to 1
+    states2: torch.Tensor  # (N,) second, independent constraint batch
+
+
+def batch_weights(batch: torch.Tensor, n: int) -> Weights:
+    """Counts of a (4, B) batch of cell indices (rows s, s', c1, c2), divided by B."""
+    size = batch.shape[1]
+    pairs = torch.bincount(batch[0] * n + batch[1], minlength=n * n).view(n, n)
+    states1 = torch.bincount(batch[2], minlength=n)
+    states2 = torch.bincount(batch[3], minlength=n)
+    scale = 1.0 / size
+    return Weights(pairs.float() * scale, states1.float() * scale, states2.float() * scale)
+
+
+def graph_term(table: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
+    """Per-eigenvector 1/2 sum_ss' W(s,s') (u(s) - u(s'))^2 -> (d,); = <u_i, L u_i>_rho."""
+    degree = pairs.sum(dim=1) + pairs.sum(dim=0)  # (N,)
+    return 0.5 * (degree[:, None] * table.pow(2)).sum(dim=0) - (table * (pairs @ table)).sum(0)
+
+
+def stopgrad_gram(table: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
+    """G_jk = E[u_j [[u_k]]], (d, d): gradient flows only through the first factor."""
+    return (table * states[:, None]).T @ table.detach()
+
+
+def allo_terms(
+    table: torch.Tensor, weights: Weights, duals: torch.Tensor, barrier: torch.Tensor
+) -> Terms:
+    d = table.shape[1]
+    lower = torch.ones(d, d, device=table.device).tril()
+    eye = torch.eye(d, device=table.device)
+    h1 = (stopgrad_gram(table, weights.states1) - eye) * lower
+    h2 = (stopgrad_gram(table, weights.states2) - eye) * lower
+    per_vector = graph_term(table, weights.pairs)
+    graph = per_vector.sum()
+    dual = (duals * (h1 + h2)).sum() * 0.5
+    signal = (h1 * h2).sum()
+    barrier_loss = barrier * signal
+    return Terms(graph + dual + barrier_loss, graph, dual, barrier_loss,
+                 0.5 * (h1 + h2).detach(), signal.detach(), per_vector.detach())
+
+
+def ggdo_terms(table: torch.Tensor, weights: Weights, barrier: torch.Tensor) -> Terms:
+    d = table.shape[1]
+    coefficients = torch.arange(d, 0, -1, device=table.device, dtype=table.dtype)
+    eye = torch.eye(d, device=table.device)
+    g1 = (table * weights.states1[:, None]).T @ table - eye
+    g2 = (table * weights.states2[:, None]).T @ table - eye
+    per_vector = graph_term(table, weights.pairs)
+    graph = (coefficients * per_vector).sum()
+    signal = (g1 * g2).sum()
+    barrier_loss = barrier * signal
+    zero = torch.zeros((), device=table.device)
+    return Terms(graph + barrier_loss, graph, zero, barrier_loss,
+                 (0.5 * (g1 + g2)).tril().detach(), signal.detach(), per_vector.detach())

@@ -1,0 +1,89 @@
+"""`allo train`: flags from TrainConfig, a progress bar on stderr, the run path last on stdout."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from allo import config as config_module
+from allo.config import TrainConfig
+
+# Flags that may change when a run is resumed; everything else must stay as it was.
+RESUME_OVERRIDABLE = {"num_gradient_steps", "device", "plot_during_training", "log_freq",
+                      "plot_freq", "checkpoint_freq"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="allo train",
+        description="Train ALLO on a gridworld layout and export a run directory.",
+        epilog="Example: allo train room4 --steps 5000 --seed 1",
+    )
+    parser.add_argument("env", nargs="?", default=None,
+                        help=f"built-in layout (default: {TrainConfig.env}; see `allo envs`)")
+    parser.add_argument("--resume", metavar="RUN_DIR", default=None,
+                        help="continue a run from its last checkpoint")
+    config_module.add_arguments(parser)
+    return parser
+
+
+def fail(message: str) -> int:
+    print(f"allo train: {message}", file=sys.stderr)
+    return 2
+
+
+def resolve_config(args: argparse.Namespace) -> tuple[TrainConfig, Path | None]:
+    if args.resume is None:
+        if args.env is not None:
+            args.env_file = args.env_file  # a positional name picks a built-in
+        cfg = config_module.from_namespace(args)
+        if args.env is not None:
+            cfg.env = args.env
+        return cfg, None
+    from allo import rundir
+
+    run = Path(args.resume)
+    info = rundir.RunReader(run).info()
+    base = config_module.from_dict(info.get("config") or {})
+    given = {name for name, value in vars(args).items()
+             if value not in (None, False) and name not in ("resume", "env")}
+    fixed = sorted(given - RESUME_OVERRIDABLE)
+    if fixed or args.env is not None:
+        names = ", ".join("--" + n.replace("_", "-") for n in fixed) or "the environment"
+        raise ValueError(f"cannot change {names} when resuming; start a new run instead")
+    return config_module.from_namespace(args, base), run
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        cfg, resume = resolve_config(args)
+    except ValueError as err:
+        return fail(str(err))
+    except Exception as err:  # RunDirError and friends: one line
+        return fail(str(err))
+
+    # torch is imported here, after the flags are known to be sane
+    from allo.progress import TrainProgress
+    from allo.train import TrainError, format_row, train
+
+    started = time.perf_counter()
+    try:
+        with TrainProgress(cfg.num_gradient_steps) as bar:
+            outcome = train(cfg, resume=resume, progress=bar.update, announce=bar.log)
+    except TrainError as err:
+        return fail(str(err))
+    row = outcome.last_row
+    quality = format_row(row) if row else "no metrics logged"
+    wall = time.perf_counter() - started
+    if outcome.status == "finished":
+        print(f"{outcome.status}: {quality}  train {outcome.wall:.1f}s  total {wall:.1f}s")
+    else:
+        info_line = f"{outcome.status}: {quality}"
+        print(info_line, file=sys.stderr)
+        if outcome.status == "interrupted":
+            print(f"resume with: allo train --resume {outcome.run_dir}", file=sys.stderr)
+    print(outcome.run_dir)
+    return outcome.exit_code

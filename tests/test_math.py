@@ -1,0 +1,211 @@
+"""Every numbered formula of docs/math.md, checked numerically."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from allo.data import PairSampler, collect
+from allo.layouts import add_random_doors, load_builtin, parse_layout
+from allo.metrics import cosine_similarities
+from allo.objective import Weights, allo_terms, graph_term
+from allo.spectrum import (
+    alive_mass,
+    episode_start_density,
+    ground_truth,
+    horizon_weights,
+    pair_law,
+)
+
+GRID5 = "\n".join(["....."] * 5)
+# A small room with a goal: short episodes, resets and absorbing goals all matter.
+GOAL_ROOM = """\
+XXXXXXX
+X    GX
+X XX  X
+X     X
+XXXXXXX
+"""
+
+
+def test_transition_rows_sum_to_one_and_hand_checked_cells():  # (1)
+    layout = load_builtin("room4")
+    matrix = layout.transition_matrix()
+    np.testing.assert_allclose(matrix.sum(axis=1), 1.0)
+    np.testing.assert_allclose(matrix, matrix.T)  # no doors: symmetric
+    index = layout.cell_index()
+    corner = index[(1, 1)]  # walls up and left: half the moves stay
+    assert matrix[corner, corner] == pytest.approx(0.5)
+    assert matrix[corner, index[(1, 2)]] == pytest.approx(0.25)
+    assert matrix[corner, index[(2, 1)]] == pytest.approx(0.25)
+    doorway = index[(3, 6)]  # the gap in the middle wall of the top rooms
+    assert matrix[doorway, doorway] == pytest.approx(0.5)
+    assert matrix[doorway, index[(3, 5)]] == pytest.approx(0.25)
+    assert matrix[doorway, index[(3, 7)]] == pytest.approx(0.25)
+
+
+def test_one_way_door_blocks_only_its_reverse():  # (1)
+    layout = parse_layout(GRID5)
+    layout.doors = [((2, 2), (2, 3))]
+    matrix = layout.transition_matrix()
+    index = layout.cell_index()
+    a, b = index[(2, 2)], index[(2, 3)]
+    assert matrix[a, b] == pytest.approx(0.25)
+    assert matrix[b, a] == 0.0
+    assert matrix[b, b] == pytest.approx(0.25)
+    np.testing.assert_allclose(matrix.sum(axis=1), 1.0)
+
+
+def test_random_doors_are_recorded_and_reproducible():
+    first = add_random_doors(load_builtin("room4"), 5, seed=3).doors
+    again = add_random_doors(load_builtin("room4"), 5, seed=3).doors
+    assert first == again and len(first) == 5
+    assert add_random_doors(load_builtin("room4"), 5, seed=4).doors != first
+
+
+def test_renewal_density_matches_collected_episodes():  # (2)
+    layout = parse_layout(GOAL_ROOM)
+    num_steps, max_len = 60, 8
+    _, lengths = alive_mass(layout, max_len)
+    np.testing.assert_allclose(lengths.sum(), 1.0)
+    expected_starts = episode_start_density(lengths, num_steps).sum()
+    data = collect(layout, num_envs=20000, num_steps=num_steps, max_episode_length=max_len, seed=0)
+    episodes = len(np.unique(data.episode_last))
+    assert episodes / 20000 == pytest.approx(expected_starts, rel=0.01)
+
+
+@pytest.mark.parametrize("num_steps,max_len", [(60, 8), (50, 50), (30, 100)])
+def test_horizon_weights_count_every_step(num_steps, max_len):  # (3)
+    layout = parse_layout(GOAL_ROOM)
+    weights = horizon_weights(layout, num_steps, max_len)
+    assert weights.sum() == pytest.approx(num_steps)
+    assert (weights >= 0).all()
+
+
+def test_offset_law_is_geometric_chi_square():  # (4)
+    layout = load_builtin("empty")
+    data = collect(layout, num_envs=10, num_steps=5000, max_episode_length=5000, seed=0)
+    gamma = 0.8
+    sampler = PairSampler(data, gamma, torch.device("cpu"), seed=0)
+    draws = sampler.offsets(torch.rand(100_000, generator=sampler.generator)).numpy()
+    assert draws.min() >= 1
+    ks = np.arange(1, 16)
+    observed = np.array([(draws == k).sum() for k in ks] + [(draws >= 16).sum()])
+    probs = np.append((1 - gamma) * gamma ** (ks - 1), gamma**15)
+    expected = probs * len(draws)
+    chi2 = ((observed - expected) ** 2 / expected).sum()
+    assert chi2 < 37.7  # 99.9% quantile of chi-square with 15 degrees of freedom
+    # a wrong law (gamma off by 0.02) must fail the same check
+    wrong = np.append((1 - 0.78) * 0.78 ** (ks - 1), 0.78**15) * len(draws)
+    assert ((observed - wrong) ** 2 / wrong).sum() > 37.7
+
+
+def test_offset_recursion_matches_direct_sum():  # (5)
+    layout = parse_layout(GOAL_ROOM)
+    from allo.spectrum import absorbing_transitions
+
+    p = absorbing_transitions(layout)
+    gamma, tau = 0.7, 6
+    direct = sum((1 - gamma) * gamma ** (k - 1) * np.linalg.matrix_power(p, k)
+                 for k in range(1, tau))
+    direct = direct + gamma ** (tau - 1) * np.linalg.matrix_power(p, tau)
+    recursive = p.copy()
+    for _ in range(tau - 1):
+        recursive = (1 - gamma) * p + gamma * p @ recursive
+    np.testing.assert_allclose(recursive, direct, atol=1e-12)
+    np.testing.assert_allclose(direct.sum(axis=1), 1.0)
+
+
+def test_sampler_draws_from_the_exact_pair_law():  # (6)
+    layout = parse_layout(GOAL_ROOM)
+    gamma, num_steps, max_len = 0.8, 40, 6
+    law = pair_law(layout, gamma, num_steps, max_len)
+    assert law.sum() == pytest.approx(1.0)
+    data = collect(layout, num_envs=40000, num_steps=num_steps, max_episode_length=max_len,
+                   seed=1)
+    sampler = PairSampler(data, gamma, torch.device("cpu"), seed=1)
+    n = layout.num_free
+    counts = np.zeros(n * n)
+    for _ in range(20):
+        s, s_next = sampler.pairs(100_000)
+        counts += np.bincount((s * n + s_next).numpy(), minlength=n * n)
+    empirical = counts.reshape(n, n) / counts.sum()
+    total_variation = 0.5 * np.abs(empirical - law).sum()
+    assert total_variation < 0.01
+    # the law without truncation at the episode's end is measurably different
+    untruncated = pair_law(layout, gamma, num_steps=10**4, max_len=10**4)
+    assert 0.5 * np.abs(empirical - untruncated).sum() > 3 * total_variation
+
+
+def test_constraint_states_follow_rho():  # (4): the coin gives the symmetrised marginal
+    layout = parse_layout(GOAL_ROOM)
+    gamma, num_steps, max_len = 0.8, 40, 6
+    truth = ground_truth(layout, gamma, num_steps, max_len)
+    data = collect(layout, num_envs=40000, num_steps=num_steps, max_episode_length=max_len,
+                   seed=2)
+    sampler = PairSampler(data, gamma, torch.device("cpu"), seed=2)
+    states = sampler.batch(500_000)[2:].reshape(-1).numpy()
+    empirical = np.bincount(states, minlength=layout.num_free) / len(states)
+    assert 0.5 * np.abs(empirical - truth.rho).sum() < 0.01
+
+
+@pytest.mark.parametrize("doors", [0, 6])
+def test_operator_is_a_reversible_laplacian(doors):  # (7), (8)
+    layout = add_random_doors(load_builtin("room4"), doors, seed=0)
+    truth = ground_truth(layout, gamma=0.9, num_steps=200, max_len=200)
+    kernel = truth.pair_law / truth.rho[:, None]
+    np.testing.assert_allclose(kernel.sum(axis=1), 1.0, atol=1e-12)
+    np.testing.assert_allclose(truth.rho[:, None] * kernel, (truth.rho[:, None] * kernel).T)
+    values = truth.eigenvalues
+    assert values[0] == pytest.approx(0.0, abs=1e-10)
+    assert (values >= 0).all() and (values <= 2 + 1e-12).all()
+    assert np.all(np.diff(values) >= -1e-12)
+    vectors = truth.eigenvectors
+    # L u = lambda u, and the u are rho-orthonormal
+    laplacian = np.eye(layout.num_free) - kernel
+    np.testing.assert_allclose(laplacian @ vectors, vectors * values, atol=1e-10)
+    gram = vectors.T @ (truth.rho[:, None] * vectors)
+    np.testing.assert_allclose(gram, np.eye(layout.num_free), atol=1e-10)
+
+
+def test_graph_term_equals_rho_quadratic_form():  # (9)
+    layout = parse_layout(GOAL_ROOM)
+    truth = ground_truth(layout, gamma=0.8, num_steps=40, max_len=6)
+    rng = np.random.default_rng(0)
+    u = rng.normal(size=(layout.num_free, 3))
+    raw = pair_law(layout, 0.8, 40, 6)  # not symmetrised: the term only sees D_sym
+    direct = 0.5 * np.einsum("st,si->i", raw, u**2) + 0.5 * np.einsum("st,ti->i", raw, u**2)
+    direct -= np.einsum("st,si,ti->i", raw, u, u)
+    laplacian = np.eye(layout.num_free) - truth.pair_law / truth.rho[:, None]
+    quadratic = np.einsum("si,s,si->i", u, truth.rho, laplacian @ u)
+    np.testing.assert_allclose(direct, quadratic, rtol=1e-10)
+    term = graph_term(torch.tensor(u), torch.tensor(raw)).numpy()
+    np.testing.assert_allclose(term, quadratic, rtol=1e-8)
+
+
+def test_exact_allo_recovers_spectrum():  # (10)
+    """Full-batch ALLO on exact expectations: lambda_i = -beta_ii / 2 and the vectors."""
+    layout = parse_layout(GRID5)
+    truth = ground_truth(layout, gamma=0.9, num_steps=100, max_len=100)
+    d = 4
+    torch.manual_seed(0)
+    pairs = torch.tensor(truth.pair_law)
+    rho = torch.tensor(truth.rho)
+    weights = Weights(pairs, rho, rho)
+    table = torch.nn.Parameter(torch.randn(layout.num_free, d, dtype=torch.float64) * 0.1)
+    optimizer = torch.optim.Adam([table], lr=0.01)
+    duals = torch.zeros(d, d, dtype=torch.float64)
+    barrier = torch.tensor(2.0, dtype=torch.float64)
+    for _ in range(6000):
+        terms = allo_terms(table, weights, duals, barrier)
+        optimizer.zero_grad()
+        terms.total.backward()
+        optimizer.step()
+        with torch.no_grad():
+            duals += 0.1 * terms.constraint
+    estimates = -torch.diagonal(duals).numpy() / 2
+    np.testing.assert_allclose(estimates, truth.eigenvalues[:d], atol=1e-3)
+    cos = cosine_similarities(table.detach().numpy(), truth.eigenvectors[:, : d + 1],
+                              truth.eigenvalues[: d + 1])
+    assert cos.min() >= 0.999

@@ -140,6 +140,19 @@ class RunData:
 
         return self._once("gt", load)
 
+    def ground_truth_values(self) -> np.ndarray:
+        """Only gt_eigenvalues.npy: curve figures must not depend on the vectors file."""
+        if "gt" in self._cache:
+            return self._cache["gt"][0]
+
+        def load():
+            path = self.reader.path / rundir.GT_EIGENVALUES
+            if not path.exists():
+                raise NotYet(f"{rundir.GT_EIGENVALUES} not written yet")
+            return rundir.load_npy(path, ndim=1)
+
+        return self._once("gt_values", load)
+
     def learned(self, step: int | str) -> np.ndarray:
         if step == "final":
             path = self.reader.final_path()
@@ -215,6 +228,17 @@ def _columns(count: int) -> int:
 
 def _grid_figure(data: RunData, kind: str, title: str, subtitle: str, panels, **extra):
     env = data.env()
+    marks = [
+        text
+        for present, text in (
+            (env.start is not None, "● start"),
+            (bool(env.goals), "□ goal"),
+            (bool(env.doors), "→ one-way door"),
+        )
+        if present
+    ]
+    if marks:
+        subtitle = f"{subtitle} · {', '.join(marks)}"
     vmax = max(
         (float(np.nanmax(np.abs(p.values))) for p in panels if np.isfinite(p.values).any()),
         default=1.0,
@@ -404,7 +428,7 @@ def dual_variables_figure(data: RunData, eigenvectors: list[int] | None = None) 
     steps, estimates = rundir.vector_series(rows, "eig/estimate")
     if not len(steps):
         raise NotYet("metrics rows hold no eig/estimate yet")
-    truth, _ = data.ground_truth()
+    truth = data.ground_truth_values()
     d = min(estimates.shape[1], len(truth))
     chosen = _select(d, eigenvectors)
     has_duals = any("dual/diag" in row for row in rows)

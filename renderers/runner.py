@@ -8,9 +8,7 @@ under spawn. Only plain data (paths, names, numbers) crosses a process boundary.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -153,6 +151,10 @@ def run_jobs(
             prepare()
     except RendererError:
         pass  # draw() reports it per figure
+    # Imported here: the single-process path (text, one figure) does not pay for them.
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
     shares = _shares(jobs, workers)
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")

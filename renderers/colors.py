@@ -45,7 +45,8 @@ PALETTE = (
 
 
 def line_color(index: int) -> str:
-    return PALETTE[index % len(PALETTE)]
+    """Palette colour by index; a negative index is black (summary lines such as means)."""
+    return "#000000" if index < 0 else PALETTE[index % len(PALETTE)]
 
 
 def hex_to_rgb(color: str) -> tuple[int, int, int]:

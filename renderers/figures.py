@@ -469,7 +469,7 @@ def cosine_figure(data: RunData, eigenvectors: list[int] | None = None) -> Curve
     if not len(steps):
         raise NotYet("metrics rows hold no cos/per_vector yet")
     lines = [Line(f"e{i}", steps, cos[:, i], i) for i in _select(cos.shape[1], eigenvectors)]
-    mean = _scalar(rows, "cos/mean", "mean", 7, bold=True, dashed=True)
+    mean = _scalar(rows, "cos/mean", "mean", -1, bold=True, dashed=True)
     if mean is not None:
         lines.append(mean)
     panel = CurvePanel(

@@ -1,0 +1,205 @@
+"""`allo render RUN`: figures from a run directory, on demand, while it trains or after.
+
+    allo render results/room4/<run>                       # every figure, PNG, in RUN/plots
+    allo render results/room4/<run> --latest-only         # newest export only (fast)
+    allo render results/room4/<run> --format text --latest-only   # in the terminal
+    allo render results/room4/<run> --format svg --steps 1000,5000 --eigenvectors 0,1,2
+
+Incremental: a figure newer than its input files is skipped unless --force, so calling
+this every 30 s during training costs almost nothing. Exit 0 when every figure that the
+data allows was made, 1 when some figure failed (corrupt file), 2 for usage errors or a
+missing / non-run directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from allo import rundir
+from renderers import RendererError, RenderOptions, available, entry_point_target, load
+from renderers.plan import Selection, inside_run_outside_plots, is_current, make_plan
+from renderers.runner import CURRENT, FAILED, MADE, NOT_YET, Outcome, default_jobs, run_jobs
+
+PROG = "allo render"
+
+
+class UsageError(Exception):
+    """Bad arguments or a path that is not a run: one line, exit 2."""
+
+
+def int_list(text: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from None
+    if not values or any(v < 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected non-negative integers, got {text!r}")
+    return values
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        description="Figures from a run directory (png, svg or text), written to RUN/plots.",
+    )
+    p.add_argument("run", nargs="?", help="run directory (holds run.json)")
+    p.add_argument("--format", default="png", help="png | svg | text, or an installed plugin")
+    p.add_argument("--skip-ground-truth", action="store_true", help="no ground-truth figure")
+    p.add_argument("--skip-learned", action="store_true", help="no per-export figures")
+    p.add_argument(
+        "--skip-metrics",
+        action="store_true",
+        help="no learning_curves, dual_variable_evolution, cosine_similarity",
+    )
+    p.add_argument("--skip-comparison", action="store_true", help="no final_comparison")
+    p.add_argument(
+        "--latest-only", action="store_true", help="only the export with the highest step number"
+    )
+    p.add_argument("--steps", type=int_list, help="only these export steps, e.g. 1000,5000")
+    p.add_argument(
+        "--eigenvectors", type=int_list, help="only these eigenvectors (0-based), e.g. 0,1,2"
+    )
+    p.add_argument("--dpi", type=int, default=100, help="PNG resolution (default 100)")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help="processes working in parallel (default: number of cores)",
+    )
+    p.add_argument("--force", action="store_true", help="redo figures that are up to date")
+    p.add_argument("--list-formats", action="store_true", help="list installed renderers")
+    p.add_argument("--quiet", action="store_true", help="print nothing unless an error")
+    p.add_argument(
+        "--out", type=Path, help="write files here instead (text: instead of printing to stdout)"
+    )
+    return p
+
+
+def list_formats() -> int:
+    for name in available():
+        target = entry_point_target(name)
+        try:
+            cls = load(name)
+            print(f"{name:<6} {cls.extension:<5} {target}")
+        except RendererError as err:
+            print(f"{name:<6} {'-':<5} {target}  ({err})")
+    return 0
+
+
+def summarize(outcomes: list[Outcome], seconds: float, where: str, stream) -> None:
+    counts = {s: sum(o.status == s for o in outcomes) for s in (MADE, CURRENT, NOT_YET, FAILED)}
+    parts = [
+        f"{counts[MADE]} made",
+        f"{counts[CURRENT]} up to date",
+        f"{counts[NOT_YET]} not yet possible",
+    ]
+    if counts[FAILED]:
+        parts.append(f"{counts[FAILED]} failed")
+    print(f"{PROG}: {', '.join(parts)} in {seconds:.2f} s{where}", file=stream)
+    for outcome in outcomes:
+        if outcome.status == NOT_YET:
+            print(f"  not yet: {outcome.stem}: {outcome.message}", file=stream)
+
+
+def main(argv: list[str]) -> int:
+    try:
+        args = parser().parse_args(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    if args.list_formats:
+        return list_formats()
+    try:
+        return render(args)
+    except UsageError as err:
+        print(f"{PROG}: {err}", file=sys.stderr)
+        return 2
+
+
+def render(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    if not args.run:
+        raise UsageError("missing the run directory (allo render RUN)")
+    if args.dpi < 10 or args.dpi > 1200:
+        raise UsageError(f"--dpi {args.dpi}: choose 10..1200")
+    try:
+        reader = rundir.RunReader(args.run)
+        renderer = load(args.format)
+    except (rundir.RunDirError, RendererError) as err:
+        raise UsageError(str(err)) from None
+    out_dir = args.out
+    if out_dir is not None:
+        inside = inside_run_outside_plots(out_dir)
+        if inside is not None:
+            raise UsageError(f"--out {out_dir}: lies inside run {inside}; use its plots/")
+    to_stdout = args.format == "text" and out_dir is None
+    selection = Selection(
+        ground_truth=not args.skip_ground_truth,
+        learned=not args.skip_learned,
+        metrics=not args.skip_metrics,
+        comparison=not args.skip_comparison,
+        latest_only=args.latest_only,
+        steps=args.steps,
+        eigenvectors=args.eigenvectors,
+    )
+    plan = make_plan(reader, selection)
+    outcomes = [Outcome(stem, NOT_YET, why) for stem, why in plan.not_yet]
+    todo = []
+    for job in plan.jobs:
+        if not (args.force or to_stdout):
+            try:
+                target = (
+                    rundir.safe_plot_path(reader.path, job.stem + renderer.extension)
+                    if out_dir is None
+                    else out_dir / (job.stem + renderer.extension)
+                )
+            except rundir.RunDirError as err:
+                outcomes.append(Outcome(job.stem, FAILED, str(err)))
+                continue
+            if is_current(target, reader.path, job):
+                outcomes.append(Outcome(job.stem, CURRENT, path=str(target)))
+                continue
+        todo.append(job)
+    options = RenderOptions(
+        dpi=args.dpi,
+        color=not os.environ.get("NO_COLOR")
+        and (not to_stdout or sys.stdout.isatty() or bool(os.environ.get("FORCE_COLOR"))),
+        width=_text_width(to_stdout),
+    )
+    if todo:
+        outcomes += run_jobs(
+            reader.path,
+            args.format,
+            options,
+            todo,
+            args.eigenvectors,
+            out_dir,
+            to_stdout,
+            args.jobs or default_jobs(),
+        )
+    for outcome in outcomes:
+        if outcome.text is not None:
+            sys.stdout.write(outcome.text if outcome.text.endswith("\n") else outcome.text + "\n")
+    for outcome in outcomes:
+        if outcome.status == FAILED:
+            print(f"{PROG}: {outcome.stem}: {outcome.message}", file=sys.stderr)
+    if not args.quiet:
+        where = "" if to_stdout else f" -> {out_dir or reader.plots_dir}"
+        summarize(
+            outcomes, time.perf_counter() - started, where, sys.stderr if to_stdout else sys.stdout
+        )
+    return 1 if any(o.status == FAILED for o in outcomes) else 0
+
+
+def _text_width(to_stdout: bool) -> int:
+    if to_stdout and sys.stdout.isatty():
+        try:
+            return max(60, os.get_terminal_size().columns)
+        except OSError:
+            pass
+    return int(os.environ.get("COLUMNS", "0") or 0) or 120

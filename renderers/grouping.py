@@ -1,0 +1,131 @@
+"""Which runs are seeds of one setting, and their curves on a shared step axis.
+
+Two runs belong to one group when their run.json `config` objects are equal after
+dropping bookkeeping fields (BOOKKEEPING): seeds, where results go, device, logging and
+export frequencies, resume and plotting switches. Everything else (layout, d, gamma,
+learning rates, barrier, steps, ...) defines the setting.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from allo import rundir
+from renderers.figures import clean
+from renderers.stats import mean_interval
+
+BOOKKEEPING = frozenset(
+    {
+        "seed",
+        "door_seed_offset",
+        "run_dir",
+        "results_dir",
+        "exp_number",
+        "exp",
+        "resume",
+        "device",
+        "plot_during_training",
+        "log_freq",
+        "plot_freq",
+        "export_freq",
+        "checkpoint_freq",
+        "keep_checkpoints",
+        "quiet",
+        "verbose",
+        "progress",
+        "name",
+        "num_threads",
+        "compile",
+    }
+)
+
+
+@dataclass
+class RunSummary:
+    path: str
+    name: str
+    status: str
+    config: dict
+    rows: list[dict]
+    wall_time: float | None
+
+    @property
+    def final_step(self) -> int | None:
+        return self.rows[-1]["step"] if self.rows else None
+
+    def final(self, key: str) -> float:
+        steps, values = rundir.series(self.rows, key)
+        return float(values[-1]) if len(values) else float("nan")
+
+
+@dataclass
+class Group:
+    key: str
+    config: dict
+    runs: list[RunSummary] = field(default_factory=list)
+    label: str = ""
+
+
+def setting(info: dict) -> dict:
+    """The run's configuration without bookkeeping fields."""
+    config = info.get("config")
+    if not isinstance(config, dict):  # older runs: what defines the setting anyway
+        config = {k: info.get(k) for k in ("objective", "d", "gamma")}
+        env = info.get("env")
+        config["env"] = env.get("name") if isinstance(env, dict) else None
+    return {k: v for k, v in config.items() if k not in BOOKKEEPING}
+
+
+def group_runs(runs: list[RunSummary]) -> list[Group]:
+    """Groups in order of first appearance, each labelled by what sets it apart."""
+    groups: dict[str, Group] = {}
+    for run in runs:
+        key = json.dumps(rundir.to_json_safe(run.config), sort_keys=True)
+        groups.setdefault(key, Group(key, run.config)).runs.append(run)
+    ordered = list(groups.values())
+    keys = sorted({k for g in ordered for k in g.config})
+    differing = [k for k in keys if len({json.dumps(g.config.get(k)) for g in ordered}) > 1]
+    for index, group in enumerate(ordered):
+        parts = [f"{k}={_short(group.config.get(k))}" for k in differing]
+        if not parts:
+            env = group.config.get("env", "?")
+            parts = [f"{env}", f"{group.config.get('objective', '')}".strip()]
+        group.label = clean(" ".join(p for p in parts if p), 60) or f"setting {index + 1}"
+    return ordered
+
+
+def _short(value) -> str:
+    if value is None:
+        return "unset"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def aligned(runs: list[RunSummary], key: str) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, values[n_runs, T]) on the union of logged steps inside the common range.
+
+    Runs that log the same steps (the usual case) are read exactly; otherwise each run is
+    linearly interpolated between its own rows. Steps outside a run's range are not
+    extrapolated: the range is where every run has data.
+    """
+    series = [rundir.series(run.rows, key) for run in runs]
+    series = [(s, v) for s, v in series if len(s)]
+    if not series:
+        return np.zeros(0, dtype=np.int64), np.zeros((0, 0))
+    low = max(int(s[0]) for s, _ in series)
+    high = min(int(s[-1]) for s, _ in series)
+    steps = np.unique(np.concatenate([s for s, _ in series]))
+    steps = steps[(steps >= low) & (steps <= high)]
+    values = np.stack([np.interp(steps, s, v) for s, v in series])
+    return steps, values
+
+
+def band(runs: list[RunSummary], key: str):
+    """(steps, mean, low, high) across runs; low/high NaN for a single run."""
+    steps, values = aligned(runs, key)
+    if not len(steps):
+        return steps, np.zeros(0), np.zeros(0), np.zeros(0)
+    mean, low, high = mean_interval(values, axis=0)
+    return steps, mean, low, high

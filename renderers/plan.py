@@ -1,0 +1,144 @@
+"""Which figures a render makes, from which files, and whether each is already current.
+
+A figure is current when its output file is newer than every input file it is drawn
+from. run.json is deliberately not an input: the trainer rewrites it at every log step
+(heartbeat), and the layout in it never changes during a run. Options that change a
+picture (--eigenvectors, --dpi) are not tracked either: use --force after changing them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from allo import rundir
+
+GT_FILES = (rundir.GT_EIGENVALUES, rundir.GT_EIGENVECTORS)
+METRIC_KINDS = ("learning_curves", "dual_variable_evolution", "cosine_similarity")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One figure: its output stem, the renderer method, and the run files it reads."""
+
+    stem: str
+    kind: str
+    inputs: tuple[str, ...]
+    step: int | str | None = None  # the export drawn (learned figures)
+    cost: int = 1  # rough relative work, for balancing processes
+
+
+@dataclass
+class Selection:
+    """The CLI's choice of figures."""
+
+    ground_truth: bool = True
+    learned: bool = True
+    metrics: bool = True
+    comparison: bool = True
+    latest_only: bool = False
+    steps: list[int] | None = None
+    eigenvectors: list[int] | None = None
+
+
+@dataclass
+class Plan:
+    jobs: list[Job] = field(default_factory=list)
+    not_yet: list[tuple[str, str]] = field(default_factory=list)  # (figure, why)
+
+
+def metrics_source(run: Path) -> str:
+    """metrics.jsonl, or metrics_history.json for runs from older tools."""
+    if not (run / rundir.METRICS_JSONL).exists() and (run / rundir.METRICS_HISTORY).exists():
+        return rundir.METRICS_HISTORY
+    return rundir.METRICS_JSONL
+
+
+def learned_stem(step: int) -> str:
+    return f"learned_eigenvectors_step_{int(step)}"
+
+
+def make_plan(reader: rundir.RunReader, selection: Selection, d_hint: int = 10) -> Plan:
+    plan = Plan()
+    run = reader.path
+    panels = len(selection.eigenvectors) if selection.eigenvectors else d_hint
+    if selection.ground_truth:
+        plan.jobs.append(
+            Job("ground_truth_eigenvectors", "ground_truth_eigenvectors", GT_FILES, cost=panels)
+        )
+    if selection.learned:
+        steps = reader.export_steps()  # sorted by number: 999 < 1000 < 10000
+        if selection.steps:
+            wanted = set(selection.steps)
+            for step in sorted(wanted - set(steps)):
+                plan.not_yet.append((learned_stem(step), f"no export for step {step}"))
+            steps = [s for s in steps if s in wanted]
+        if selection.latest_only and steps:
+            steps = steps[-1:]
+        if not steps and not selection.steps:
+            plan.not_yet.append(("learned_eigenvectors_step_*", "no learned export yet"))
+        for step in steps:
+            plan.jobs.append(
+                Job(
+                    learned_stem(step),
+                    "learned_eigenvectors",
+                    (rundir.export_name(step), *GT_FILES),
+                    step=step,
+                    cost=panels,
+                )
+            )
+    if selection.comparison:
+        plan.jobs.append(
+            Job(
+                "final_comparison",
+                "final_comparison",
+                (rundir.FINAL_LEARNED, *GT_FILES),
+                step="final",
+                cost=2 * panels,
+            )
+        )
+    if selection.metrics:
+        source = metrics_source(run)
+        plan.jobs.append(Job("learning_curves", "learning_curves", (source,), cost=6))
+        plan.jobs.append(
+            Job(
+                "dual_variable_evolution",
+                "dual_variable_evolution",
+                (source, rundir.GT_EIGENVALUES),
+                cost=6,
+            )
+        )
+        plan.jobs.append(Job("cosine_similarity", "cosine_similarity", (source,), cost=4))
+    return plan
+
+
+def _mtime_ns(path: Path) -> int | None:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return None
+
+
+def is_current(target: Path, run: Path, job: Job) -> bool:
+    """The output exists and is strictly newer than every input (a missing input: no)."""
+    made = _mtime_ns(target)
+    if made is None:
+        return False
+    for name in job.inputs:
+        changed = _mtime_ns(run / name)
+        if changed is None or changed >= made:
+            return False
+    return True
+
+
+def inside_run_outside_plots(path: Path) -> Path | None:
+    """The run directory that `path` lies in but outside its plots/, if any."""
+    path = path.resolve()
+    for parent in (path, *path.parents):
+        if rundir.is_run_dir(parent):
+            plots = (parent / rundir.PLOTS).resolve()
+            if path != plots and plots not in path.parents:
+                return parent
+            return None
+    return None

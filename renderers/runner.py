@@ -1,0 +1,175 @@
+"""Make figures: build each description, draw it with a renderer, write it atomically.
+
+Work is split across processes by figure (`--jobs`). The parent draws one share itself
+and forks the rest after the renderer has imported its heavy dependencies (`prepare`),
+so children start warm; where fork is unavailable the same top-level function runs
+under spawn. Only plain data (paths, names, numbers) crosses a process boundary.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from allo import rundir
+from renderers import RendererError, RenderOptions, load
+from renderers import figures as figs
+from renderers.plan import Job
+
+MADE, CURRENT, NOT_YET, FAILED = "made", "up to date", "not yet possible", "failed"
+
+
+@dataclass
+class Outcome:
+    stem: str
+    status: str
+    message: str = ""
+    path: str | None = None
+    text: str | None = None  # the figure itself, when printed instead of written
+
+
+def build(data: figs.RunData, job: Job, eigenvectors: list[int] | None):
+    """The figure description for one job."""
+    if job.kind == "ground_truth_eigenvectors":
+        return figs.ground_truth_figure(data, eigenvectors)
+    if job.kind == "learned_eigenvectors":
+        return figs.learned_figure(data, job.step, eigenvectors)
+    if job.kind == "final_comparison":
+        return figs.final_comparison_figure(data, eigenvectors)
+    if job.kind == "learning_curves":
+        return figs.learning_curves_figure(data)
+    if job.kind == "dual_variable_evolution":
+        return figs.dual_variables_figure(data, eigenvectors)
+    if job.kind == "cosine_similarity":
+        return figs.cosine_figure(data, eigenvectors)
+    raise ValueError(f"unknown figure kind {job.kind!r}")
+
+
+def target_path(run: Path, out_dir: Path | None, stem: str, extension: str) -> Path:
+    if out_dir is None:
+        return rundir.safe_plot_path(run, stem + extension)
+    name = stem + extension
+    if "/" in name or "\\" in name or name.startswith("."):
+        raise rundir.RunDirError(f"refusing figure name {name!r}")
+    return out_dir / name
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
+
+
+def draw(
+    run: Path,
+    fmt: str,
+    options: RenderOptions,
+    jobs: list[Job],
+    eigenvectors: list[int] | None,
+    out_dir: Path | None,
+    to_stdout: bool,
+) -> list[Outcome]:
+    """Make `jobs` in this process; every problem becomes an Outcome, never an exception."""
+    outcomes: list[Outcome] = []
+    try:
+        renderer = load(fmt)(options)
+        data = figs.RunData(rundir.RunReader(run))
+    except (RendererError, rundir.RunDirError) as err:
+        return [Outcome(job.stem, FAILED, _one_line(err)) for job in jobs]
+    status = _status(data)
+    for job in jobs:
+        try:
+            figure = build(data, job, eigenvectors)
+            payload = getattr(renderer, job.kind)(figure)
+            if to_stdout:
+                outcomes.append(Outcome(job.stem, MADE, text=payload.decode("utf-8")))
+                continue
+            target = target_path(run, out_dir, job.stem, renderer.extension)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            rundir.atomic_write_bytes(target, payload)
+            outcomes.append(Outcome(job.stem, MADE, path=str(target)))
+        except figs.NotYet as err:
+            outcomes.append(Outcome(job.stem, NOT_YET, f"{err} (run {status})"))
+        except rundir.RunDirError as err:
+            outcomes.append(Outcome(job.stem, FAILED, _one_line(err)))
+        except NotImplementedError:
+            outcomes.append(Outcome(job.stem, FAILED, f"renderer {fmt!r} cannot draw {job.kind}"))
+        except Exception as err:  # a figure's bug must not cost the other figures
+            outcomes.append(Outcome(job.stem, FAILED, f"{type(err).__name__}: {_one_line(err)}"))
+    return outcomes
+
+
+def _status(data: figs.RunData) -> str:
+    try:
+        return f"is {rundir.effective_status(data.info())}"
+    except rundir.RunDirError:
+        return "status unknown"
+
+
+def _draw_plain(*args) -> list[dict]:
+    """Process entry point: plain dicts back across the boundary."""
+    return [asdict(o) for o in draw(*args)]
+
+
+def _shares(jobs: list[Job], count: int) -> list[list[Job]]:
+    """Split jobs into `count` shares of similar cost (largest first, to the lightest)."""
+    shares: list[list[Job]] = [[] for _ in range(count)]
+    loads = [0] * count
+    for job in sorted(jobs, key=lambda j: -j.cost):
+        lightest = loads.index(min(loads))
+        shares[lightest].append(job)
+        loads[lightest] += job.cost
+    return [share for share in shares if share]
+
+
+def default_jobs() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+def run_jobs(
+    run: Path,
+    fmt: str,
+    options: RenderOptions,
+    jobs: list[Job],
+    eigenvectors: list[int] | None,
+    out_dir: Path | None,
+    to_stdout: bool,
+    workers: int,
+) -> list[Outcome]:
+    """Make all jobs, in `workers` processes at most (this one included)."""
+    order = {job.stem: i for i, job in enumerate(jobs)}
+    workers = min(workers, len(jobs))
+    if workers <= 1 or to_stdout:
+        return draw(run, fmt, options, jobs, eigenvectors, out_dir, to_stdout)
+    try:
+        renderer = load(fmt)(options)
+        prepare = getattr(renderer, "prepare", None)
+        if callable(prepare):
+            prepare()
+    except RendererError:
+        pass  # draw() reports it per figure
+    # Imported here: the single-process path (text, one figure) does not pay for them.
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    shares = _shares(jobs, workers)
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    outcomes: list[Outcome] = []
+    with ProcessPoolExecutor(max_workers=len(shares) - 1, mp_context=context) as pool:
+        futures = [
+            pool.submit(_draw_plain, run, fmt, options, share, eigenvectors, out_dir, False)
+            for share in shares[1:]
+        ]
+        outcomes.extend(draw(run, fmt, options, shares[0], eigenvectors, out_dir, False))
+        for future, share in zip(futures, shares[1:], strict=False):
+            try:
+                outcomes.extend(Outcome(**o) for o in future.result())
+            except Exception as err:  # a worker that died takes only its own figures
+                outcomes.extend(
+                    Outcome(job.stem, FAILED, f"worker failed: {_one_line(err)}") for job in share
+                )
+    return sorted(outcomes, key=lambda o: order.get(o.stem, 0))

@@ -225,6 +225,15 @@ def load_npy(
     """Load a numeric .npy safely: never unpickles, checks dtype and shape."""
     path = Path(path)
     try:
+        with open(path, "rb") as handle:
+            magic = handle.read(6)
+    except FileNotFoundError:
+        raise RunDirError(f"{path}: file not found") from None
+    except OSError as err:
+        raise RunDirError(f"{path}: cannot read ({err.strerror})") from None
+    if magic != b"\x93NUMPY":
+        raise RunDirError(f"{path}: not a .npy file")
+    try:
         array = np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise RunDirError(f"{path}: file not found") from None

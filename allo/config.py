@@ -31,20 +31,21 @@ class TrainConfig:
     num_envs: int = arg(1000, "parallel environments collecting experience")
     num_steps: int = arg(1000, "random-policy steps per environment")
     max_episode_length: int = arg(1000, "steps before an episode is cut and restarted")
-    gamma: float = arg(0.9, "discount of the offset law: k ~ Geometric(1 - gamma), k >= 1")
+    gamma: float = arg(0.8, "discount of the offset law: k ~ Geometric(1 - gamma), k >= 1")
     # algorithm
     objective: str = arg("allo", "allo | ggdo (graph drawing baseline without duals)",
                          choices=("allo", "ggdo"))
     num_eigenvectors: int = arg(10, "d, the number of eigenvectors learned")
     hidden_layers: int = arg(4, "hidden layers of the MLP")
     hidden_size: int = arg(256, "units per hidden layer")
-    num_gradient_steps: int = arg(20000, "gradient steps", "--steps")
-    batch_size: int = arg(1024, "training pairs per step (and states per constraint batch)")
-    learning_rate: float = arg(1e-3, "Adam learning rate of the network")
-    lr_duals: float = arg(1e-2, "step size of gradient ascent on the dual variables")
-    barrier_initial: float = arg(1.0, "initial barrier coefficient b")
-    lr_barrier: float = arg(1.0, "growth rate of b per unit of squared constraint error")
-    barrier_max: float = arg(10.0, "cap on the barrier coefficient")
+    num_gradient_steps: int = arg(10000, "gradient steps", "--steps")
+    batch_size: int = arg(16384, "training pairs per step (and states per constraint batch)")
+    learning_rate: float = arg(3e-3, "Adam learning rate of the network at step 0")
+    lr_final_fraction: float = arg(0.1, "the learning rate decays linearly to this fraction")
+    lr_duals: float = arg(0.1, "step size of gradient ascent on the dual variables")
+    barrier_initial: float = arg(2.0, "initial barrier coefficient b")
+    lr_barrier: float = arg(0.1, "growth rate of b per unit of squared constraint error")
+    barrier_max: float = arg(3.0, "cap on the barrier coefficient")
     # logging, exports, checkpoints
     log_freq: int = arg(100, "steps between metric rows in metrics.jsonl")
     plot_freq: int = arg(1000, "steps between eigenvector exports (learned_eigenvectors_step_S)")
@@ -63,7 +64,8 @@ class TrainConfig:
             raise ValueError("--num-gradient-steps must be at least 0")
         if not 0.0 < self.gamma < 1.0:
             raise ValueError("--gamma must lie strictly between 0 and 1")
-        for name in ("learning_rate", "lr_duals", "lr_barrier", "barrier_initial", "barrier_max"):
+        for name in ("learning_rate", "lr_final_fraction", "lr_duals", "lr_barrier",
+                     "barrier_initial", "barrier_max"):
             if not getattr(self, name) >= 0.0:
                 raise ValueError(f"--{name.replace('_', '-')} must be non-negative")
         if self.doors < 0:

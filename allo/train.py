@@ -116,6 +116,13 @@ class Learner:
         self.duals = torch.zeros(d, d, device=device)  # (d, d), lower triangle used
         self.barrier = torch.tensor(cfg.barrier_initial, device=device)
 
+    def set_learning_rate(self, step: int) -> None:
+        """Linear decay from learning_rate to lr_final_fraction of it at the last step."""
+        progress = step / max(1, self.cfg.num_gradient_steps)
+        fraction = 1.0 - (1.0 - self.cfg.lr_final_fraction) * progress
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.cfg.learning_rate * fraction
+
     def terms(self, table: torch.Tensor, weights: Weights) -> Terms:
         if self.cfg.objective == "ggdo":
             return ggdo_terms(table, weights, self.barrier)
@@ -370,6 +377,7 @@ def train(
     interval_start, interval_step = clock, step
     with StopRequest() as stop:
         while step < cfg.num_gradient_steps:
+            learner.set_learning_rate(step)
             # forward every free cell once; the batch weighs rows of this table
             table = learner.model(coords)  # (N, d)
             weights = batch_weights(sampler.batch(cfg.batch_size), num_cells)

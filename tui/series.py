@@ -1,0 +1,172 @@
+"""Bounded metric history for the dashboard.
+
+A long run logs hundreds of thousands of rows; the dashboard keeps at most
+`capacity` points per metric. When a series fills up it keeps every second point and
+from then on accepts every second incoming row (the stride doubles), so memory is
+fixed while the whole run stays covered at an even resolution.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+DEFAULT_CAPACITY = 4096
+
+
+class BoundedSeries:
+    """(step, value) pairs of one scalar metric, at most `capacity` of them."""
+
+    def __init__(self, capacity: int = DEFAULT_CAPACITY):
+        if capacity < 4:
+            raise ValueError("capacity must be at least 4")
+        self.capacity = capacity
+        self._steps = np.empty(capacity, dtype=np.int64)
+        self._values = np.empty(capacity, dtype=np.float64)
+        self._size = 0
+        self._stride = 1
+        self._seen = 0  # rows offered since the last compaction, counts toward the stride
+
+    def __len__(self) -> int:
+        return self._size
+
+    @property
+    def stride(self) -> int:
+        return self._stride
+
+    def append(self, step: int, value: float) -> None:
+        self._seen += 1
+        if self._seen < self._stride:
+            return
+        self._seen = 0
+        if self._size == self.capacity:
+            self._compact()
+        self._steps[self._size] = step
+        self._values[self._size] = value
+        self._size += 1
+
+    def extend(self, steps: Sequence[int], values: Sequence[float]) -> None:
+        for step, value in zip(steps, values, strict=True):
+            self.append(int(step), float(value))
+
+    def _compact(self) -> None:
+        """Keep every second point (the newest survives) and double the stride."""
+        keep = np.arange(self._size - 1, -1, -2)[::-1]
+        n = len(keep)
+        self._steps[:n] = self._steps[keep]
+        self._values[:n] = self._values[keep]
+        self._size = n
+        self._stride *= 2
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """Copies of (steps, values), oldest first."""
+        return self._steps[: self._size].copy(), self._values[: self._size].copy()
+
+    def last(self) -> tuple[int, float] | None:
+        if self._size == 0:
+            return None
+        return int(self._steps[self._size - 1]), float(self._values[self._size - 1])
+
+
+class MetricStore:
+    """Bounded series for every scalar metric seen, plus the newest full row."""
+
+    def __init__(self, capacity: int = DEFAULT_CAPACITY):
+        self.capacity = capacity
+        self.series: dict[str, BoundedSeries] = {}
+        self.latest: dict | None = None
+        self.rows_seen = 0
+
+    def clear(self) -> None:
+        self.series.clear()
+        self.latest = None
+        self.rows_seen = 0
+
+    def add_columns(self, steps: np.ndarray, columns: dict[str, np.ndarray]) -> None:
+        """Append columns (NaN marks a row without that metric)."""
+        for key, values in columns.items():
+            target = self.series.get(key)
+            if target is None:
+                target = self.series[key] = BoundedSeries(self.capacity)
+            present = ~np.isnan(values)
+            target.extend(steps[present], values[present])
+        self.rows_seen += len(steps)
+
+    def add_rows(self, rows: Iterable[dict]) -> None:
+        rows = list(rows)
+        if not rows:
+            return
+        steps, columns = rows_to_columns(rows)
+        self.add_columns(steps, columns)
+        self.latest = rows[-1]
+
+    def get(self, key: str) -> tuple[np.ndarray, np.ndarray]:
+        found = self.series.get(key)
+        if found is None:
+            return np.empty(0, dtype=np.int64), np.empty(0)
+        return found.arrays()
+
+    def last_value(self, key: str) -> float | None:
+        found = self.series.get(key)
+        last = found.last() if found is not None else None
+        return None if last is None else last[1]
+
+
+def rows_to_columns(rows: Sequence[dict]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Scalar metrics of rows as columns; a row without a key (or with null) gives NaN.
+
+    Done in the watcher thread so the UI thread only appends arrays.
+    """
+    steps = np.fromiter((int(row["step"]) for row in rows), dtype=np.int64, count=len(rows))
+    keys: dict[str, None] = {}
+    for row in rows:
+        for key, value in row.items():
+            if key != "step" and isinstance(value, (int, float)) and not isinstance(value, bool):
+                keys[key] = None
+    columns = {}
+    for key in keys:
+        column = np.full(len(rows), np.nan)
+        for i, row in enumerate(rows):
+            value = row.get(key)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                column[i] = value
+        columns[key] = column
+    return steps, columns
+
+
+def minmax_downsample(x: np.ndarray, y: np.ndarray, points: int) -> tuple[np.ndarray, np.ndarray]:
+    """At most `points` points that keep every bucket's minimum and maximum.
+
+    A braille chart has two dots per column; averaging would hide the spikes a
+    researcher is looking for, min/max keeps them.
+    """
+    n = len(x)
+    if n <= points or points < 2:
+        return x, y
+    buckets = max(1, points // 2)
+    edges = np.linspace(0, n, buckets + 1).astype(int)
+    out_x: list[float] = []
+    out_y: list[float] = []
+    for start, stop in zip(edges[:-1], edges[1:], strict=True):
+        if stop <= start:
+            continue
+        chunk = y[start:stop]
+        lo = start + int(np.argmin(chunk))
+        hi = start + int(np.argmax(chunk))
+        for i in sorted({lo, hi}):
+            out_x.append(x[i])
+            out_y.append(y[i])
+    return np.asarray(out_x), np.asarray(out_y)
+
+
+def ema(values: np.ndarray, weight: float = 0.9) -> np.ndarray:
+    """Debiased exponential moving average (as TensorBoard smooths), NaN-free input."""
+    out = np.empty_like(values, dtype=np.float64)
+    acc = 0.0
+    norm = 0.0
+    for i, value in enumerate(values):
+        acc = weight * acc + (1.0 - weight) * value
+        norm = weight * norm + (1.0 - weight)
+        out[i] = acc / norm
+    return out

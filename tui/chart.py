@@ -156,17 +156,28 @@ def prepare_lines(
     return lines
 
 
-def legend_text(lines: list[ChartLine], color: bool) -> Text:
-    """One line above the plot: a swatch, label and latest raw value per series."""
-    text = Text(no_wrap=True, overflow="ellipsis")
+def legend_text(lines: list[ChartLine], color: bool, width: int = 200) -> Text:
+    """Swatch, label and latest raw value per series, wrapped onto as few lines as fit."""
+    items = []
     for i, line in enumerate(lines):
-        if i:
-            text.append("  ")
+        item = Text(no_wrap=True)
         swatch = "━━" if color else MONO_MARKERS[i % len(MONO_MARKERS)].replace("braille", "⠿")
-        text.append(swatch + " ", style=f"color({PALETTE[i % len(PALETTE)]})" if color else "")
-        text.append(f"{line.label} ")
-        text.append(format_number(line.latest), style="bold")
-    return text
+        item.append(swatch + " ", style=f"color({PALETTE[i % len(PALETTE)]})" if color else "")
+        item.append(f"{line.label} ")
+        item.append(format_number(line.latest), style="bold")
+        if line.hidden:
+            item.append(" (≤0 hidden)" if not len(line.x) else " (some ≤0 hidden)", "dim")
+        items.append(item)
+    rows: list[Text] = [Text(no_wrap=True, overflow="ellipsis")]
+    for item in items:
+        row = rows[-1]
+        if row.cell_len and row.cell_len + 2 + item.cell_len > width:
+            rows.append(Text(no_wrap=True, overflow="ellipsis"))
+            row = rows[-1]
+        if row.cell_len:
+            row.append("  ")
+        row.append_text(item)
+    return _joined(*rows)
 
 
 def render_chart(
@@ -183,17 +194,18 @@ def render_chart(
     import plotext  # imported late: ~0.35 s, kept off the first-paint path
 
     lines = prepare_lines(store, chart, width, log_y, smooth)
-    legend = legend_text(lines, color)
+    legend = legend_text(lines, color, width)
+    legend_rows = legend.plain.count("\n") + 1
     drawable = [line for line in lines if len(line.x)]
-    if not drawable or width < 20 or height < 5:
+    if not drawable or width < 20 or height < 4 + legend_rows:
         note = "waiting for metrics…" if not drawable else "(too small to plot)"
-        return Text.assemble(legend, "\n", Text(note, style="dim"))
+        return _joined(legend, Text(note, style="dim"))
 
     figure = plotext.figure
     plotext.terminal.limit(False, False)
     figure.clear()
     figure.theme("simple")
-    figure.plot_size(width, height - 1)
+    figure.plot_size(width, height - legend_rows)
     figure.legend(active=False)
     for line in drawable:
         index = lines.index(line)
@@ -224,10 +236,13 @@ def render_chart(
     ansi = figure.build().string(colorless=not color)
     plot = Text.from_ansi(ansi, no_wrap=True)
     plot.rstrip()
-    hidden = sum(line.hidden for line in lines)
-    if hidden:
-        legend.append(f"  ({hidden} ≤0 not on log axis)", style="dim")
-    return Text.assemble(legend, "\n", plot)
+    return _joined(legend, plot)
+
+
+def _joined(*parts: Text) -> Text:
+    text = Text("\n", no_wrap=True, overflow="crop").join(parts)
+    text.no_wrap, text.overflow = True, "crop"
+    return text
 
 
 def chart_by_key(key: str) -> Chart:

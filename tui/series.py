@@ -1,9 +1,9 @@
 """Bounded metric history for the dashboard.
 
 A long run logs hundreds of thousands of rows; the dashboard keeps at most
-`capacity` points per metric. When a series fills up it keeps every second point and
-from then on accepts every second incoming row (the stride doubles), so memory is
-fixed while the whole run stays covered at an even resolution.
+`capacity` points per metric (plus the newest). When a series fills up its stride
+doubles: every second point is dropped and from then on every second row is kept,
+so memory is fixed while the whole run stays covered at an even resolution.
 """
 
 from __future__ import annotations
@@ -16,17 +16,23 @@ DEFAULT_CAPACITY = 4096
 
 
 class BoundedSeries:
-    """(step, value) pairs of one scalar metric, at most `capacity` of them."""
+    """(step, value) pairs of one scalar metric, at most `capacity` of them.
+
+    Row k (counting every row offered) is kept while k % stride == 0; the newest row
+    is always remembered too, so the chart's right edge follows the run.
+    """
 
     def __init__(self, capacity: int = DEFAULT_CAPACITY):
         if capacity < 4:
             raise ValueError("capacity must be at least 4")
         self.capacity = capacity
+        self._index = np.empty(capacity, dtype=np.int64)
         self._steps = np.empty(capacity, dtype=np.int64)
         self._values = np.empty(capacity, dtype=np.float64)
         self._size = 0
         self._stride = 1
-        self._seen = 0  # rows offered since the last compaction, counts toward the stride
+        self._count = 0
+        self._last: tuple[int, int, float] | None = None  # (index, step, value)
 
     def __len__(self) -> int:
         return self._size
@@ -36,12 +42,16 @@ class BoundedSeries:
         return self._stride
 
     def append(self, step: int, value: float) -> None:
-        self._seen += 1
-        if self._seen < self._stride:
+        k = self._count
+        self._count += 1
+        self._last = (k, step, value)
+        if k % self._stride:
             return
-        self._seen = 0
         if self._size == self.capacity:
             self._compact()
+            if k % self._stride:
+                return
+        self._index[self._size] = k
         self._steps[self._size] = step
         self._values[self._size] = value
         self._size += 1
@@ -51,22 +61,28 @@ class BoundedSeries:
             self.append(int(step), float(value))
 
     def _compact(self) -> None:
-        """Keep every second point (the newest survives) and double the stride."""
-        keep = np.arange(self._size - 1, -1, -2)[::-1]
+        """Double the stride and keep the points that still fall on it."""
+        self._stride *= 2
+        keep = np.flatnonzero(self._index[: self._size] % self._stride == 0)
         n = len(keep)
+        self._index[:n] = self._index[keep]
         self._steps[:n] = self._steps[keep]
         self._values[:n] = self._values[keep]
         self._size = n
-        self._stride *= 2
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        """Copies of (steps, values), oldest first."""
-        return self._steps[: self._size].copy(), self._values[: self._size].copy()
+        """Copies of (steps, values), oldest first, ending with the newest row."""
+        steps = self._steps[: self._size]
+        values = self._values[: self._size]
+        last = self._last
+        if last is not None and (self._size == 0 or self._index[self._size - 1] != last[0]):
+            return np.append(steps, last[1]), np.append(values, last[2])
+        return steps.copy(), values.copy()
 
     def last(self) -> tuple[int, float] | None:
-        if self._size == 0:
+        if self._last is None:
             return None
-        return int(self._steps[self._size - 1]), float(self._values[self._size - 1])
+        return self._last[1], self._last[2]
 
 
 class MetricStore:

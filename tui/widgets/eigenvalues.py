@@ -35,7 +35,14 @@ class Eigenvalues(DataTable):
         self.truth: np.ndarray | None = None
         self.latest: dict | None = None
 
+    def on_focus(self) -> None:
+        self.show_cursor = True
+
+    def on_blur(self) -> None:
+        self.show_cursor = False  # a highlighted row would read as "selected"
+
     def on_mount(self) -> None:
+        self.show_cursor = self.has_focus
         for name in COLUMNS:
             self.add_column(Text(name, justify="left" if name == "#" else "right"), key=name)
 

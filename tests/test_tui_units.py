@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from rich.console import Console
 
 from tui import chart, gridpaint, runinfo
@@ -188,3 +190,22 @@ def test_duration_and_config_items() -> None:
     )
     assert ("", "allo") in items and ("lr", "0.001") in items and ("batch", "256") in items
     assert ("lr", "5") not in items  # one lr only
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    capacity=st.integers(min_value=4, max_value=40),
+    chunks=st.lists(st.integers(min_value=0, max_value=200), min_size=1, max_size=8),
+)
+def test_vectorised_extend_equals_appending_one_by_one(capacity: int, chunks: list[int]) -> None:
+    one, many = BoundedSeries(capacity), BoundedSeries(capacity)
+    start = 0
+    for size in chunks:
+        steps = np.arange(start, start + size)
+        start += size
+        for step in steps:
+            one.append(int(step), step * 0.5)
+        many.extend(steps, steps * 0.5)
+        np.testing.assert_array_equal(one.arrays()[0], many.arrays()[0])
+        assert one.stride == many.stride and one.last() == many.last()
+        assert len(many) <= capacity

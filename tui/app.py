@@ -28,9 +28,7 @@ from tui.series import MetricStore
 from tui.widgets.curves import Curves
 from tui.widgets.eigenvalues import Eigenvalues
 from tui.widgets.eigenvectors import Eigenvectors
-from tui.widgets.help import HelpScreen
 from tui.widgets.overview import Overview
-from tui.widgets.runpicker import RunPicker
 
 POLL_SECONDS = 0.5
 
@@ -85,7 +83,9 @@ class WatchApp(App[None]):
         self.query_one(Eigenvalues).border_title = "Eigenvalues (L = I − T)"
         self.set_run_title()
         self.query_one(Curves).focus()
-        self.load_plotter()
+        # plotext takes ~0.35 s to import; start once the first frame is out, so it
+        # does not compete with it for the GIL.
+        self.set_timer(0.3, self.load_plotter)
         if self.watching:
             self.start_watching()
 
@@ -139,8 +139,9 @@ class WatchApp(App[None]):
             return
         while not worker.is_cancelled:
             try:
-                for message in watcher.poll():
-                    self.post_message(message)
+                for batch in watcher.poll_batches():
+                    for message in batch:
+                        self.post_message(message)
             except Exception as err:  # keep watching: a half-moved file fixes itself
                 self.post_message(WatchProblem(f"{type(err).__name__}: {err}", run=path))
             self.wake.wait(self.poll_seconds)
@@ -193,6 +194,8 @@ class WatchApp(App[None]):
 
     # ------------------------------------------------------------------ actions
     def action_help(self) -> None:
+        from tui.widgets.help import HelpScreen  # modals load on demand, not at startup
+
         self.push_screen(HelpScreen())
 
     def action_toggle_log(self) -> None:
@@ -226,6 +229,8 @@ class WatchApp(App[None]):
         if len(self.runs) < 2:
             self.notify("no other runs in this folder", timeout=3)
             return
+        from tui.widgets.runpicker import RunPicker
+
         self.push_screen(RunPicker(self.runs, self.run_path), self.switch_run)
 
     def switch_run(self, run: Path | None) -> None:

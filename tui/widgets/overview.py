@@ -42,6 +42,9 @@ class Overview(Static):
     def on_mount(self) -> None:
         self.set_interval(2.0, self.refresh_status)
 
+    def on_resize(self) -> None:
+        self.refresh_status()  # the progress bar's width follows the panel's
+
     def set_info(self, info: dict) -> None:
         self.info = info
         self.refresh_status()

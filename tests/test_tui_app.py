@@ -263,3 +263,22 @@ async def test_layout_fits_small_and_large_terminals(tmp_path: Path, size) -> No
         assert panel.content_size.width >= panel.pair_width()
         if size[0] >= 160:
             assert panel.per_page >= 4  # a big terminal shows more eigenvectors at once
+
+
+@sync
+async def test_export_from_before_a_resume_is_marked(tmp_path: Path) -> None:
+    run = SyntheticRun(tmp_path / "run", d=4, total_steps=1000)
+    run.advance(400, log_freq=10, export_freq=400)
+    run.writer.truncate_metrics_after(200)  # resumed from step 200; export 400 is stale
+    run.writer.update_info(step=200)
+    app = fast_app(run.path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: loaded(app))
+        await wait_for(
+            pilot, lambda: "pre-resume" in str(app.query_one(Eigenvectors).border_subtitle)
+        )
+        run.step = 200
+        run.advance(200, log_freq=10, export_freq=400)  # step 400 reached again: fresh export
+        await wait_for(
+            pilot, lambda: app.query_one(Eigenvectors).border_subtitle == "export step 400"
+        )

@@ -158,6 +158,15 @@ class WatchApp(App[None]):
     def on_info(self, message: InfoChanged) -> None:
         if self._current(message):
             self.query_one(Overview).set_info(message.info)
+            self.note_run_step()
+
+    def note_run_step(self) -> None:
+        state = self.query_one(Overview).state
+        panel = self.query_one(Eigenvectors)
+        step = state.step if state is not None else None
+        if step != panel.run_step:
+            panel.run_step = step
+            panel.update_title()
 
     @on(MetricsArrived)
     def on_metrics(self, message: MetricsArrived) -> None:
@@ -172,6 +181,7 @@ class WatchApp(App[None]):
         self.query_one(Curves).data_changed()
         self.query_one(Overview).set_latest(self.store.latest)
         self.query_one(Eigenvalues).set_latest(self.store.latest)
+        self.note_run_step()
 
     @on(GroundTruthLoaded)
     def on_truth(self, message: GroundTruthLoaded) -> None:

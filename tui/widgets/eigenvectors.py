@@ -54,6 +54,7 @@ class Eigenvectors(Widget, can_focus=True):
         self.aligned: np.ndarray | None = None
         self.cosines: np.ndarray | None = None
         self.export_step: int | str | None = None
+        self.run_step: int | None = None  # the run's current step, to spot stale exports
         self.color = True
         self.per_page = 1
 
@@ -96,16 +97,16 @@ class Eigenvectors(Widget, can_focus=True):
         last = min(self.count, self.first + self.per_page)
         shown = f"#{self.first + 1}" if last == self.first + 1 else f"#{self.first + 1}–{last}"
         self.border_title = f"Eigenvectors {shown} of {self.count}"
-        where = (
-            "no export yet"
-            if self.export_step is None
-            else (
-                "final export"
-                if self.export_step == "final"
-                else f"export step {self.export_step:,}"
-            )
-        )
-        self.border_subtitle = f"{where}  [ ] page"
+        if self.export_step is None:
+            where = "no export yet"
+        elif self.export_step == "final":
+            where = "final export"
+        else:
+            where = f"export step {self.export_step:,}"
+            if self.run_step is not None and self.export_step > self.run_step:
+                # Left over from the attempt before a resume; replaced when reached again.
+                where = f"export {self.export_step:,} (pre-resume)"
+        self.border_subtitle = where
 
     # ------------------------------------------------------------------ drawing
     def item(self, i: int) -> tuple[Text, int]:

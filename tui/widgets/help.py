@@ -9,24 +9,25 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 HELP = """\
-[b]allo watch[/b]: a live view of one training run (read-only)
+[b]allo watch[/b]: a live, read-only view of one training run
 
-[b]q[/b]              quit
-[b]?[/b]              this help (esc closes)
-[b]tab / shift-tab[/b] move focus between panels
-[b]1 … 5[/b]          curves: |cos|, losses, orthogonality, eigenvalue errors, grad/barrier
-[b]← →[/b]            (curves focused) previous / next chart
-[b]l[/b]              log-y on/off (log10 of positive values; ≤0 values are left out)
-[b]s[/b]              EMA smoothing on/off (weight 0.9, debiased)
-[b][ ][/b]            previous / next page of eigenvectors (also arrows, PgUp/PgDn when focused)
-[b]↑ ↓ PgUp PgDn[/b]  (eigenvalue table focused) scroll
-[b]r[/b]              render the latest export to PNG (RUN/plots) in the background
-[b]o[/b]              open another run of the same folder
+[b]q[/b]             quit            [b]?[/b]  this help (esc closes)
+[b]tab[/b] shift-tab move focus between panels
+[b]1 2 3 4 5[/b]     curves: |cos|, losses, orthogonality error,
+              eigenvalue errors, gradient norm and barrier
+[b]← →[/b]           previous / next chart (curves focused)
+[b]l[/b]             log-y: log10 of positive values (≤0 left out)
+[b]s[/b]             EMA smoothing (weight 0.9, debiased)
+[b][ ][/b]           previous / next page of eigenvectors
+              (arrows and PgUp/PgDn when that panel is focused)
+[b]↑ ↓ PgUp PgDn[/b] scroll the eigenvalue table (when focused)
+[b]r[/b]             render the latest export to PNG in RUN/plots
+[b]o[/b]             open another run from the same folder
 
-Eigenvectors: ground truth (left) beside the latest learned export (right), learned
-vectors sign-aligned and, where eigenvalues repeat, rotated onto the truth; both on
-the truth's colour scale (blue negative, red positive, grey walls).
-Status "stalled": run.json says running but its heartbeat is over 120 s old.
+Eigenvectors: ground truth (left), latest learned export (right),
+sign-aligned and rotated within repeated eigenvalues; both on the
+truth's colour scale: blue negative, red positive, grey walls.
+STALLED: run.json says running, heartbeat older than 120 s.
 """
 
 
@@ -37,6 +38,7 @@ class HelpScreen(ModalScreen[None]):
         width: auto; max-width: 96%; height: auto; max-height: 96%;
         border: round $accent; background: $surface; padding: 0 1;
     }
+    HelpScreen #help-text { width: auto; }
     """
     BINDINGS = [
         Binding("escape,question_mark,q", "dismiss", "close"),

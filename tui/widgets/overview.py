@@ -88,8 +88,6 @@ class Overview(Static):
             first.append(duration(state.eta_seconds), "bold")
         first.append(f"  elapsed {duration(state.elapsed_seconds)}")
         note = status_note(state)
-        if note:
-            first.append(f"  {note}", STATUS_STYLE.get(state.status, ""))
         second = Text(no_wrap=True, overflow="ellipsis")
         second.append(layout_line(info), "bold")
         for label, value in config_items(info):
@@ -104,6 +102,9 @@ class Overview(Static):
         if self.run_name:
             second.append("  run ", "dim")
             second.append(self.run_name)
-        text = Text.assemble(first, "\n", second)
+        lines = [first, second]
+        if note:  # why it failed or stalled gets its own line: it is the news
+            lines.insert(1, Text(note, STATUS_STYLE.get(state.status, ""), no_wrap=True))
+        text = Text("\n").join(lines)
         text.no_wrap, text.overflow = True, "ellipsis"
         return text

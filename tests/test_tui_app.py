@@ -282,3 +282,21 @@ async def test_export_from_before_a_resume_is_marked(tmp_path: Path) -> None:
         await wait_for(
             pilot, lambda: app.query_one(Eigenvectors).border_subtitle == "export step 400"
         )
+
+
+@sync
+async def test_big_layout_stacks_truth_above_learned(tmp_path: Path) -> None:
+    from allo.layouts import parse_layout
+
+    text = "\n".join(["X" * 40] + ["X" + " " * 38 + "X"] * 10 + ["X" * 40])
+    run = SyntheticRun(tmp_path / "run", layout=parse_layout(text, "wide"), d=3, total_steps=100)
+    run.advance(100, log_freq=10, export_freq=100)
+    app = fast_app(run.path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: loaded(app))
+        await pilot.pause()
+        panel = app.query_one(Eigenvectors)
+        assert panel.stacked()
+        lines = [line.rstrip() for line in panel.render().plain.split("\n")]
+        assert lines[1] == "truth" and "learned" in lines
+        assert max(len(line) for line in lines) <= panel.content_size.width

@@ -109,7 +109,11 @@ class WatchApp(App[None]):
         screen_width = self.size.width
         if screen_width >= 140 and 2 * pair + 3 + frame <= screen_width * 0.45:
             width = 2 * pair + 3 + frame
-        panel.styles.width = max(24, min(width, screen_width // 2))
+        if width > screen_width // 2:
+            # A big layout: pictures stack (truth above learned); keep room for the curves.
+            single = pair // 2 + frame
+            width = max(screen_width // 2, min(single, screen_width - 34))
+        panel.styles.width = max(24, width)
 
     # ------------------------------------------------------------------ workers
     @work(thread=True, exclusive=True, group="plotter")

@@ -124,24 +124,34 @@ class Eigenvectors(Widget, can_focus=True):
         else:
             learned_pic = Text("(waiting)", style="dim")
             cos = None
-        pictures = _hstack([truth_pic, learned_pic], [cols, cols], GAP)
-        width = 2 * cols + GAP
         header = Text(no_wrap=True, overflow="ellipsis")
         header.append(f"#{i + 1}", "bold")
         header.append(f" λ {format_number(float(self.values[i]))}")
+        score = Text(no_wrap=True)
+        score.append("|cos| ")
+        score.append("—" if cos is None else f"{cos:.3f}", cos_style(cos))
+        if self.stacked():
+            # Too narrow for a pair side by side (a big layout): truth above learned.
+            parts = [header, Text("truth", "dim"), truth_pic, Text("learned", "dim")]
+            block = Text("\n", no_wrap=True).join([*parts, learned_pic, score])
+            return block, max(cols, 12)
+        pictures = _hstack([truth_pic, learned_pic], [cols, cols], GAP)
         captions = _hstack([Text("truth", "dim"), Text("learned", "dim")], [cols, cols], GAP)
-        footer = Text(no_wrap=True)
-        footer.append(" " * (cols + GAP))
-        footer.append("|cos| ")
-        footer.append("—" if cos is None else f"{cos:.3f}", cos_style(cos))
+        footer = Text(" " * (cols + GAP), no_wrap=True).append_text(score)
         block = Text("\n", no_wrap=True).join([header, captions, pictures, footer])
-        return block, max(width, 12)
+        return block, max(2 * cols + GAP, 12)
+
+    def stacked(self) -> bool:
+        """Whether a pair must be drawn one picture above the other."""
+        return self.content_size.width < self.pair_width()
 
     def layout_pages(self) -> tuple[int, int]:
         """How many pairs fit across and down the panel."""
         assert self.env is not None
         cols, rows = painted_size(self.env.height, self.env.width, self.color)
         item_w, item_h = 2 * cols + GAP, rows + 3
+        if self.stacked():
+            item_w, item_h = cols, 2 * rows + 4
         width, height = self.content_size
         across = max(1, (width + GAP) // (item_w + GAP))
         down = max(1, (height - 1) // (item_h + 1))

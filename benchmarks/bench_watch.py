@@ -1,0 +1,239 @@
+"""Benchmark `allo watch`: first paint, new-row latency, idle CPU, long-run memory.
+
+Runs the real command in a pseudo-terminal (so it takes the dashboard path, not the
+summary), against synthetic runs (no torch). Not a test: prints a table and writes
+benchmarks/results/watch.json.
+
+    python benchmarks/bench_watch.py [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import json
+import os
+import platform
+import pty
+import select
+import signal
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import termios
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO))
+
+from synthetic import SyntheticRun  # noqa: E402
+
+from allo import rundir  # noqa: E402
+
+TARGET_FIRST_PAINT = 1.0  # seconds, issue 4
+TARGET_ROW_LATENCY = 1.0
+
+
+class Dashboard:
+    """`allo watch RUN` in a pty of a given size; collects everything it draws."""
+
+    def __init__(self, run: Path, size: tuple[int, int] = (100, 30)):
+        self.master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", size[1], size[0], 0, 0))
+        env = {**os.environ, "TERM": "xterm-256color", "COLORTERM": "truecolor"}
+        env.pop("NO_COLOR", None)
+        self.started = time.perf_counter()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "allo.cli", "watch", str(run)],
+            stdin=slave, stdout=slave, stderr=slave, env=env, cwd=REPO,
+            start_new_session=True,
+        )  # fmt: skip
+        os.close(slave)
+        self.screen = b""
+
+    def wait_for(self, needle: bytes, timeout: float = 10.0) -> float | None:
+        """Seconds (perf_counter) when `needle` first shows up in new output."""
+        start_len = len(self.screen)
+        end = time.perf_counter() + timeout
+        while time.perf_counter() < end:
+            ready, _, _ = select.select([self.master], [], [], 0.01)
+            if ready:
+                try:
+                    chunk = os.read(self.master, 65536)
+                except OSError:
+                    return None
+                self.screen += chunk
+                if needle in self.screen[max(0, start_len - len(needle)) :]:
+                    return time.perf_counter()
+        return None
+
+    def drain(self, seconds: float) -> None:
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            ready, _, _ = select.select([self.master], [], [], 0.05)
+            if ready:
+                try:
+                    self.screen += os.read(self.master, 65536)
+                except OSError:
+                    return
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def close(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        os.close(self.master)
+
+
+def bench_first_paint(run: Path, repeats: int) -> tuple[list[float], list[float]]:
+    """(first frame, first frame showing the run's status) after starting the command."""
+    frames, statuses, cpu = [], [], []
+    for _ in range(repeats):
+        dash = Dashboard(run)
+        try:
+            frame = dash.wait_for(b"allo watch", timeout=15)  # the overview's title
+            status = dash.wait_for(b"RUNNING", timeout=15)
+            cpu.append(dash.cpu_seconds())  # what the start cost, whatever the machine's load
+            frames.append((frame - dash.started) if frame else float("nan"))
+            statuses.append((status - dash.started) if status else float("nan"))
+        finally:
+            dash.close()
+    return frames, statuses, cpu
+
+
+def bench_row_latency(run: SyntheticRun, repeats: int) -> tuple[list[float], float]:
+    dash = Dashboard(run.path)
+    latencies = []
+    try:
+        dash.wait_for(b"RUNNING", timeout=15)
+        dash.drain(2.0)  # let plotext load and the first frames settle
+        cpu0, t0 = dash.cpu_seconds(), time.perf_counter()
+        dash.drain(5.0)  # nothing changes: the app should be idle
+        idle_cpu = (dash.cpu_seconds() - cpu0) / (time.perf_counter() - t0)
+        for i in range(repeats):
+            step = 500_000 + 1_000 * i + 7  # unique text: "step 500,007/"
+            run.writer.append_metrics({"step": step, "time": 1.0, "sps": 100.0, "cos/mean": 0.5})
+            appended = time.perf_counter()
+            run.writer.update_info(step=step, heartbeat=time.time())
+            seen = dash.wait_for(f"{step:,}/".encode(), timeout=10)
+            latencies.append((seen - appended) if seen else float("nan"))
+            dash.drain(0.3 + 0.17 * i % 0.5)  # land at different phases of the poll
+    finally:
+        dash.close()
+    return latencies, idle_cpu
+
+
+def bench_long_run(rows: int) -> dict:
+    """Load a long metrics file the way the watcher does; report time and points kept."""
+    from tui.series import MetricStore, rows_to_columns
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / rundir.METRICS_JSONL
+        template = {
+            "time": 1.0, "sps": 100.0, "loss/total": 1.0, "loss/graph": 0.5, "loss/dual": -0.1,
+            "loss/barrier": 0.01, "orth/error": 0.1, "grad/norm": 0.3, "barrier/coef": 1.0,
+            "eig/estimate": [0.1] * 10, "eig/abs_error": [0.01] * 10, "cos/per_vector": [0.9] * 10,
+            "cos/mean": 0.9, "eig/mean_abs_error": 0.01, "eig/mean_rel_error": 0.1,
+        }  # fmt: skip
+        with open(path, "w") as handle:
+            for step in range(rows):
+                handle.write(json.dumps({"step": step, **template}) + "\n")
+        size_mb = path.stat().st_size / 1e6
+        start = time.perf_counter()
+        tail = rundir.MetricsTail(path)
+        found, _ = tail.read_new()
+        store = MetricStore()
+        for begin in range(0, len(found), 5000):
+            chunk = found[begin : begin + 5000]
+            steps, columns = rows_to_columns(chunk)
+            store.add_columns(steps, columns)
+        seconds = time.perf_counter() - start
+        kept = max(len(s) for s in store.series.values())
+        nbytes = sum(
+            s._steps.nbytes + s._values.nbytes + s._index.nbytes for s in store.series.values()
+        )
+    return {"rows": rows, "file_mb": round(size_mb, 1), "load_s": round(seconds, 2),
+            "points_kept_per_series": kept, "store_mb": round(nbytes / 1e6, 2)}  # fmt: skip
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--long-rows", type=int, default=200_000)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        run = SyntheticRun(Path(tmp) / "room4" / "run", layout="room4", d=8, total_steps=10_000_000)
+        run.advance(2000, log_freq=10, export_freq=1000)
+        frames, first, start_cpu = bench_first_paint(run.path, args.repeats)
+        latencies, idle_cpu = bench_row_latency(run, max(5, args.repeats * 2))
+    long_run = bench_long_run(args.long_rows)
+
+    results = {
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
+                    "platform": platform.platform()},
+        "first_frame_s": {"median": statistics.median(frames), "max": max(frames), "all": frames},
+        "first_paint_s": {"median": statistics.median(first), "max": max(first), "all": first},
+        "first_paint_cpu_s": {"median": statistics.median(start_cpu), "max": max(start_cpu)},
+        "load_average_1min": os.getloadavg()[0],
+        "new_row_latency_s": {"median": statistics.median(latencies), "max": max(latencies),
+                              "all": latencies},
+        "idle_cpu_fraction": idle_cpu,
+        "long_run": long_run,
+        "targets": {"first_paint_s": TARGET_FIRST_PAINT, "new_row_latency_s": TARGET_ROW_LATENCY},
+    }  # fmt: skip
+    out = REPO / "benchmarks" / "results" / "watch.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+
+    def verdict(value: float, target: float) -> str:
+        return "ok" if np.isfinite(value) and value <= target else "MISSED"
+
+    print(f"{'measure':<34}{'median':>9}{'max':>9}  target")
+    print(
+        f"{'first frame (s)':<34}{results['first_frame_s']['median']:>9.3f}"
+        f"{results['first_frame_s']['max']:>9.3f}"
+    )
+    print(
+        f"{'first paint with run status (s)':<34}{results['first_paint_s']['median']:>9.3f}"
+        f"{results['first_paint_s']['max']:>9.3f}  <= {TARGET_FIRST_PAINT} "
+        f"{verdict(results['first_paint_s']['max'], TARGET_FIRST_PAINT)}"
+    )
+    print(
+        f"{'  CPU time used until then (s)':<34}{results['first_paint_cpu_s']['median']:>9.3f}"
+        f"{results['first_paint_cpu_s']['max']:>9.3f}"
+    )
+    print(
+        f"{'new metrics row on screen (s)':<34}{results['new_row_latency_s']['median']:>9.3f}"
+        f"{results['new_row_latency_s']['max']:>9.3f}  <= {TARGET_ROW_LATENCY} "
+        f"{verdict(results['new_row_latency_s']['max'], TARGET_ROW_LATENCY)}"
+    )
+    print(f"{'idle CPU (fraction of one core)':<34}{idle_cpu:>9.3f}")
+    print(
+        f"long run: {long_run['rows']:,} rows ({long_run['file_mb']} MB) loaded in "
+        f"{long_run['load_s']} s; {long_run['points_kept_per_series']} points kept per series "
+        f"({long_run['store_mb']} MB)"
+    )
+    print(
+        f"load average during the run: {results['load_average_1min']:.1f} "
+        f"on {os.cpu_count()} CPUs (wall times grow with it)"
+    )
+    print(f"wrote {out.relative_to(REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

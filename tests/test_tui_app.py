@@ -1,0 +1,302 @@
+"""Pilot-driven tests of the dashboard against synthetic runs growing on disk."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from allo import rundir
+from tui.app import WatchApp, make_app
+from tui.widgets.curves import Curves
+from tui.widgets.eigenvalues import Eigenvalues
+from tui.widgets.eigenvectors import Eigenvectors
+from tui.widgets.help import HelpScreen
+from tui.widgets.overview import Overview
+from tui.widgets.runpicker import RunPicker
+
+try:
+    from tests.synthetic import SyntheticRun
+except ImportError:  # tests/ itself on sys.path (pytest's default rootdir insertion)
+    from synthetic import SyntheticRun
+
+SIZE = (100, 30)
+
+
+def sync(test):
+    """Run an async test on a fresh event loop (no pytest-asyncio in the test extra)."""
+
+    @functools.wraps(test)
+    def wrapper(*args, **kwargs):
+        return asyncio.run(test(*args, **kwargs))
+
+    return wrapper
+
+
+async def wait_for(pilot, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return
+        pilot.app.poll_now()
+        await pilot.pause(0.02)
+    assert predicate(), "condition not met in time"
+
+
+def overview_text(app: WatchApp) -> str:
+    return app.query_one(Overview).compose_text().plain
+
+
+def loaded(app: WatchApp) -> bool:
+    return app.query_one(Eigenvectors).aligned is not None and app.store.latest is not None
+
+
+def fast_app(path: Path, runs: list[Path] | None = None) -> WatchApp:
+    return make_app(path, runs, poll_seconds=0.05)
+
+
+@sync
+async def test_widgets_follow_a_growing_run(tmp_path: Path) -> None:
+    run = SyntheticRun(tmp_path / "run", layout="room4", d=6, total_steps=1000)
+    app = fast_app(run.path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: "RUNNING" in overview_text(app))
+        assert "step 0/1,000" in overview_text(app)
+        assert app.query_one(Eigenvectors).truth is not None  # truth shows before exports
+
+        run.advance(100, log_freq=10, export_freq=100)
+        await wait_for(pilot, lambda: app.query_one(Eigenvectors).export_step == 100)
+        await wait_for(pilot, lambda: "step 100/1,000" in overview_text(app))
+        assert "steps/s" in overview_text(app) and "ETA" in overview_text(app)
+        table = app.query_one(Eigenvalues)
+        assert table.row_count == 6
+        assert "export step 100" in str(app.query_one(Eigenvectors).border_subtitle)
+        x, _ = app.store.get("cos/mean")
+        assert list(x) == list(range(10, 101, 10))
+
+        run.advance(100, log_freq=10, export_freq=100)
+        await wait_for(pilot, lambda: app.query_one(Eigenvectors).export_step == 200)
+        assert app.store.get("cos/mean")[0][-1] == 200
+
+        run.finish()
+        await wait_for(pilot, lambda: "FINISHED" in overview_text(app))
+        await wait_for(pilot, lambda: app.query_one(Eigenvectors).export_step == "final")
+        assert "ETA" not in overview_text(app)
+        assert app.is_running  # the final state stays on screen until q
+        await pilot.press("q")
+    assert not app.is_running
+
+
+@sync
+async def test_chart_keys_log_smooth_and_focus(tmp_path: Path) -> None:
+    run = SyntheticRun(tmp_path / "run", d=4, total_steps=500)
+    run.advance(500, log_freq=10, export_freq=100)
+    app = fast_app(run.path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: loaded(app) and app.query_one(Curves).plot_ready)
+        curves = app.query_one(Curves)
+        assert curves.chart.key == "cos"
+        await pilot.press("2")
+        assert curves.chart.key == "loss"
+        assert "losses" in str(curves.border_title)
+        await pilot.press("l", "s")
+        assert curves.log_y and curves.smooth
+        assert "log-y EMA" in str(curves.border_subtitle)
+        rendered = curves.render().plain
+        assert "dual" in rendered and "(≤0 hidden)" in rendered
+        await pilot.press("l", "s")
+        assert not curves.log_y and not curves.smooth
+        assert app.focused is curves
+        await pilot.press("right")  # the focused curves panel cycles charts
+        assert curves.chart.key == "orth"
+        await pilot.press("tab")
+        assert isinstance(app.focused, (Eigenvalues, Eigenvectors))
+        await pilot.press("shift+tab")
+        assert app.focused is curves
+
+
+@sync
+async def test_eigenvector_paging(tmp_path: Path) -> None:
+    run = SyntheticRun(tmp_path / "run", layout="room4", d=8, total_steps=100)
+    run.advance(100, log_freq=10, export_freq=100)
+    app = fast_app(run.path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: loaded(app))
+        await pilot.pause()
+        panel = app.query_one(Eigenvectors)
+        per_page = panel.per_page
+        assert per_page >= 1
+        assert "#1 λ 0" in panel.render().plain
+        await pilot.press("right_square_bracket")
+        assert panel.first == per_page
+        assert f"#{per_page + 1} λ" in panel.render().plain
+        assert "|cos| 1.000" in panel.render().plain or "|cos| 0.9" in panel.render().plain
+        for _ in range(20):
+            await pilot.press("right_square_bracket")
+        assert panel.first <= 7 and panel.first % per_page == 0
+        for _ in range(20):
+            await pilot.press("left_square_bracket")
+        assert panel.first == 0
+        assert "Eigenvectors #1" in str(panel.border_title)
+
+
+@sync
+async def test_help_screen_opens_and_closes(tmp_path: Path) -> None:
+    run = SyntheticRun(tmp_path / "run", d=4)
+    app = fast_app(run.path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+
+
+@sync
+async def test_stalled_when_heartbeat_is_old(tmp_path: Path) -> None:
+    run = SyntheticRun(tmp_path / "run", d=4)
+    run.advance(20, log_freq=10, export_freq=1000)
+    run.writer.update_info(heartbeat=time.time() - 600)  # trainer silent for 10 minutes
+    app = fast_app(run.path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: "STALLED" in overview_text(app))
+        assert "no heartbeat for 10:" in overview_text(app)
+        run.writer.update_info(heartbeat=time.time())  # it came back
+        await wait_for(pilot, lambda: "RUNNING" in overview_text(app))
+
+
+@sync
+async def test_failed_run_shows_its_message(tmp_path: Path) -> None:
+    run = SyntheticRun(tmp_path / "run", d=4)
+    run.advance(20, log_freq=10, export_freq=1000)
+    run.writer.update_info(status="failed", message="loss became NaN at step 20")
+    app = fast_app(run.path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: "FAILED" in overview_text(app))
+        assert "loss became NaN at step 20" in overview_text(app)
+
+
+@sync
+async def test_resume_replaces_series(tmp_path: Path) -> None:
+    run = SyntheticRun(tmp_path / "run", d=4, total_steps=1000)
+    run.advance(200, log_freq=10, export_freq=1000)
+    app = fast_app(run.path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: len(app.store.get("cos/mean")[0]) == 20)
+        run.writer.truncate_metrics_after(100)
+        await wait_for(pilot, lambda: app.store.get("cos/mean")[0][-1] == 100)
+        assert list(app.store.get("cos/mean")[0]) == list(range(10, 101, 10))
+        run.step = 100
+        run.advance(50, log_freq=10, export_freq=1000)
+        await wait_for(pilot, lambda: app.store.get("cos/mean")[0][-1] == 150)
+        assert len(app.store.get("cos/mean")[0]) == 15  # no duplicates of the replayed rows
+
+
+@sync
+async def test_switch_to_another_run(tmp_path: Path) -> None:
+    old = SyntheticRun(tmp_path / "room4" / "a", d=4, total_steps=300)
+    old.advance(300, log_freq=10, export_freq=100)
+    old.finish()
+    new = SyntheticRun(tmp_path / "room4" / "b", d=5, total_steps=300)
+    new.advance(100, log_freq=10, export_freq=100)
+    runs = rundir.find_runs(tmp_path / "room4")
+    assert runs[0].name == "b"
+    app = fast_app(runs[0], runs)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: loaded(app))
+        assert "run b" in overview_text(app)
+        await pilot.press("o")
+        assert isinstance(app.screen, RunPicker)
+        await pilot.press("down", "enter")
+        await wait_for(pilot, lambda: "FINISHED" in overview_text(app))
+        assert "run a" in overview_text(app)
+        await wait_for(pilot, lambda: app.query_one(Eigenvectors).export_step == "final")
+        assert app.query_one(Eigenvectors).count == 4
+        assert app.store.get("cos/mean")[0][-1] == 300
+
+
+@sync
+async def test_render_key_reports_outcome(tmp_path: Path, monkeypatch) -> None:
+    import tui.render
+
+    calls: list[Path] = []
+
+    def fake_render(run: Path, fmt: str = "png", timeout: float = 1.0):
+        calls.append(run)
+        return tui.render.RenderResult(False, "render failed: no renderer named 'png'")
+
+    monkeypatch.setattr(tui.render, "run_render", fake_render)
+    run = SyntheticRun(tmp_path / "run", d=4)
+    app = fast_app(run.path)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await pilot.press("r")
+        await wait_for(pilot, lambda: any("render failed" in n.message for n in app._notifications))
+        assert calls == [run.path]
+
+
+def test_render_command_uses_the_cli_in_a_child_process(tmp_path: Path) -> None:
+    import sys
+
+    from tui.render import render_command
+
+    command = render_command(tmp_path)
+    assert command[:3] == [sys.executable, "-m", "allo.cli"]
+    assert command[3:] == ["render", str(tmp_path), "--format", "png", "--latest-only", "--quiet"]
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 50)])
+@sync
+async def test_layout_fits_small_and_large_terminals(tmp_path: Path, size) -> None:
+    run = SyntheticRun(tmp_path / "run", layout="room4", d=8, total_steps=100)
+    run.advance(100, log_freq=10, export_freq=100)
+    app = fast_app(run.path)
+    async with app.run_test(size=size) as pilot:
+        await wait_for(pilot, lambda: loaded(app))
+        await pilot.pause()
+        curves = app.query_one(Curves)
+        panel = app.query_one(Eigenvectors)
+        assert curves.content_size.height >= 10
+        assert curves.content_size.width >= 40
+        assert panel.content_size.width >= panel.pair_width()
+        if size[0] >= 160:
+            assert panel.per_page >= 4  # a big terminal shows more eigenvectors at once
+
+
+@sync
+async def test_export_from_before_a_resume_is_marked(tmp_path: Path) -> None:
+    run = SyntheticRun(tmp_path / "run", d=4, total_steps=1000)
+    run.advance(400, log_freq=10, export_freq=400)
+    run.writer.truncate_metrics_after(200)  # resumed from step 200; export 400 is stale
+    run.writer.update_info(step=200)
+    app = fast_app(run.path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: loaded(app))
+        await wait_for(
+            pilot, lambda: "pre-resume" in str(app.query_one(Eigenvectors).border_subtitle)
+        )
+        run.step = 200
+        run.advance(200, log_freq=10, export_freq=400)  # step 400 reached again: fresh export
+        await wait_for(
+            pilot, lambda: app.query_one(Eigenvectors).border_subtitle == "export step 400"
+        )
+
+
+@sync
+async def test_big_layout_stacks_truth_above_learned(tmp_path: Path) -> None:
+    from allo.layouts import parse_layout
+
+    text = "\n".join(["X" * 40] + ["X" + " " * 38 + "X"] * 10 + ["X" * 40])
+    run = SyntheticRun(tmp_path / "run", layout=parse_layout(text, "wide"), d=3, total_steps=100)
+    run.advance(100, log_freq=10, export_freq=100)
+    app = fast_app(run.path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: loaded(app))
+        await pilot.pause()
+        panel = app.query_one(Eigenvectors)
+        assert panel.stacked()
+        lines = [line.rstrip() for line in panel.render().plain.split("\n")]
+        assert lines[1] == "truth" and "learned" in lines
+        assert max(len(line) for line in lines) <= panel.content_size.width

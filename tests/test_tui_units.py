@@ -1,0 +1,211 @@
+"""Pure pieces of `allo watch`: bounded series, downsampling, ticks, painting, status."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from rich.console import Console
+
+from tui import chart, gridpaint, runinfo
+from tui.series import BoundedSeries, MetricStore, ema, minmax_downsample, rows_to_columns
+
+
+# --------------------------------------------------------------------------- series
+def test_bounded_series_never_exceeds_capacity_and_keeps_newest() -> None:
+    series = BoundedSeries(capacity=64)
+    for step in range(10_000):
+        series.append(step, float(step))
+        assert len(series) <= 64
+    steps, values = series.arrays()
+    assert len(steps) <= 65
+    assert steps[-1] == 9_999  # the newest row is always shown
+    assert steps[0] == 0  # the start of the run is still covered
+    assert series.last() == (9_999, 9_999.0)
+    assert np.all(np.diff(steps) > 0)
+    np.testing.assert_array_equal(steps, values)
+
+
+def test_bounded_series_even_spacing_after_compaction() -> None:
+    series = BoundedSeries(capacity=8)
+    for step in range(32):
+        series.append(step, 0.0)
+    steps, _ = series.arrays()
+    assert len(set(np.diff(steps[:-1]))) == 1  # one stride everywhere but the newest row
+    assert steps[-1] == 31
+
+
+def test_metric_store_columns_skip_missing_values() -> None:
+    rows = [{"step": 1, "a": 1.0}, {"step": 2, "b": 5.0}, {"step": 3, "a": None, "flag": True}]
+    steps, columns = rows_to_columns(rows)
+    assert list(steps) == [1, 2, 3]
+    assert set(columns) == {"a", "b"}  # booleans are not metrics
+    store = MetricStore()
+    store.add_rows(rows)
+    x, y = store.get("a")
+    assert list(x) == [1] and list(y) == [1.0]
+    assert store.latest == rows[-1]
+    assert store.get("missing")[0].size == 0
+
+
+def test_minmax_downsample_keeps_spike() -> None:
+    x = np.arange(10_000, dtype=float)
+    y = np.zeros_like(x)
+    y[7_777] = 50.0
+    dx, dy = minmax_downsample(x, y, 100)
+    assert len(dx) <= 100
+    assert 50.0 in dy and 7_777 in dx
+    assert np.all(np.diff(dx) > 0)
+
+
+def test_ema_is_debiased_and_smooth() -> None:
+    values = np.array([10.0, 10.0, 10.0])
+    np.testing.assert_allclose(ema(values), values)  # no pull towards 0 at the start
+    noisy = np.tile([0.0, 1.0], 200)
+    assert ema(noisy)[-1] == pytest.approx(0.5, abs=0.1)
+
+
+# --------------------------------------------------------------------------- chart helpers
+def test_log_ticks_label_original_units() -> None:
+    positions, labels = chart.log_ticks(-4.2, 0.3)
+    assert labels[0] == "1e-4" and labels[-1] == "1"
+    assert all(float(p).is_integer() for p in positions)
+    # Less than a decade: 1-2-5 ticks instead of none.
+    positions, labels = chart.log_ticks(math.log10(0.15), math.log10(0.9))
+    assert labels == ["0.2", "0.5"]
+
+
+def test_nice_ticks_and_labels() -> None:
+    assert chart.nice_ticks(0, 2000, 4) == [0, 500, 1000, 1500, 2000]
+    assert chart.step_label(25_000) == "25k" and chart.step_label(1_500_000) == "1.5M"
+    assert chart.format_number(7.8e-16) == "0"
+    assert chart.format_number(0.05213) == "0.0521"
+    assert chart.format_number(6.9e-4) == "6.9e-04"
+    assert chart.format_number(None) == "—"
+
+
+def _plain(text) -> str:
+    console = Console(width=200, color_system=None, force_terminal=False)
+    with console.capture() as capture:
+        console.print(text)
+    return capture.get()
+
+
+def test_render_chart_log_y_hides_nonpositive_and_labels_decades() -> None:
+    store = MetricStore()
+    steps = np.arange(10, 1010, 10)
+    store.add_columns(
+        steps,
+        {
+            "loss/total": np.exp(-steps / 100.0),
+            "loss/dual": -np.ones(len(steps)),
+            "loss/graph": np.ones(len(steps)),
+            "loss/barrier": np.full(len(steps), 0.5),
+        },
+    )
+    text = chart.render_chart(store, chart.chart_by_key("loss"), 60, 16, log_y=True, color=False)
+    out = _plain(text)
+    assert "dual -1.0000 (≤0 hidden)" in out
+    assert "1e-4" in out  # exp(-10) ~ 4.5e-5: the axis reaches 1e-4
+    assert "1000" in out  # x axis reaches the last step
+    assert len(out.splitlines()) <= 16
+
+
+def test_render_chart_waits_without_data() -> None:
+    out = _plain(chart.render_chart(MetricStore(), chart.CHARTS[0], 60, 16))
+    assert "waiting for metrics" in out
+
+
+# --------------------------------------------------------------------------- painting
+def test_paint_half_blocks_walls_and_signs() -> None:
+    grid = np.array([[np.nan, 1.0, -1.0], [0.0, np.nan, 0.5], [1.0, 1.0, 1.0]])
+    text = gridpaint.paint(grid)
+    lines = text.plain.split("\n")
+    assert lines == ["▀▀▀", "▀▀▀"]  # 3 rows of cells -> 2 text rows
+    styles = {span.start: span.style for span in text.spans}
+    wall = styles[0]
+    assert wall.color.triplet == gridpaint.WALL  # upper cell is a wall
+    assert styles[1].color.triplet == gridpaint.POSITIVE
+    assert styles[2].color.triplet == gridpaint.NEGATIVE
+    assert gridpaint.painted_size(13, 13) == (13, 7)
+
+
+def test_paint_monochrome_uses_signed_glyphs() -> None:
+    grid = np.array([[np.nan, 1.0, -1.0, 0.0]])
+    assert gridpaint.paint(grid, color=False).plain == "█#=·"
+
+
+# --------------------------------------------------------------------------- status
+def _info(**overrides) -> dict:
+    info = {
+        "status": "running",
+        "step": 500,
+        "total_steps": 1000,
+        "heartbeat": 1_000.0,
+        "elapsed": 50.0,
+        "started": 900.0,
+        "message": None,
+    }
+    info.update(overrides)
+    return info
+
+
+def test_status_running_eta_from_steps_per_second() -> None:
+    state = runinfo.run_status(_info(), {"step": 500, "sps": 100.0, "time": 49.0}, now=1_010.0)
+    assert state.status == "running"
+    assert state.eta_seconds == pytest.approx(5.0)
+    assert state.elapsed_seconds == 50.0
+    assert state.fraction == 0.5
+
+
+def test_status_stalled_when_heartbeat_stops() -> None:
+    state = runinfo.run_status(_info(), {"step": 500, "sps": 100.0}, now=1_000.0 + 121)
+    assert state.status == "stalled"
+    assert state.eta_seconds is None
+    assert "no heartbeat for 2:01" in runinfo.status_note(state)
+
+
+def test_status_finished_and_failed_do_not_depend_on_clock() -> None:
+    done = _info(status="finished", step=1000)
+    a = runinfo.run_status(done, {"step": 1000, "sps": 9.0}, now=1e9)
+    b = runinfo.run_status(done, {"step": 1000, "sps": 9.0}, now=2e9)
+    assert a == b and a.eta_seconds is None
+    failed = runinfo.run_status(_info(status="failed", message="CUDA out of memory"), None, 0)
+    assert runinfo.status_note(failed) == "CUDA out of memory"
+
+
+def test_duration_and_config_items() -> None:
+    assert runinfo.duration(3_909) == "1:05:09"
+    assert runinfo.duration(247) == "4:07"
+    assert runinfo.duration(None) == "—"
+    items = runinfo.config_items(
+        {
+            "objective": "allo",
+            "d": 8,
+            "config": {"lr": 0.001, "learning_rate": 5, "batch_size": 256},
+        }
+    )
+    assert ("", "allo") in items and ("lr", "0.001") in items and ("batch", "256") in items
+    assert ("lr", "5") not in items  # one lr only
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    capacity=st.integers(min_value=4, max_value=40),
+    chunks=st.lists(st.integers(min_value=0, max_value=200), min_size=1, max_size=8),
+)
+def test_vectorised_extend_equals_appending_one_by_one(capacity: int, chunks: list[int]) -> None:
+    one, many = BoundedSeries(capacity), BoundedSeries(capacity)
+    start = 0
+    for size in chunks:
+        steps = np.arange(start, start + size)
+        start += size
+        for step in steps:
+            one.append(int(step), step * 0.5)
+        many.extend(steps, steps * 0.5)
+        np.testing.assert_array_equal(one.arrays()[0], many.arrays()[0])
+        assert one.stride == many.stride and one.last() == many.last()
+        assert len(many) <= capacity

@@ -1,0 +1,274 @@
+"""`allo watch`: the Textual app that follows one run directory.
+
+A thread worker polls the run (tui.watcher) about twice a second and posts
+messages; the UI thread only stores bounded series and repaints the panels that
+changed. Nothing here writes into the run directory.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Footer
+from textual.worker import get_current_worker
+
+from tui.messages import (
+    ExportLanded,
+    GroundTruthLoaded,
+    InfoChanged,
+    MetricsArrived,
+    WatchProblem,
+)
+from tui.series import MetricStore
+from tui.widgets.curves import Curves
+from tui.widgets.eigenvalues import Eigenvalues
+from tui.widgets.eigenvectors import Eigenvectors
+from tui.widgets.overview import Overview
+
+POLL_SECONDS = 0.5
+
+
+class WatchApp(App[None]):
+    CSS_PATH = "app.tcss"
+    ENABLE_COMMAND_PALETTE = False
+    TITLE = "allo watch"
+    BINDINGS = [
+        Binding("q", "quit", "quit"),
+        Binding("question_mark", "help", "help"),
+        Binding("l", "toggle_log", "log-y"),
+        Binding("s", "toggle_smooth", "EMA"),
+        Binding("left_square_bracket", "page(-1)", "prev φ", key_display="["),
+        Binding("right_square_bracket", "page(1)", "next φ", key_display="]"),
+        Binding("r", "render", "PNG"),
+        Binding("o", "open_run", "runs"),
+        *[Binding(str(i), f"chart({i - 1})", show=False) for i in range(1, 6)],
+    ]
+
+    def __init__(
+        self,
+        run: Path,
+        runs: list[Path] | None = None,
+        *,
+        poll_seconds: float = POLL_SECONDS,
+        watch: bool = True,
+    ) -> None:
+        super().__init__()
+        self.run_path = Path(run)
+        self.runs = runs or [self.run_path]
+        self.poll_seconds = poll_seconds
+        self.watching = watch
+        self.store = MetricStore()
+        self.wake = threading.Event()  # lets tests and run switches poll at once
+        self.last_problem: str | None = None
+
+    # ------------------------------------------------------------------ layout
+    def compose(self) -> ComposeResult:
+        yield Overview(id="overview")
+        with Horizontal(id="body"):
+            with Vertical(id="left"):
+                yield Curves(self.store, id="curves")
+                yield Eigenvalues(id="eigenvalues")
+            yield Eigenvectors(id="eigenvectors")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        color = not self.no_color
+        self.query_one(Curves).color = color
+        self.query_one(Eigenvectors).color = color
+        self.query_one(Eigenvalues).border_title = "Eigenvalues (L = I − T)"
+        self.set_run_title()
+        self.query_one(Curves).focus()
+        # plotext takes ~0.35 s to import; start once the first frame is out, so it
+        # does not compete with it for the GIL.
+        self.set_timer(0.3, self.load_plotter)
+        if self.watching:
+            self.start_watching()
+
+    def set_run_title(self) -> None:
+        overview = self.query_one(Overview)
+        overview.border_title = "allo watch"
+        overview.run_name = self.run_path.name
+        overview.refresh_status()
+
+    def on_resize(self) -> None:
+        """Short screens drop the overview's frame; the eigenvector column fits its grids."""
+        self.screen.set_class(self.size.height < 28, "-short")
+        self.fit_eigenvectors()
+
+    def fit_eigenvectors(self) -> None:
+        """Wide enough for one truth|learned pair, or two on a wide screen."""
+        panel = self.query_one(Eigenvectors)
+        pair = panel.pair_width()
+        frame = 4  # border and padding
+        width = pair + frame
+        screen_width = self.size.width
+        if screen_width >= 140 and 2 * pair + 3 + frame <= screen_width * 0.45:
+            width = 2 * pair + 3 + frame
+        if width > screen_width // 2:
+            # A big layout: pictures stack (truth above learned); keep room for the curves.
+            single = pair // 2 + frame
+            width = max(screen_width // 2, min(single, screen_width - 34))
+        panel.styles.width = max(24, width)
+
+    # ------------------------------------------------------------------ workers
+    @work(thread=True, exclusive=True, group="plotter")
+    def load_plotter(self) -> None:
+        """Import plotext (~0.35 s) after the first paint, then draw the curves."""
+        import plotext  # noqa: F401
+
+        self.call_from_thread(self._plotter_ready)
+
+    def _plotter_ready(self) -> None:
+        curves = self.query_one(Curves)
+        curves.plot_ready = True
+        curves.refresh()
+
+    def start_watching(self) -> None:
+        self.watch_run(self.run_path)
+
+    @work(thread=True, exclusive=True, group="watch")
+    def watch_run(self, path: Path) -> None:
+        from tui.watcher import RunWatcher
+
+        worker = get_current_worker()
+        try:
+            watcher = RunWatcher(path)
+        except Exception as err:  # the folder vanished since the command checked it
+            self.post_message(WatchProblem(str(err), run=path))
+            return
+        while not worker.is_cancelled:
+            try:
+                for batch in watcher.poll_batches():
+                    for message in batch:
+                        self.post_message(message)
+            except Exception as err:  # keep watching: a half-moved file fixes itself
+                self.post_message(WatchProblem(f"{type(err).__name__}: {err}", run=path))
+            self.wake.wait(self.poll_seconds)
+            self.wake.clear()
+
+    def poll_now(self) -> None:
+        self.wake.set()
+
+    # ------------------------------------------------------------------ messages
+    def _current(self, message) -> bool:
+        return message.run is None or Path(message.run) == self.run_path
+
+    @on(InfoChanged)
+    def on_info(self, message: InfoChanged) -> None:
+        if self._current(message):
+            self.query_one(Overview).set_info(message.info)
+            self.note_run_step()
+
+    def note_run_step(self) -> None:
+        state = self.query_one(Overview).state
+        panel = self.query_one(Eigenvectors)
+        step = state.step if state is not None else None
+        if step != panel.run_step:
+            panel.run_step = step
+            panel.update_title()
+
+    @on(MetricsArrived)
+    def on_metrics(self, message: MetricsArrived) -> None:
+        if not self._current(message):
+            return
+        if message.reset:
+            self.store.clear()
+            self.notify("metrics.jsonl was rewritten (resume); reloading", timeout=4)
+        self.store.add_columns(message.steps, message.columns)
+        if message.latest is not None:
+            self.store.latest = message.latest
+        self.query_one(Curves).data_changed()
+        self.query_one(Overview).set_latest(self.store.latest)
+        self.query_one(Eigenvalues).set_latest(self.store.latest)
+        self.note_run_step()
+
+    @on(GroundTruthLoaded)
+    def on_truth(self, message: GroundTruthLoaded) -> None:
+        if self._current(message):
+            panel = self.query_one(Eigenvectors)
+            panel.set_truth(message.env, message.eigenvalues, message.eigenvectors)
+            self.fit_eigenvectors()
+            self.query_one(Eigenvalues).set_truth(message.eigenvalues)
+
+    @on(ExportLanded)
+    def on_export(self, message: ExportLanded) -> None:
+        if self._current(message):
+            self.query_one(Eigenvectors).set_export(message.step, message.aligned, message.cosines)
+
+    @on(WatchProblem)
+    def on_problem(self, message: WatchProblem) -> None:
+        if self._current(message):
+            self.last_problem = message.text
+            self.notify(message.text, severity="warning", timeout=8)
+
+    # ------------------------------------------------------------------ actions
+    def action_help(self) -> None:
+        from tui.widgets.help import HelpScreen  # modals load on demand, not at startup
+
+        self.push_screen(HelpScreen())
+
+    def action_toggle_log(self) -> None:
+        curves = self.query_one(Curves)
+        curves.log_y = not curves.log_y
+
+    def action_toggle_smooth(self) -> None:
+        curves = self.query_one(Curves)
+        curves.smooth = not curves.smooth
+
+    def action_chart(self, index: int) -> None:
+        self.query_one(Curves).chart_index = index
+
+    def action_page(self, direction: int) -> None:
+        self.query_one(Eigenvectors).action_page(direction)
+
+    def action_render(self) -> None:
+        self.notify(f"rendering PNG of {self.run_path.name}…", timeout=3)
+        self.render_png(self.run_path)
+
+    @work(thread=True, exclusive=True, group="render")
+    def render_png(self, run: Path) -> None:
+        from tui.render import run_render
+
+        result = run_render(run)
+        self.call_from_thread(
+            self.notify, result.text, severity="information" if result.ok else "error", timeout=8
+        )
+
+    def action_open_run(self) -> None:
+        if len(self.runs) < 2:
+            self.notify("no other runs in this folder", timeout=3)
+            return
+        from tui.widgets.runpicker import RunPicker
+
+        self.push_screen(RunPicker(self.runs, self.run_path), self.switch_run)
+
+    def switch_run(self, run: Path | None) -> None:
+        if run is None or run == self.run_path:
+            return
+        self.run_path = Path(run)
+        self.store.clear()
+        self.set_run_title()
+        # Fresh panels: nothing of the previous run may linger.
+        self.query_one(Overview).info = None
+        self.query_one(Overview).reset()
+        eigenvectors = self.query_one(Eigenvectors)
+        eigenvectors.env = eigenvectors.truth = eigenvectors.aligned = None
+        eigenvectors.export_step = None
+        eigenvectors.first = 0
+        eigenvectors.refresh()
+        table = self.query_one(Eigenvalues)
+        table.truth, table.latest = None, None
+        table.refresh_rows()
+        self.query_one(Curves).data_changed()
+        self.start_watching()
+        self.poll_now()
+
+
+def make_app(run: Path, runs: list[Path] | None = None, **kwargs) -> WatchApp:
+    """The one factory for the command and the tests."""
+    return WatchApp(run, runs, **kwargs)

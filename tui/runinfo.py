@@ -1,0 +1,139 @@
+"""What the overview shows, derived from run.json and the newest metrics row.
+
+Pure functions of their inputs (the clock is a parameter), shared by the dashboard
+and the `--once` summary, and deterministic for a finished run.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+from allo.rundir import STALL_SECONDS, effective_status
+
+STATUS_STYLE = {
+    "running": "bold green",
+    "finished": "bold blue",
+    "failed": "bold red",
+    "interrupted": "bold yellow",
+    "stalled": "bold magenta",
+    "unknown": "bold",
+}
+
+# Config fields worth a glance, in display order, if the trainer wrote them.
+CONFIG_HIGHLIGHTS = (
+    ("lr", "lr"),
+    ("learning_rate", "lr"),
+    ("batch_size", "batch"),
+    ("barrier_initial", "b0"),
+    ("barrier_init", "b0"),
+    ("barrier_increase", "b+"),
+    ("barrier_increase_rate", "b+"),
+    ("dual_lr", "dual lr"),
+    ("lr_duals", "dual lr"),
+    ("hidden_dims", "hidden"),
+    ("hidden", "hidden"),
+    ("num_episodes", "episodes"),
+    ("episode_length", "ep len"),
+)
+
+
+@dataclass
+class RunStatus:
+    status: str  # running | finished | failed | interrupted | stalled | unknown
+    step: int
+    total: int | None
+    sps: float | None
+    eta_seconds: float | None
+    elapsed_seconds: float | None
+    heartbeat_age: float | None
+    message: str | None
+
+    @property
+    def fraction(self) -> float | None:
+        if not self.total:
+            return None
+        return max(0.0, min(1.0, self.step / self.total))
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def run_status(info: dict, latest: dict | None, now: float | None = None) -> RunStatus:
+    """Status, progress, speed and timing; ETA only while the run is really running."""
+    now = time.time() if now is None else now
+    status = effective_status(info, now)
+    step = int(_number(info.get("step")) or 0)
+    if latest is not None and isinstance(latest.get("step"), int):
+        step = max(step, latest["step"])
+    total = _number(info.get("total_steps"))
+    total_int = int(total) if total else None
+    sps = _number(latest.get("sps")) if latest else None
+    candidates = (_number(info.get("elapsed")), _number((latest or {}).get("time")))
+    elapsed = max((v for v in candidates if v is not None), default=None)
+    if elapsed is None:
+        started, ended = _number(info.get("started")), _number(info.get("finished"))
+        if started is not None and ended is not None:
+            elapsed = max(0.0, ended - started)
+    eta = None
+    if status == "running" and sps and sps > 0 and total_int:
+        eta = max(0, total_int - step) / sps
+    heartbeat = _number(info.get("heartbeat"))
+    age = now - heartbeat if heartbeat is not None and status in ("running", "stalled") else None
+    message = info.get("message") if isinstance(info.get("message"), str) else None
+    return RunStatus(status, step, total_int, sps, eta, elapsed, age, message)
+
+
+def duration(seconds: float | None) -> str:
+    """1:05:09, 4:07 or 12s."""
+    if seconds is None or not math.isfinite(seconds):
+        return "—"
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}:{minutes:02d}:{secs:02d}"
+    if minutes:
+        return f"{minutes}:{secs:02d}"
+    return f"{secs}s"
+
+
+def layout_line(info: dict) -> str:
+    """'room4 13x13, 104 cells' from run.json's env."""
+    env = info.get("env") if isinstance(info.get("env"), dict) else {}
+    name = env.get("name", "?")
+    width, height = env.get("width"), env.get("height")
+    cells = env.get("num_free") or len(env.get("free_cells") or [])
+    size = f" {width}x{height}" if width and height else ""
+    doors = len(env.get("doors") or [])
+    return f"{name}{size}, {cells} cells" + (f", {doors} doors" if doors else "")
+
+
+def config_items(info: dict) -> list[tuple[str, str]]:
+    """(label, value) pairs: objective, d, gamma, seed, then any highlighted config."""
+    items: list[tuple[str, str]] = []
+    for key, label in (("objective", ""), ("d", "d"), ("gamma", "γ"), ("seed", "seed")):
+        value = info.get(key)
+        if value is not None:
+            items.append((label, str(value)))
+    config = info.get("config") if isinstance(info.get("config"), dict) else {}
+    shown: set[str] = set()
+    for key, label in CONFIG_HIGHLIGHTS:
+        if key in config and label not in shown and config[key] is not None:
+            shown.add(label)
+            value = config[key]
+            items.append((label, f"{value:g}" if isinstance(value, float) else str(value)))
+    return items
+
+
+def status_note(state: RunStatus) -> str:
+    """The extra words beside the status: why it failed, how long the silence is."""
+    if state.status == "stalled" and state.heartbeat_age is not None:
+        return f"no heartbeat for {duration(state.heartbeat_age)} (>{int(STALL_SECONDS)}s)"
+    if state.status in ("failed", "interrupted") and state.message:
+        return state.message
+    return ""

@@ -25,6 +25,8 @@ class TrainConfig:
     results_dir: str = arg("results", "runs go to RESULTS_DIR/<env>/<run name>")
     run_dir: str | None = arg(None, "exact run directory (overrides the default name)")
     device: str = arg("auto", "auto | cpu | cuda (auto picks CUDA when present)")
+    threads: int = arg(1, "CPU threads for torch (0: torch's default); small matmuls run "
+                          "fastest on one")
     # environment and data
     doors: int = arg(0, "number of reversible moves made one-way (irreversible doors)")
     door_seed: int = arg(0, "seed choosing the doors")
@@ -68,6 +70,8 @@ class TrainConfig:
                      "barrier_initial", "barrier_max"):
             if not getattr(self, name) >= 0.0:
                 raise ValueError(f"--{name.replace('_', '-')} must be non-negative")
+        if self.threads < 0:
+            raise ValueError("--threads must be non-negative")
         if self.doors < 0:
             raise ValueError("--doors must be non-negative")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):

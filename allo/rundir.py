@@ -38,6 +38,9 @@ STATUSES = ("running", "finished", "failed", "interrupted")
 # A running run whose heartbeat is older than this many seconds is shown as stalled.
 STALL_SECONDS = 120.0
 
+_umask = os.umask(0)
+os.umask(_umask)
+_FILE_MODE = 0o666 & ~_umask
 _EXPORT_RE = re.compile(r"^learned_eigenvectors_step_(\d+)\.npy$")
 _CHECKPOINT_RE = re.compile(r"^checkpoint_step_(\d+)\.pt$")
 
@@ -63,6 +66,7 @@ def _atomic_write(path: Path, write) -> None:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600; others on a shared box may read runs
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

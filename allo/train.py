@@ -305,6 +305,8 @@ def train(
     device = resolve_device(cfg.device)
     d = cfg.num_eigenvectors
     torch.set_flush_denormal(True)  # tiny activations early on are 4x slower as denormals
+    if cfg.threads > 0 and device.type == "cpu":
+        torch.set_num_threads(cfg.threads)
 
     # exact ground truth for the law the sampler draws from
     truth = ground_truth(layout, cfg.gamma, cfg.num_steps, cfg.max_episode_length)

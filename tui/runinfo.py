@@ -22,20 +22,14 @@ STATUS_STYLE = {
 }
 
 # Config fields worth a glance, in display order, if the trainer wrote them.
-CONFIG_HIGHLIGHTS = (
-    ("lr", "lr"),
+CONFIG_HIGHLIGHTS = (  # TrainConfig field -> short label
     ("learning_rate", "lr"),
     ("batch_size", "batch"),
-    ("barrier_initial", "b0"),
-    ("barrier_init", "b0"),
-    ("barrier_increase", "b+"),
-    ("barrier_increase_rate", "b+"),
-    ("dual_lr", "dual lr"),
     ("lr_duals", "dual lr"),
-    ("hidden_dims", "hidden"),
-    ("hidden", "hidden"),
-    ("num_episodes", "episodes"),
-    ("episode_length", "ep len"),
+    ("barrier_max", "b max"),
+    ("hidden_size", "hidden"),
+    ("num_envs", "envs"),
+    ("max_episode_length", "ep len"),
 )
 
 

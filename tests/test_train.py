@@ -1,0 +1,103 @@
+"""Short CPU trainings: the trainer learns, the CLI prints what scripts rely on."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from allo import rundir
+from allo.config import TrainConfig
+from allo.train import train
+
+SMALL = "XXXXXXXX\nX      X\nX XX   X\nX    X X\nXXXXXXXX\n"
+TINY_FLAGS = ["--num-envs", "100", "--num-steps", "100", "--max-episode-length", "100",
+              "--hidden-size", "64", "--hidden-layers", "2", "--batch-size", "2048",
+              "--learning-rate", "0.01", "--num-eigenvectors", "3"]
+
+
+@pytest.fixture
+def small_layout(tmp_path: Path) -> Path:
+    path = tmp_path / "small.txt"
+    path.write_text(SMALL)
+    return path
+
+
+def tiny_config(layout: Path, run: Path, **changes) -> TrainConfig:
+    cfg = TrainConfig(env_file=str(layout), run_dir=str(run), num_envs=100, num_steps=100,
+                      max_episode_length=100, hidden_size=64, hidden_layers=2,
+                      batch_size=2048, learning_rate=0.01, num_eigenvectors=3,
+                      num_gradient_steps=3000, log_freq=300, plot_freq=1500,
+                      checkpoint_freq=500)
+    for key, value in changes.items():
+        setattr(cfg, key, value)
+    return cfg
+
+
+def test_short_training_learns_the_eigenvectors(small_layout, tmp_path):
+    outcome = train(tiny_config(small_layout, tmp_path / "run"))
+    assert outcome.status == "finished" and outcome.exit_code == 0
+    rows = rundir.RunReader(outcome.run_dir).metrics()
+    assert [r["step"] for r in rows] == list(range(300, 3001, 300))
+    assert rows[-1]["cos/mean"] >= 0.98
+    assert rows[-1]["eig/mean_abs_error"] <= 0.02
+    assert rows[0]["cos/mean"] < rows[-1]["cos/mean"]  # it learned, it did not start there
+
+
+def test_run_directory_is_complete_and_consistent(small_layout, tmp_path):
+    outcome = train(tiny_config(small_layout, tmp_path / "run", num_gradient_steps=200,
+                                log_freq=50, plot_freq=100, checkpoint_freq=100))
+    reader = rundir.RunReader(outcome.run_dir)
+    info = reader.info()
+    assert info["status"] == "finished" and info["step"] == 200
+    assert info["eigenvalue_convention"] == "laplacian_I_minus_T"
+    assert info["config"]["num_gradient_steps"] == 200
+    n = info["env"]["num_free"]
+    values, vectors = reader.ground_truth()
+    assert values.shape == (3,) and vectors.shape == (n, 3)
+    assert reader.export_steps() == [100, 200]
+    assert reader.final().shape == (n, 3)
+    assert reader.checkpoint_steps() == [100, 200]
+    history = rundir.read_json(outcome.run_dir / rundir.METRICS_HISTORY)
+    assert history == reader.metrics()
+    row = history[-1]
+    for key in ("loss/total", "loss/graph", "loss/dual", "loss/barrier", "orth/error",
+                "grad/norm", "barrier/coef", "dual/diag", "eig/estimate", "eig/abs_error",
+                "eig/mean_rel_error", "cos/per_vector", "cos/mean", "sps", "time"):
+        assert key in row, key
+    np.testing.assert_allclose(row["eig/estimate"], -np.asarray(row["dual/diag"]) / 2)
+
+
+def test_ggdo_objective_runs_and_reports_rayleigh_estimates(small_layout, tmp_path):
+    outcome = train(tiny_config(small_layout, tmp_path / "run", objective="ggdo",
+                                num_gradient_steps=200, log_freq=50))
+    row = rundir.RunReader(outcome.run_dir).metrics()[-1]
+    assert "dual/diag" not in row and len(row["eig/estimate"]) == 3
+
+
+def test_cli_prints_summary_and_run_dir_last(small_layout, tmp_path):
+    run = tmp_path / "cli_run"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "allo.cli", "train", "--env-file", str(small_layout),
+         "--run-dir", str(run), "--steps", "100", "--log-freq", "50", *TINY_FLAGS],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[-1] == str(run)
+    assert lines[-2].startswith("finished:") and "mean|cos|" in lines[-2]
+    assert "Traceback" not in result.stderr
+
+
+def test_existing_run_is_not_overwritten(small_layout, tmp_path):
+    run = tmp_path / "run"
+    train(tiny_config(small_layout, run, num_gradient_steps=10, log_freq=5))
+    from allo.train import TrainError
+
+    with pytest.raises(TrainError, match="already holds a run"):
+        train(tiny_config(small_layout, run, num_gradient_steps=10))

@@ -308,8 +308,12 @@ def train(
     if cfg.threads > 0 and device.type == "cpu":
         torch.set_num_threads(cfg.threads)
 
+    timings = {"ground_truth": 0.0, "data": 0.0, "training": 0.0, "exports": 0.0}
+    phase = time.perf_counter()
+
     # exact ground truth for the law the sampler draws from
     truth = ground_truth(layout, cfg.gamma, cfg.num_steps, cfg.max_episode_length)
+    timings["ground_truth"] = time.perf_counter() - phase
     reachable = int(truth.support.sum())
     if reachable < d:
         raise TrainError(f"--num-eigenvectors {d}: the data reaches only {reachable} cells "
@@ -337,7 +341,9 @@ def train(
         writer.write_ground_truth(*truth.top(d))
 
     # data: collected once from the seed (a resume collects the very same data)
+    phase = time.perf_counter()
     experience = collect(layout, cfg.num_envs, cfg.num_steps, cfg.max_episode_length, cfg.seed)
+    timings["data"] = time.perf_counter() - phase
     sampler = PairSampler(experience, cfg.gamma, device, cfg.seed)
     coords = torch.as_tensor(layout.coordinates(), device=device)  # (N, 2)
     num_cells = layout.num_free
@@ -361,6 +367,7 @@ def train(
     handoff = RenderHandoff(run, cfg.plot_during_training)
 
     def export(step: int, final: bool = False) -> None:
+        began = time.perf_counter()
         with torch.no_grad():
             table = learner.model(coords).cpu().numpy()
         if final:
@@ -369,9 +376,12 @@ def train(
             writer.export_learned(step, table)
         writer.write_metrics_history()
         handoff.export_landed()
+        timings["exports"] += time.perf_counter() - began
 
     def checkpoint(step: int, spent: float) -> None:
+        began = time.perf_counter()
         save_checkpoint(writer, learner.state(step, spent, sampler))
+        timings["exports"] += time.perf_counter() - began
 
     status, exit_code, message, last_row = "finished", 0, None, None
     step = start_step
@@ -428,6 +438,7 @@ def train(
                 break
 
     spent = elapsed + time.perf_counter() - clock
+    timings["training"] = time.perf_counter() - clock - timings["exports"]
     if status != "failed":
         checkpoint(step, spent)
     if status == "finished":
@@ -436,7 +447,8 @@ def train(
             export(step)
     writer.write_metrics_history()
     writer.update_info(status=status, message=message, step=step, heartbeat=time.time(),
-                       finished=time.time(), elapsed=spent)
+                       finished=time.time(), elapsed=spent,
+                       timings={k: round(v, 3) for k, v in timings.items()})
     writer.close()
     if status == "finished":
         handoff.finish()

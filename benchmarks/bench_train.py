@@ -1,0 +1,217 @@
+"""Training speed and time to accuracy (a benchmark, not a test).
+
+    python benchmarks/bench_train.py                 # everything, 5 seeds of room4
+    python benchmarks/bench_train.py --seeds 1 --skip-accuracy
+
+Measures, on this machine, in one run:
+  data         1e6 random-walk transitions (room4, 1000 envs x 1000 steps)
+  ground truth the exact operator and its spectrum (room4, defaults)
+  step         achieved matmul FLOP/s of a training step vs. plain GEMMs of the same shapes
+  logging      steps/s with --log-freq 10 against --log-freq 1000
+  end to end   the default `allo train room4`, split into phases (from run.json timings)
+  accuracy     steps and seconds until mean |cos| >= 0.99, per seed and the median
+Prints a table and writes benchmarks/results/train.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from allo import rundir
+from allo.config import TrainConfig
+from allo.data import PairSampler, collect
+from allo.layouts import load_builtin
+from allo.model import MLP
+from allo.objective import allo_terms, batch_weights
+from allo.spectrum import ground_truth
+from allo.train import train
+
+RESULTS = Path(__file__).parent / "results" / "train.json"
+
+
+def best_of(fn, repeats: int = 3) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def bench_data() -> dict:
+    layout = load_builtin("room4")
+    seconds = best_of(lambda: collect(layout, 1000, 1000, 1000, seed=0))
+    truth = best_of(lambda: ground_truth(layout, 0.8, 1000, 1000))
+    return {"data_1e6_transitions_s": seconds, "ground_truth_s": truth}
+
+
+def matmul_flops(n: int, d: int, hidden: int, layers: int) -> float:
+    """Forward matmul FLOPs of the MLP on n rows, times 3 for forward + backward."""
+    widths = [2] + [hidden] * layers + [d]
+    forward = sum(2 * n * a * b for a, b in zip(widths[:-1], widths[1:], strict=True))
+    return 3.0 * forward
+
+
+def bench_step(cfg: TrainConfig, steps: int = 300) -> dict:
+    """Achieved FLOP/s of the real step against GEMMs of the same shapes (same threads)."""
+    torch.set_num_threads(cfg.threads or torch.get_num_threads())
+    torch.set_flush_denormal(True)
+    layout = load_builtin("room4")
+    n, d = layout.num_free, cfg.num_eigenvectors
+    data = collect(layout, cfg.num_envs, cfg.num_steps, cfg.max_episode_length, 0)
+    sampler = PairSampler(data, cfg.gamma, torch.device("cpu"), 0)
+    coords = torch.as_tensor(layout.coordinates())
+    model = MLP(d, cfg.hidden_layers, cfg.hidden_size)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
+    duals, barrier = torch.zeros(d, d), torch.tensor(cfg.barrier_initial)
+
+    def step() -> None:
+        table = model(coords)
+        terms = allo_terms(table, batch_weights(sampler.batch(cfg.batch_size), n), duals,
+                           barrier)
+        optimizer.zero_grad(set_to_none=True)
+        terms.total.backward()
+        optimizer.step()
+
+    def only_sampling() -> None:
+        batch_weights(sampler.batch(cfg.batch_size), n)
+
+    for _ in range(20):
+        step()
+    step_s = best_of(lambda: [step() for _ in range(steps)]) / steps
+    sample_s = best_of(lambda: [only_sampling() for _ in range(steps)]) / steps
+    # the same matmuls as forward + backward (x W, grad x, grad W), nothing else
+    widths = [2] + [cfg.hidden_size] * cfg.hidden_layers + [d]
+    mats = [(torch.randn(n, a), torch.randn(a, b), torch.randn(n, b))
+            for a, b in zip(widths[:-1], widths[1:], strict=True)]
+
+    def gemms() -> None:
+        for x, w, g in mats:
+            torch.mm(x, w)
+            torch.mm(g, w.T)
+            torch.mm(x.T, g)
+
+    gemm_s = best_of(lambda: [gemms() for _ in range(steps)]) / steps
+    flops = matmul_flops(n, d, cfg.hidden_size, cfg.hidden_layers)
+    return {
+        "step_ms": step_s * 1e3,
+        "sampling_ms": sample_s * 1e3,
+        "gemm_only_ms": gemm_s * 1e3,
+        "step_gflops": flops / step_s / 1e9,
+        "gemm_gflops": flops / gemm_s / 1e9,
+        "fraction_of_gemm": gemm_s / step_s,
+        "steps_per_s": 1.0 / step_s,
+    }
+
+
+def run_training(cfg: TrainConfig, folder: Path) -> tuple[dict, list[dict]]:
+    outcome = train(cfg)
+    reader = rundir.RunReader(outcome.run_dir)
+    return reader.info(), reader.metrics()
+
+
+def bench_logging(cfg: TrainConfig, folder: Path, steps: int = 600) -> dict:
+    rates = {}
+    for log_freq in (10, 1000):
+        run_cfg = TrainConfig(**{**cfg.__dict__, "num_gradient_steps": steps,
+                                 "log_freq": log_freq, "plot_freq": steps,
+                                 "checkpoint_freq": steps,
+                                 "run_dir": str(folder / f"log{log_freq}")})
+        info, _ = run_training(run_cfg, folder)
+        rates[log_freq] = steps / info["timings"]["training"]
+    return {"sps_log10": rates[10], "sps_log1000": rates[1000],
+            "log10_over_log1000": rates[10] / rates[1000]}
+
+
+def bench_accuracy(cfg: TrainConfig, folder: Path, seeds: int) -> dict:
+    per_seed = []
+    for seed in range(seeds):
+        run_cfg = TrainConfig(**{**cfg.__dict__, "seed": seed, "log_freq": 100,
+                                 "run_dir": str(folder / f"seed{seed}")})
+        started = time.perf_counter()
+        info, rows = run_training(run_cfg, folder)
+        total = time.perf_counter() - started
+        hit = next((r for r in rows if (r.get("cos/mean") or 0) >= 0.99), None)
+        per_seed.append({
+            "seed": seed,
+            "final_cos": rows[-1]["cos/mean"],
+            "final_eig_rel_error": rows[-1].get("eig/mean_rel_error"),
+            "steps_to_0.99": hit["step"] if hit else None,
+            "seconds_to_0.99": hit["time"] if hit else None,
+            "total_s": total,
+            "timings": info.get("timings"),
+        })
+        print(f"  seed {seed}: final mean|cos| {per_seed[-1]['final_cos']:.4f}, "
+              f"0.99 at step {per_seed[-1]['steps_to_0.99']}, total {total:.1f}s",
+              flush=True)
+    finals = [s["final_cos"] for s in per_seed]
+    hits = [s["seconds_to_0.99"] for s in per_seed]
+    reached = [h for h in hits if h is not None]
+    return {
+        "per_seed": per_seed,
+        "median_final_cos": statistics.median(finals),
+        "median_total_s": statistics.median(s["total_s"] for s in per_seed),
+        # seeds that never reach 0.99 count as infinitely slow in the median
+        "median_seconds_to_0.99": (statistics.median([h if h is not None else float("inf")
+                                                      for h in hits]) if reached else None),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--skip-accuracy", action="store_true")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    cfg = TrainConfig()
+    results: dict = {
+        "machine": {"processor": platform.processor() or platform.machine(),
+                    "cores": __import__("os").cpu_count(), "torch": torch.__version__,
+                    "python": platform.python_version()},
+        "config": cfg.__dict__,
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        results["data"] = bench_data()
+        results["step"] = bench_step(cfg)
+        results["logging"] = bench_logging(cfg, folder)
+        if not args.skip_accuracy:
+            results["accuracy"] = bench_accuracy(cfg, folder, args.seeds)
+    step, data, log = results["step"], results["data"], results["logging"]
+    print(f"{'measure':<42}{'value':>12}")
+    rows = [
+        ("1e6 transitions collected (s)", data["data_1e6_transitions_s"]),
+        ("exact ground truth, room4 (s)", data["ground_truth_s"]),
+        ("training step (ms)", step["step_ms"]),
+        ("  of which sampling (ms)", step["sampling_ms"]),
+        ("  same matmuls alone (ms)", step["gemm_only_ms"]),
+        ("step matmul GFLOP/s", step["step_gflops"]),
+        ("GEMM GFLOP/s, same shapes", step["gemm_gflops"]),
+        ("step / GEMM throughput", step["fraction_of_gemm"]),
+        ("steps/s, log every 10 / every 1000", log["log10_over_log1000"]),
+    ]
+    if "accuracy" in results:
+        acc = results["accuracy"]
+        rows += [("median final mean|cos| (room4)", acc["median_final_cos"]),
+                 ("median seconds to mean|cos| 0.99", acc["median_seconds_to_0.99"] or -1),
+                 ("median end-to-end seconds", acc["median_total_s"])]
+    for name, value in rows:
+        print(f"{name:<42}{value:>12.4g}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(rundir.to_json_safe(results), indent=2) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -40,6 +40,7 @@ STALL_SECONDS = 120.0
 
 _EXPORT_RE = re.compile(r"^learned_eigenvectors_step_(\d+)\.npy$")
 _CHECKPOINT_RE = re.compile(r"^checkpoint_step_(\d+)\.pt$")
+_TEMPORARY_RE = re.compile(r"^\..+\.tmp$")  # what _atomic_write's mkstemp names look like
 
 
 class RunDirError(Exception):
@@ -188,6 +189,21 @@ class RunWriter:
     @property
     def checkpoint_dir(self) -> Path:
         return self.path / CHECKPOINTS
+
+    def remove_temporaries(self) -> list[str]:
+        """Delete `.<name>.<random>.tmp` files that a killed write left behind.
+
+        Only the trainer writes in the run folder and checkpoints/, so at a (re)start none
+        of them can be in use. plots/ is left alone: a renderer may be writing there.
+        """
+        removed = []
+        for folder in (self.path, self.checkpoint_dir):
+            for name in os.listdir(folder) if folder.is_dir() else []:
+                if _TEMPORARY_RE.match(name):
+                    with contextlib.suppress(FileNotFoundError):
+                        (folder / name).unlink()
+                        removed.append(name)
+        return removed
 
     def prune_checkpoints(self, keep: int) -> None:
         """Keep the newest `keep` checkpoints by step number."""

@@ -307,6 +307,7 @@ def train(
                          f"of layout {layout.name!r}")
 
     writer = rundir.RunWriter(run)
+    writer.remove_temporaries()  # left by a killed write; nothing else writes here now
     now = time.time()
     blocks = eigenspace_blocks(truth.eigenvalues[: min(d + 1, reachable)])
     if resume is None:
@@ -326,6 +327,9 @@ def train(
             "resumes": [],
         })
         writer.write_ground_truth(*truth.top(d))
+    elif not all((run / name).exists() for name in (rundir.GT_EIGENVALUES,
+                                                      rundir.GT_EIGENVECTORS)):
+        writer.write_ground_truth(*truth.top(d))  # a kill came before it was written
 
     # data: collected once from the seed (a resume collects the very same data)
     experience = collect(layout, cfg.num_envs, cfg.num_steps, cfg.max_episode_length, cfg.seed)

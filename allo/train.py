@@ -48,6 +48,7 @@ class Outcome:
     exit_code: int
     last_row: dict | None
     wall: float
+    message: str | None = None  # why it failed or was interrupted
 
 
 # ----------------------------------------------------------------------------- setup
@@ -434,7 +435,7 @@ def train(
     writer.close()
     if status == "finished":
         handoff.finish()
-    return Outcome(run, status, exit_code, last_row, spent)
+    return Outcome(run, status, exit_code, last_row, spent, message)
 
 
 def format_row(row: dict) -> str:

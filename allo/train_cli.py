@@ -82,6 +82,8 @@ def main(argv: list[str]) -> int:
         print(f"{outcome.status}: {quality}  train {outcome.wall:.1f}s  total {wall:.1f}s")
     else:
         info_line = f"{outcome.status}: {quality}"
+        if outcome.message:  # what diverged, or which signal stopped it
+            info_line = f"{outcome.status}: {outcome.message} (last log: {quality})"
         print(info_line, file=sys.stderr)
         if outcome.status == "interrupted":
             print(f"resume with: allo train --resume {outcome.run_dir}", file=sys.stderr)

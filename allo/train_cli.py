@@ -15,8 +15,15 @@ RESUME_OVERRIDABLE = {"num_gradient_steps", "device", "plot_during_training", "l
                       "plot_freq", "checkpoint_freq"}
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors are one line on stderr (not the whole usage block), exit 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="allo train",
         description="Train ALLO on a gridworld layout and export a run directory.",
         epilog="Example: allo train room4 --steps 5000 --seed 1",

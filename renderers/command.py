@@ -43,8 +43,15 @@ def int_list(text: str) -> list[int]:
     return values
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors are one line on stderr (not the whole usage block), exit 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog=PROG,
         description="Figures from a run directory (png, svg or text), written to RUN/plots.",
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -53,14 +54,33 @@ def resolve_config(args: argparse.Namespace) -> tuple[TrainConfig, Path | None]:
 
     run = Path(args.resume)
     info = rundir.RunReader(run).info()
-    base = config_module.from_dict(info.get("config") or {})
+    base = config_module.from_dict(checked_config(info, run / rundir.RUN_JSON))
     given = {name for name, value in vars(args).items()
-             if value not in (None, False) and name not in ("resume", "env")}
+             if value is not None and value is not False and name not in ("resume", "env")}
     fixed = sorted(given - RESUME_OVERRIDABLE)
     if fixed or args.env is not None:
         names = ", ".join("--" + n.replace("_", "-") for n in fixed) or "the environment"
         raise ValueError(f"cannot change {names} when resuming; start a new run instead")
     return config_module.from_namespace(args, base), run
+
+
+# run.json's config values must have the types TrainConfig declares
+_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "str | None": (str, type(None)),
+          "bool": (bool,)}
+
+
+def checked_config(info: dict, path: Path) -> dict:
+    """The config recorded in run.json, refused in one line if it is not one."""
+    config = info.get("config")
+    if not isinstance(config, dict):
+        raise ValueError(f"{path}: no 'config' object; cannot resume this run")
+    for f in dataclasses.fields(TrainConfig):
+        if f.name not in config:
+            continue
+        value, allowed = config[f.name], _TYPES.get(str(f.type), (object,))
+        if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+            raise ValueError(f"{path}: config.{f.name} is {value!r}, not of type {f.type}")
+    return config
 
 
 def main(argv: list[str]) -> int:

@@ -410,6 +410,9 @@ def parse_env(info: dict) -> EnvInfo:
     for row, col in cells:
         if not (0 <= row < height and 0 <= col < width):
             raise RunDirError(f"run.json: free cell {[row, col]} lies outside the grid")
+    for key in ("goals", "doors"):
+        if not isinstance(env.get(key) or [], list):
+            raise RunDirError(f"run.json: env.{key} must be a list")
     start = env.get("start")
     return EnvInfo(
         name=str(env.get("name", "?")),

@@ -158,15 +158,35 @@ def save_checkpoint(writer: rundir.RunWriter, state: dict) -> None:
     writer.prune_checkpoints(CHECKPOINTS_KEPT)
 
 
+CHECKPOINT_KEYS = ("step", "elapsed", "model", "optimizer", "duals", "barrier", "sampler",
+                   "torch_rng")
+
+
 def load_checkpoint(run: Path, device: torch.device) -> dict | None:
-    """Newest checkpoint by step number; never unpickles (weights_only=True)."""
+    """Newest usable checkpoint by step number; never unpickles (weights_only=True).
+
+    None when there is no checkpoint at all; TrainError when there are some but none is
+    usable, so a resume never silently starts over (and drops the logged metrics).
+    """
     steps = rundir.checkpoint_steps(run)
     for step in reversed(steps):
         path = run / rundir.CHECKPOINTS / rundir.checkpoint_name(step)
         try:
-            return torch.load(path, map_location=device, weights_only=True)
+            state = torch.load(path, map_location=device, weights_only=True)
         except Exception as err:  # a torn or foreign file: say so, try the previous one
-            print(f"allo: skipping {path}: {str(err).splitlines()[0]}", file=sys.stderr)
+            if "Weights only load failed" in str(err):
+                why = "refused: it holds Python objects, not only tensors (never unpickled)"
+            else:
+                why = (str(err).splitlines() or [type(err).__name__])[0]
+            print(f"allo: skipping {path}: {why}", file=sys.stderr)
+            continue
+        if not isinstance(state, dict) or any(key not in state for key in CHECKPOINT_KEYS):
+            print(f"allo: skipping {path}: not an allo checkpoint", file=sys.stderr)
+            continue
+        return state
+    if steps:
+        raise TrainError(f"{run / rundir.CHECKPOINTS}: none of {len(steps)} checkpoint(s) "
+                         "is usable; nothing resumed")
     return None
 
 
@@ -346,8 +366,13 @@ def train(
     if resume is not None:
         state = load_checkpoint(run, device)
         if state is not None:
-            learner.load(state, sampler)
-            start_step, elapsed = int(state["step"]), float(state["elapsed"])
+            try:
+                learner.load(state, sampler)
+                start_step, elapsed = int(state["step"]), float(state["elapsed"])
+            except (RuntimeError, ValueError, TypeError, KeyError) as err:
+                raise TrainError(f"{run / rundir.CHECKPOINTS}: step {state.get('step')} "
+                                 f"does not fit this run's model ({str(err).splitlines()[0]})"
+                                 ) from None
         writer.truncate_metrics_after(start_step)
         info = rundir.read_json(run / rundir.RUN_JSON)
         writer.update_info(status="running", message=None, step=start_step,

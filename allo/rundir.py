@@ -65,9 +65,11 @@ def _atomic_write(path: Path, write) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(err, OSError) and err.filename is None:  # name the file (disk full)
+            raise OSError(err.errno, err.strerror or str(err), str(path)) from None
         raise
 
 

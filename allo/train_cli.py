@@ -102,6 +102,10 @@ def main(argv: list[str]) -> int:
             outcome = train(cfg, resume=resume, progress=bar.update, announce=bar.log)
     except TrainError as err:
         return fail(str(err))
+    except OSError as err:  # disk full, read-only or vanished results directory
+        where = f" {err.filename}" if err.filename else ""
+        print(f"allo train: cannot write{where}: {err.strerror or err}", file=sys.stderr)
+        return 1
     row = outcome.last_row
     quality = format_row(row) if row else "no metrics logged"
     wall = time.perf_counter() - started

@@ -306,3 +306,52 @@ def test_divergence_mid_run_keeps_good_export_and_checkpoint(tmp_path, monkeypat
     assert reader.final() is None
     # the failing row is logged (non-finite values as null) so the curves show it
     assert [r["step"] for r in reader.metrics()][-1] == 50
+
+
+def _tiny_cli(layout: Path, run: Path, steps: int = 100) -> list[str]:
+    return train_args(layout, run, steps)[1:]  # without the "train" subcommand
+
+
+@pytest.mark.parametrize("after", [0, 3, 12])
+def test_disk_full_is_one_line_and_leaves_no_partial_files(tmp_path, monkeypatch, capsys,
+                                                         reference, after):
+    """ENOSPC on the `after`-th atomic write (0: the very first, run.json)."""
+    pytest.importorskip("torch").set_num_threads(1)
+    import errno
+
+    from allo import train_cli
+
+    calls = {"n": 0}
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        calls["n"] += 1
+        if calls["n"] > after:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_fsync(fd)
+
+    monkeypatch.setattr(rundir.os, "fsync", fsync)
+    run = tmp_path / "run"
+    code = train_cli.main(_tiny_cli(reference[0], run))
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err, err
+    errors = [line for line in err.splitlines() if line.startswith("allo")]  # not progress
+    assert len(errors) == 1 and "No space left on device" in errors[0], err
+    assert str(run) in errors[0], "the message names the file"
+    monkeypatch.undo()
+    assert temporaries(run) == [], "a failed write leaves no partial file"
+    if rundir.is_run_dir(run):
+        check_readers(run)
+
+
+def test_unwritable_results_dir_is_one_line(tmp_path, capsys, reference):
+    """A results 'directory' that is a file (chmod does not stop root, this does)."""
+    from allo import train_cli
+
+    blocker = tmp_path / "results"
+    blocker.write_text("not a folder")
+    code = train_cli.main(_tiny_cli(reference[0], blocker / "run"))
+    err = capsys.readouterr().err
+    assert code in (1, 2) and "Traceback" not in err, err
+    assert len([line for line in err.splitlines() if line.startswith("allo")]) == 1, err
+    assert blocker.read_text() == "not a folder"

@@ -258,9 +258,11 @@ def load_npy(
     except ValueError as err:
         if "allow_pickle" in str(err) or "Object arrays" in str(err):
             raise RunDirError(f"{path}: holds pickled objects; refused") from None
-        raise RunDirError(f"{path}: not a valid .npy file ({err})") from None
-    except (OSError, EOFError) as err:
-        raise RunDirError(f"{path}: not a valid .npy file ({err})") from None
+        detail = (str(err).splitlines() or ["ValueError"])[0]
+        raise RunDirError(f"{path}: not a valid .npy file ({detail})") from None
+    except Exception as err:  # a mangled header reaches numpy's parser: SyntaxError & co.
+        detail = (str(err).splitlines() or [type(err).__name__])[0]
+        raise RunDirError(f"{path}: not a valid .npy file ({detail})") from None
     if not isinstance(array, np.ndarray) or array.dtype.kind not in "fiub":
         raise RunDirError(f"{path}: expected a numeric array, found dtype {array.dtype}")
     if ndim is not None and array.ndim != ndim:

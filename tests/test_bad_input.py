@@ -196,6 +196,7 @@ def _npy_bytes(array, pickle=False) -> bytes:
 
 npy_payloads = st.one_of(
     st.binary(max_size=200),
+    st.binary(max_size=120).map(lambda b: b"\x93NUMPY\x01\x00" + b),  # a mangled header
     st.builds(lambda b, n: _npy_bytes(np.zeros((14, 3)))[: max(n, 0)] + b,
               st.binary(max_size=10), st.integers(0, 300)),
     st.sampled_from([

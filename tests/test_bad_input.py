@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 
 import numpy as np
@@ -25,7 +26,7 @@ from renderers import command
 
 FAST = settings(max_examples=60, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
-SLOW = settings(max_examples=12, deadline=None,
+SLOW = settings(max_examples=int(os.environ.get("ALLO_HYPOTHESIS_SLOW", "12")), deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 

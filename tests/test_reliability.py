@@ -294,8 +294,12 @@ def test_divergence_mid_run_keeps_good_export_and_checkpoint(tmp_path, monkeypat
                       num_steps=100, hidden_size=32, hidden_layers=2, batch_size=256,
                       num_eigenvectors=3, num_gradient_steps=STEPS, log_freq=10,
                       plot_freq=20, checkpoint_freq=20, device="cpu")
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    outcome = train_module.train(cfg)
+    try:
+        outcome = train_module.train(cfg)
+    finally:
+        torch.set_num_threads(threads)
     assert (outcome.status, outcome.exit_code) == ("failed", 1)
     assert outcome.message.startswith("diverged at step 50: loss/total is not finite")
     reader = rundir.RunReader(outcome.run_dir)
@@ -316,7 +320,6 @@ def _tiny_cli(layout: Path, run: Path, steps: int = 100) -> list[str]:
 def test_disk_full_is_one_line_and_leaves_no_partial_files(tmp_path, monkeypatch, capsys,
                                                          reference, after):
     """ENOSPC on the `after`-th atomic write (0: the very first, run.json)."""
-    pytest.importorskip("torch").set_num_threads(1)
     import errno
 
     from allo import train_cli

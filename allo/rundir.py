@@ -43,6 +43,7 @@ os.umask(_umask)
 _FILE_MODE = 0o666 & ~_umask
 _EXPORT_RE = re.compile(r"^learned_eigenvectors_step_(\d+)\.npy$")
 _CHECKPOINT_RE = re.compile(r"^checkpoint_step_(\d+)\.pt$")
+_TEMPORARY_RE = re.compile(r"^\..+\.tmp$")  # what _atomic_write's mkstemp names look like
 
 
 class RunDirError(Exception):
@@ -68,9 +69,11 @@ def _atomic_write(path: Path, write) -> None:
             os.fsync(handle.fileno())
         os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600; others on a shared box may read runs
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(err, OSError) and err.filename is None:  # name the file (disk full)
+            raise OSError(err.errno, err.strerror or str(err), str(path)) from None
         raise
 
 
@@ -193,6 +196,21 @@ class RunWriter:
     def checkpoint_dir(self) -> Path:
         return self.path / CHECKPOINTS
 
+    def remove_temporaries(self) -> list[str]:
+        """Delete `.<name>.<random>.tmp` files that a killed write left behind.
+
+        Only the trainer writes in the run folder and checkpoints/, so at a (re)start none
+        of them can be in use. plots/ is left alone: a renderer may be writing there.
+        """
+        removed = []
+        for folder in (self.path, self.checkpoint_dir):
+            for name in os.listdir(folder) if folder.is_dir() else []:
+                if _TEMPORARY_RE.match(name):
+                    with contextlib.suppress(FileNotFoundError):
+                        (folder / name).unlink()
+                        removed.append(name)
+        return removed
+
     def prune_checkpoints(self, keep: int) -> None:
         """Keep the newest `keep` checkpoints by step number."""
         steps = checkpoint_steps(self.path)
@@ -244,9 +262,11 @@ def load_npy(
     except ValueError as err:
         if "allow_pickle" in str(err) or "Object arrays" in str(err):
             raise RunDirError(f"{path}: holds pickled objects; refused") from None
-        raise RunDirError(f"{path}: not a valid .npy file ({err})") from None
-    except (OSError, EOFError) as err:
-        raise RunDirError(f"{path}: not a valid .npy file ({err})") from None
+        detail = (str(err).splitlines() or ["ValueError"])[0]
+        raise RunDirError(f"{path}: not a valid .npy file ({detail})") from None
+    except Exception as err:  # a mangled header reaches numpy's parser: SyntaxError & co.
+        detail = (str(err).splitlines() or [type(err).__name__])[0]
+        raise RunDirError(f"{path}: not a valid .npy file ({detail})") from None
     if not isinstance(array, np.ndarray) or array.dtype.kind not in "fiub":
         raise RunDirError(f"{path}: expected a numeric array, found dtype {array.dtype}")
     if ndim is not None and array.ndim != ndim:
@@ -398,6 +418,9 @@ def parse_env(info: dict) -> EnvInfo:
     for row, col in cells:
         if not (0 <= row < height and 0 <= col < width):
             raise RunDirError(f"run.json: free cell {[row, col]} lies outside the grid")
+    for key in ("goals", "doors"):
+        if not isinstance(env.get(key) or [], list):
+            raise RunDirError(f"run.json: env.{key} must be a list")
     start = env.get("start")
     return EnvInfo(
         name=str(env.get("name", "?")),

@@ -48,6 +48,7 @@ class Outcome:
     exit_code: int
     last_row: dict | None
     wall: float
+    message: str | None = None  # why it failed or was interrupted
 
 
 # ----------------------------------------------------------------------------- setup
@@ -164,15 +165,35 @@ def save_checkpoint(writer: rundir.RunWriter, state: dict) -> None:
     writer.prune_checkpoints(CHECKPOINTS_KEPT)
 
 
+CHECKPOINT_KEYS = ("step", "elapsed", "model", "optimizer", "duals", "barrier", "sampler",
+                   "torch_rng")
+
+
 def load_checkpoint(run: Path, device: torch.device) -> dict | None:
-    """Newest checkpoint by step number; never unpickles (weights_only=True)."""
+    """Newest usable checkpoint by step number; never unpickles (weights_only=True).
+
+    None when there is no checkpoint at all; TrainError when there are some but none is
+    usable, so a resume never silently starts over (and drops the logged metrics).
+    """
     steps = rundir.checkpoint_steps(run)
     for step in reversed(steps):
         path = run / rundir.CHECKPOINTS / rundir.checkpoint_name(step)
         try:
-            return torch.load(path, map_location=device, weights_only=True)
+            state = torch.load(path, map_location=device, weights_only=True)
         except Exception as err:  # a torn or foreign file: say so, try the previous one
-            print(f"allo: skipping {path}: {str(err).splitlines()[0]}", file=sys.stderr)
+            if "Weights only load failed" in str(err):
+                why = "refused: it holds Python objects, not only tensors (never unpickled)"
+            else:
+                why = (str(err).splitlines() or [type(err).__name__])[0]
+            print(f"allo: skipping {path}: {why}", file=sys.stderr)
+            continue
+        if not isinstance(state, dict) or any(key not in state for key in CHECKPOINT_KEYS):
+            print(f"allo: skipping {path}: not an allo checkpoint", file=sys.stderr)
+            continue
+        return state
+    if steps:
+        raise TrainError(f"{run / rundir.CHECKPOINTS}: none of {len(steps)} checkpoint(s) "
+                         "is usable; nothing resumed")
     return None
 
 
@@ -320,6 +341,7 @@ def train(
                          f"of layout {layout.name!r}")
 
     writer = rundir.RunWriter(run)
+    writer.remove_temporaries()  # left by a killed write; nothing else writes here now
     now = time.time()
     blocks = eigenspace_blocks(truth.eigenvalues[: min(d + 1, reachable)])
     if resume is None:
@@ -339,6 +361,9 @@ def train(
             "resumes": [],
         })
         writer.write_ground_truth(*truth.top(d))
+    elif not all((run / name).exists() for name in (rundir.GT_EIGENVALUES,
+                                                      rundir.GT_EIGENVECTORS)):
+        writer.write_ground_truth(*truth.top(d))  # a kill came before it was written
 
     # data: collected once from the seed (a resume collects the very same data)
     phase = time.perf_counter()
@@ -356,8 +381,13 @@ def train(
     if resume is not None:
         state = load_checkpoint(run, device)
         if state is not None:
-            learner.load(state, sampler)
-            start_step, elapsed = int(state["step"]), float(state["elapsed"])
+            try:
+                learner.load(state, sampler)
+                start_step, elapsed = int(state["step"]), float(state["elapsed"])
+            except (RuntimeError, ValueError, TypeError, KeyError) as err:
+                raise TrainError(f"{run / rundir.CHECKPOINTS}: step {state.get('step')} "
+                                 f"does not fit this run's model ({str(err).splitlines()[0]})"
+                                 ) from None
         writer.truncate_metrics_after(start_step)
         info = rundir.read_json(run / rundir.RUN_JSON)
         writer.update_info(status="running", message=None, step=start_step,
@@ -452,7 +482,7 @@ def train(
     writer.close()
     if status == "finished":
         handoff.finish()
-    return Outcome(run, status, exit_code, last_row, spent)
+    return Outcome(run, status, exit_code, last_row, spent, message)
 
 
 def format_row(row: dict) -> str:

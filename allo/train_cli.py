@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -15,8 +16,15 @@ RESUME_OVERRIDABLE = {"num_gradient_steps", "device", "plot_during_training", "l
                       "plot_freq", "checkpoint_freq"}
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors are one line on stderr (not the whole usage block), exit 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="allo train",
         description="Train ALLO on a gridworld layout and export a run directory.",
         epilog="Example: allo train room4 --steps 5000 --seed 1",
@@ -46,14 +54,33 @@ def resolve_config(args: argparse.Namespace) -> tuple[TrainConfig, Path | None]:
 
     run = Path(args.resume)
     info = rundir.RunReader(run).info()
-    base = config_module.from_dict(info.get("config") or {})
+    base = config_module.from_dict(checked_config(info, run / rundir.RUN_JSON))
     given = {name for name, value in vars(args).items()
-             if value not in (None, False) and name not in ("resume", "env")}
+             if value is not None and value is not False and name not in ("resume", "env")}
     fixed = sorted(given - RESUME_OVERRIDABLE)
     if fixed or args.env is not None:
         names = ", ".join("--" + n.replace("_", "-") for n in fixed) or "the environment"
         raise ValueError(f"cannot change {names} when resuming; start a new run instead")
     return config_module.from_namespace(args, base), run
+
+
+# run.json's config values must have the types TrainConfig declares
+_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "str | None": (str, type(None)),
+          "bool": (bool,)}
+
+
+def checked_config(info: dict, path: Path) -> dict:
+    """The config recorded in run.json, refused in one line if it is not one."""
+    config = info.get("config")
+    if not isinstance(config, dict):
+        raise ValueError(f"{path}: no 'config' object; cannot resume this run")
+    for f in dataclasses.fields(TrainConfig):
+        if f.name not in config:
+            continue
+        value, allowed = config[f.name], _TYPES.get(str(f.type), (object,))
+        if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+            raise ValueError(f"{path}: config.{f.name} is {value!r}, not of type {f.type}")
+    return config
 
 
 def main(argv: list[str]) -> int:
@@ -75,6 +102,10 @@ def main(argv: list[str]) -> int:
             outcome = train(cfg, resume=resume, progress=bar.update, announce=bar.log)
     except TrainError as err:
         return fail(str(err))
+    except OSError as err:  # disk full, read-only or vanished results directory
+        where = f" {err.filename}" if err.filename else ""
+        print(f"allo train: cannot write{where}: {err.strerror or err}", file=sys.stderr)
+        return 1
     row = outcome.last_row
     quality = format_row(row) if row else "no metrics logged"
     wall = time.perf_counter() - started
@@ -82,6 +113,8 @@ def main(argv: list[str]) -> int:
         print(f"{outcome.status}: {quality}  train {outcome.wall:.1f}s  total {wall:.1f}s")
     else:
         info_line = f"{outcome.status}: {quality}"
+        if outcome.message:  # what diverged, or which signal stopped it
+            info_line = f"{outcome.status}: {outcome.message} (last log: {quality})"
         print(info_line, file=sys.stderr)
         if outcome.status == "interrupted":
             print(f"resume with: allo train --resume {outcome.run_dir}", file=sys.stderr)

@@ -43,8 +43,15 @@ def int_list(text: str) -> list[int]:
     return values
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors are one line on stderr (not the whole usage block), exit 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog=PROG,
         description="Figures from a run directory (png, svg or text), written to RUN/plots.",
     )
@@ -129,6 +136,7 @@ def render(args: argparse.Namespace) -> int:
         raise UsageError(f"--dpi {args.dpi}: choose 10..1200")
     try:
         reader = rundir.RunReader(args.run)
+        reader.env()  # a run.json that cannot be read makes the directory no usable run
         renderer = load(args.format)
     except (rundir.RunDirError, RendererError) as err:
         raise UsageError(str(err)) from None
@@ -188,6 +196,11 @@ def render(args: argparse.Namespace) -> int:
     for outcome in outcomes:
         if outcome.status == FAILED:
             print(f"{PROG}: {outcome.stem}: {outcome.message}", file=sys.stderr)
+    if selection.metrics:
+        _, problems = reader.metrics_with_problems()
+        if problems:  # the curves skip them; say so once
+            print(f"{PROG}: warning: {reader.path / rundir.METRICS_JSONL}: skipped "
+                  f"{len(problems)} malformed line(s) ({problems[0]})", file=sys.stderr)
     if not args.quiet:
         where = "" if to_stdout else f" -> {out_dir or reader.plots_dir}"
         summarize(

@@ -197,11 +197,13 @@ def test_corrupt_ground_truth_fails_grids_not_curves(run, capsys):
     assert all(e.count(":") >= 2 for e in errors)  # figure: file: problem
 
 
-def test_bad_run_json_still_draws_curves(run, capsys):
+def test_bad_run_json_is_exit_2_one_line(run, capsys):
+    """Issue 6: an unreadable run.json makes the directory no usable run."""
     (run / "run.json").write_text("{not json")
-    assert render(run, "--format", "svg", "--jobs", "1", "--skip-learned") == 1
-    assert "learning_curves.svg" in plots(run)
-    assert "invalid JSON" in capsys.readouterr().err
+    assert render(run, "--format", "svg", "--jobs", "1", "--skip-learned") == 2
+    assert not (run / "plots").exists() or not any((run / "plots").iterdir())
+    err = capsys.readouterr().err
+    assert "invalid JSON" in err and "run.json" in err and len(err.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize("make", ["missing", "not_run", "file"])

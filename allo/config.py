@@ -40,10 +40,13 @@ class TrainConfig:
     num_eigenvectors: int = arg(10, "d, the number of eigenvectors learned")
     hidden_layers: int = arg(4, "hidden layers of the MLP")
     hidden_size: int = arg(256, "units per hidden layer")
-    num_gradient_steps: int = arg(10000, "gradient steps", "--steps")
+    num_gradient_steps: int = arg(12000, "gradient steps", "--steps")
     batch_size: int = arg(16384, "training pairs per step (and states per constraint batch)")
     learning_rate: float = arg(3e-3, "Adam learning rate of the network at step 0")
-    lr_final_fraction: float = arg(0.1, "the learning rate decays linearly to this fraction")
+    lr_warmup_steps: int = arg(500, "the learning rate rises linearly from 0 over these steps "
+                                    "(large early steps can kill the ReLUs)")
+    lr_final_fraction: float = arg(0.3, "the learning rate then decays linearly to this "
+                                        "fraction of --learning-rate at the last step")
     lr_duals: float = arg(0.1, "step size of gradient ascent on the dual variables")
     barrier_initial: float = arg(2.0, "initial barrier coefficient b")
     lr_barrier: float = arg(0.1, "growth rate of b per unit of squared constraint error")
@@ -70,6 +73,8 @@ class TrainConfig:
                      "barrier_initial", "barrier_max"):
             if not getattr(self, name) >= 0.0:
                 raise ValueError(f"--{name.replace('_', '-')} must be non-negative")
+        if self.lr_warmup_steps < 0:
+            raise ValueError("--lr-warmup-steps must be non-negative")
         if self.threads < 0:
             raise ValueError("--threads must be non-negative")
         if self.doors < 0:

@@ -191,6 +191,13 @@ class RunWriter:
             self._metrics.close()
             self._metrics = None
 
+    def drop_exports_after(self, step: int) -> None:
+        """On resume: exports past the checkpoint (and the final one) will be rewritten."""
+        for export_step, path in step_files(self.path, _EXPORT_RE):
+            if export_step > step:
+                path.unlink(missing_ok=True)
+        (self.path / FINAL_LEARNED).unlink(missing_ok=True)
+
     # checkpoints --------------------------------------------------------------------
     @property
     def checkpoint_dir(self) -> Path:
@@ -599,6 +606,8 @@ def find_runs(folder: Path | str) -> list[Path]:
 def safe_plot_path(run: Path, name: str) -> Path:
     """A path under RUN/plots for a figure name; refuses anything that escapes it."""
     plots = (Path(run) / PLOTS).resolve()
+    if plots.parent != Path(run).resolve():
+        raise RunDirError(f"refusing {Path(run) / PLOTS}: it points outside the run directory")
     if not name or "/" in name or "\\" in name or name in (".", "..") or "\x00" in name:
         raise RunDirError(f"refusing figure name {name!r}: it would leave {plots}")
     target = (plots / name).resolve()

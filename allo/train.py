@@ -27,7 +27,14 @@ import torch
 from allo import __version__, rundir
 from allo.config import TrainConfig
 from allo.data import PairSampler, collect
-from allo.layouts import Layout, LayoutError, add_random_doors, load_builtin, load_layout_file
+from allo.layouts import (
+    Layout,
+    LayoutError,
+    add_random_doors,
+    load_builtin,
+    load_layout_file,
+    parse_layout,
+)
 from allo.metrics import cosine_similarities, eigenspace_blocks, eigenvalue_errors
 from allo.model import MLP
 from allo.objective import Terms, Weights, allo_terms, batch_weights, ggdo_terms
@@ -57,6 +64,17 @@ class Outcome:
 def load_layout(cfg: TrainConfig) -> Layout:
     layout = load_layout_file(cfg.env_file) if cfg.env_file else load_builtin(cfg.env)
     return add_random_doors(layout, cfg.doors, cfg.door_seed)
+
+
+def recorded_layout(run: Path) -> Layout:
+    """The layout a run was started with, from its run.json (the file may have moved)."""
+    try:
+        env = rundir.RunReader(run).info()["env"]
+        layout = parse_layout(env["layout"], env.get("name", "custom"))
+        layout.doors = [(tuple(door["from"]), tuple(door["to"])) for door in env.get("doors", [])]
+    except (KeyError, TypeError, rundir.RunDirError) as err:
+        raise LayoutError(f"{run / rundir.RUN_JSON}: cannot rebuild the layout ({err})") from None
+    return layout
 
 
 def resolve_device(name: str) -> torch.device:
@@ -118,9 +136,11 @@ class Learner:
         self.barrier = torch.tensor(cfg.barrier_initial, device=device)
 
     def set_learning_rate(self, step: int) -> None:
-        """Linear decay from learning_rate to lr_final_fraction of it at the last step."""
+        """Linear warm-up, then linear decay to lr_final_fraction at the last step."""
         progress = step / max(1, self.cfg.num_gradient_steps)
         fraction = 1.0 - (1.0 - self.cfg.lr_final_fraction) * progress
+        if step < self.cfg.lr_warmup_steps:
+            fraction *= (step + 1) / self.cfg.lr_warmup_steps
         for group in self.optimizer.param_groups:
             group["lr"] = self.cfg.learning_rate * fraction
 
@@ -302,7 +322,7 @@ def prepare_run(cfg: TrainConfig, resume: Path | None) -> tuple[TrainConfig, Pat
     """Validate everything a user can get wrong before any work starts."""
     try:
         cfg.validate()
-        layout = load_layout(cfg)
+        layout = load_layout(cfg) if resume is None else recorded_layout(resume)
     except (ValueError, LayoutError) as err:
         raise TrainError(str(err)) from None
     if layout.components() > 1:
@@ -389,6 +409,7 @@ def train(
                                  f"does not fit this run's model ({str(err).splitlines()[0]})"
                                  ) from None
         writer.truncate_metrics_after(start_step)
+        writer.drop_exports_after(start_step)  # recomputed identically from here
         info = rundir.read_json(run / rundir.RUN_JSON)
         writer.update_info(status="running", message=None, step=start_step,
                            total_steps=cfg.num_gradient_steps, heartbeat=now, finished=None,

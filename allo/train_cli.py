@@ -12,7 +12,7 @@ from allo import config as config_module
 from allo.config import TrainConfig
 
 # Flags that may change when a run is resumed; everything else must stay as it was.
-RESUME_OVERRIDABLE = {"num_gradient_steps", "device", "plot_during_training", "log_freq",
+RESUME_OVERRIDABLE = {"num_gradient_steps", "device", "threads", "plot_during_training", "log_freq",
                       "plot_freq", "checkpoint_freq"}
 
 

@@ -185,11 +185,13 @@ def test_duration_and_config_items() -> None:
         {
             "objective": "allo",
             "d": 8,
-            "config": {"lr": 0.001, "learning_rate": 5, "batch_size": 256},
+            "config": {"learning_rate": 0.001, "batch_size": 256, "lr_duals": 0.1,
+                       "unrelated": 7},
         }
     )
     assert ("", "allo") in items and ("lr", "0.001") in items and ("batch", "256") in items
-    assert ("lr", "5") not in items  # one lr only
+    assert ("dual lr", "0.1") in items
+    assert all(value != "7" for _, value in items)  # only the highlighted fields
 
 
 @settings(max_examples=60, deadline=None)

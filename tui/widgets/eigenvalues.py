@@ -8,7 +8,10 @@ from textual.widgets import DataTable
 
 from tui.chart import format_number
 
-COLUMNS = ("#", "truth λ", "estimate", "|error|", "rel", "|cos|")
+COLUMNS = ("#", "truth λ", "est. λ", "|error|", "rel", "|cos|")
+# Fixed widths: cells are updated in place, which does not widen a column, and the
+# first row (lambda = 0) has no relative error to size "rel" by.
+WIDTHS = {"#": 2, "truth λ": 7, "est. λ": 7, "|error|": 7, "rel": 5, "|cos|": 5}
 
 
 def error_style(relative: float | None) -> str:
@@ -44,7 +47,8 @@ class Eigenvalues(DataTable):
     def on_mount(self) -> None:
         self.show_cursor = self.has_focus
         for name in COLUMNS:
-            self.add_column(Text(name, justify="left" if name == "#" else "right"), key=name)
+            label = Text(name, justify="left" if name == "#" else "right")
+            self.add_column(label, key=name, width=WIDTHS[name])
 
     def set_truth(self, values: np.ndarray) -> None:
         self.truth = np.asarray(values, dtype=np.float64)

@@ -121,6 +121,28 @@ class Layout:
                 parent[find(i)] = find(int(j))
         return len({find(i) for i in range(self.num_free)})
 
+    def record(self) -> dict:
+        """The layout as run.json's "env" object (docs/run-format.md)."""
+        return {
+            "name": self.name,
+            "layout": self.render_text(),
+            "width": self.width,
+            "height": self.height,
+            "free_cells": [list(cell) for cell in self.free_cells],
+            "coordinates": self.coordinates().tolist(),
+            "start": list(self.start) if self.start else None,
+            "goals": [list(goal) for goal in self.goals],
+            "doors": [{"from": list(a), "to": list(b)} for a, b in self.doors],
+            "num_free": self.num_free,
+        }
+
+    @classmethod
+    def from_record(cls, env: dict) -> Layout:
+        """Rebuild a layout from run.json's "env" (raises LayoutError, KeyError, TypeError)."""
+        layout = parse_layout(env["layout"], env.get("name", "custom"))
+        layout.doors = [(tuple(door["from"]), tuple(door["to"])) for door in env.get("doors", [])]
+        return layout
+
     def render_text(self) -> str:
         """The layout as text, doors not shown (they are listed in run.json)."""
         grid = [["X" if w else " " for w in row] for row in self.walls]

@@ -33,7 +33,6 @@ from allo.layouts import (
     add_random_doors,
     load_builtin,
     load_layout_file,
-    parse_layout,
 )
 from allo.metrics import cosine_similarities, eigenspace_blocks, eigenvalue_errors
 from allo.model import MLP
@@ -69,9 +68,7 @@ def load_layout(cfg: TrainConfig) -> Layout:
 def recorded_layout(run: Path) -> Layout:
     """The layout a run was started with, from its run.json (the file may have moved)."""
     try:
-        env = rundir.RunReader(run).info()["env"]
-        layout = parse_layout(env["layout"], env.get("name", "custom"))
-        layout.doors = [(tuple(door["from"]), tuple(door["to"])) for door in env.get("doors", [])]
+        layout = Layout.from_record(rundir.RunReader(run).info()["env"])
     except (KeyError, TypeError, rundir.RunDirError) as err:
         raise LayoutError(f"{run / rundir.RUN_JSON}: cannot rebuild the layout ({err})") from None
     return layout
@@ -94,21 +91,6 @@ def describe_device(device: torch.device) -> str:
 def default_run_dir(cfg: TrainConfig, env_name: str) -> Path:
     name = f"{env_name}__{cfg.objective}__{cfg.exp_number}__{cfg.seed}__{int(time.time())}"
     return Path(cfg.results_dir) / env_name / name
-
-
-def env_record(layout: Layout) -> dict:
-    return {
-        "name": layout.name,
-        "layout": layout.render_text(),
-        "width": layout.width,
-        "height": layout.height,
-        "free_cells": [list(cell) for cell in layout.free_cells],
-        "coordinates": layout.coordinates().tolist(),
-        "start": list(layout.start) if layout.start else None,
-        "goals": [list(goal) for goal in layout.goals],
-        "doors": [{"from": list(a), "to": list(b)} for a, b in layout.doors],
-        "num_free": layout.num_free,
-    }
 
 
 def block_complete_width(values: np.ndarray, d: int) -> int:
@@ -373,7 +355,7 @@ def train(
                          "torch": torch.__version__, "numpy": np.__version__},
             "config": dataclasses.asdict(cfg), "d": d, "gamma": cfg.gamma,
             "objective": cfg.objective, "seed": cfg.seed,
-            "eigenvalue_convention": CONVENTION, "env": env_record(layout),
+            "eigenvalue_convention": CONVENTION, "env": layout.record(),
             "ground_truth": {
                 "blocks": [[b.start, b.stop] for b in blocks if b.start < d],
                 "eigenvalues_next": float(truth.eigenvalues[d]) if reachable > d else None,

@@ -45,14 +45,17 @@ class Weights:
     states2: torch.Tensor  # (N,) second, independent constraint batch
 
 
+def counts(index: torch.Tensor, size: int, weight: torch.Tensor) -> torch.Tensor:
+    """Histogram by index_add_: unlike bincount it never reads the maximum back to the
+    host, so a CUDA step needs no synchronisation (and sums of equal weights are exact)."""
+    return torch.zeros(size, device=index.device).index_add_(0, index, weight)
+
+
 def batch_weights(batch: torch.Tensor, n: int) -> Weights:
     """Counts of a (4, B) batch of cell indices (rows s, s', c1, c2), divided by B."""
-    size = batch.shape[1]
-    pairs = torch.bincount(batch[0] * n + batch[1], minlength=n * n).view(n, n)
-    states1 = torch.bincount(batch[2], minlength=n)
-    states2 = torch.bincount(batch[3], minlength=n)
-    scale = 1.0 / size
-    return Weights(pairs.float() * scale, states1.float() * scale, states2.float() * scale)
+    weight = torch.full((batch.shape[1],), 1.0 / batch.shape[1], device=batch.device)
+    pairs = counts(batch[0] * n + batch[1], n * n, weight).view(n, n)
+    return Weights(pairs, counts(batch[2], n, weight), counts(batch[3], n, weight))
 
 
 def graph_term(table: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:

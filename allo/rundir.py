@@ -18,10 +18,10 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -43,7 +43,7 @@ os.umask(_umask)
 _FILE_MODE = 0o666 & ~_umask
 _EXPORT_RE = re.compile(r"^learned_eigenvectors_step_(\d+)\.npy$")
 _CHECKPOINT_RE = re.compile(r"^checkpoint_step_(\d+)\.pt$")
-_TEMPORARY_RE = re.compile(r"^\..+\.tmp$")  # what _atomic_write's mkstemp names look like
+_TEMPORARY_RE = re.compile(r"^\..+\.tmp$")  # what atomic_write's mkstemp names look like
 
 
 class RunDirError(Exception):
@@ -57,7 +57,7 @@ class NotARunError(RunDirError):
 # --------------------------------------------------------------------------- writing
 
 
-def _atomic_write(path: Path, write) -> None:
+def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """Write through a temporary file in the same folder, then rename into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -78,7 +78,7 @@ def _atomic_write(path: Path, write) -> None:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    _atomic_write(path, lambda handle: handle.write(data))
+    atomic_write(path, lambda handle: handle.write(data))
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -114,7 +114,7 @@ def atomic_save_npy(path: Path, array: np.ndarray) -> None:
     array = np.asarray(array)
     if array.dtype == object:
         raise ValueError(f"{Path(path).name}: refusing to save an object array")
-    _atomic_write(path, lambda handle: np.save(handle, array, allow_pickle=False))
+    atomic_write(path, lambda handle: np.save(handle, array, allow_pickle=False))
 
 
 def export_name(step: int) -> str:

@@ -172,7 +172,7 @@ class Learner:
 
 def save_checkpoint(writer: rundir.RunWriter, state: dict) -> None:
     target = writer.checkpoint_dir / rundir.checkpoint_name(state["step"])
-    rundir._atomic_write(target, lambda handle: torch.save(state, handle))
+    rundir.atomic_write(target, lambda handle: torch.save(state, handle))
     writer.prune_checkpoints(CHECKPOINTS_KEPT)
 
 

@@ -26,7 +26,7 @@ def test_atomic_write_leaves_old_file_when_writing_fails(tmp_path):
         raise OSError("disk full")
 
     with pytest.raises(OSError):
-        rundir._atomic_write(target, explode)
+        rundir.atomic_write(target, explode)
     assert json.loads(target.read_text()) == {"a": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["run.json"]  # no temporary left
 

@@ -3,17 +3,23 @@
 plotext keeps one global figure; only the UI thread calls `render_chart`, so it is
 never drawn from two threads. plotext's own log scale is not trusted: log-y plots
 log10 of the positive values and labels the ticks with the original numbers.
+
+The chart list and the number formats are used by the first frame, so numpy (and
+plotext) are imported only inside the functions that draw.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
 from rich.text import Text
 
-from tui.series import MetricStore, ema, minmax_downsample
+if TYPE_CHECKING:
+    import numpy as np
+
+    from tui.series import MetricStore
 
 # 256-colour indexes: distinct on dark and light backgrounds, mapped to truecolor by Textual.
 PALETTE = (39, 208, 77, 170, 220, 203)
@@ -138,6 +144,10 @@ def prepare_lines(
     store: MetricStore, chart: Chart, width: int, log_y: bool, smooth: bool
 ) -> list[ChartLine]:
     """Series of a chart ready to draw: smoothed, log-transformed, downsampled."""
+    import numpy as np
+
+    from tui.series import ema, minmax_downsample
+
     lines = []
     for key, label in chart.metrics:
         x, y = store.get(key)
@@ -191,6 +201,7 @@ def render_chart(
     color: bool = True,
 ) -> Text:
     """The chart (legend line + plot) as rich Text of exactly `height` lines at most."""
+    import numpy as np
     import plotext  # imported late: ~0.35 s, kept off the first-paint path
 
     lines = prepare_lines(store, chart, width, log_y, smooth)

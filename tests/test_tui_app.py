@@ -121,6 +121,26 @@ async def test_chart_keys_log_smooth_and_focus(tmp_path: Path) -> None:
 
 
 @sync
+async def test_t_hides_the_eigenvalue_table_for_taller_curves(tmp_path: Path) -> None:
+    run = SyntheticRun(tmp_path / "run", d=10, total_steps=500)
+    run.advance(500, log_freq=10, export_freq=100)
+    app = fast_app(run.path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: loaded(app))
+        await pilot.pause()
+        curves, table = app.query_one(Curves), app.query_one(Eigenvalues)
+        before = curves.size.height
+        table.focus()
+        await pilot.press("t")
+        await pilot.pause()
+        assert not table.display and curves.size.height > before
+        assert app.focused is curves  # focus never stays on a hidden panel
+        await pilot.press("t")
+        await pilot.pause()
+        assert table.display and curves.size.height == before
+
+
+@sync
 async def test_eigenvector_paging(tmp_path: Path) -> None:
     run = SyntheticRun(tmp_path / "run", layout="room4", d=8, total_steps=100)
     run.advance(100, log_freq=10, export_freq=100)

@@ -83,7 +83,13 @@ def test_nice_ticks_and_labels() -> None:
     assert chart.step_label(25_000) == "25k" and chart.step_label(1_500_000) == "1.5M"
     assert chart.format_number(7.8e-16) == "0"
     assert chart.format_number(0.05213) == "0.0521"
-    assert chart.format_number(6.9e-4) == "6.9e-04"
+    assert chart.format_number(6.9e-4) == "6.9e-4"
+    assert chart.format_number(-1.3e-4) == "-1.3e-4"  # 7 characters: fits the table
+    assert chart.format_number(2.5e7) == "2.5e7"
+    fractions = (0.004, 0.123, 0.9996, 2.5, 9.996, 54.76, 999.6, 1e4, None)
+    percents = [chart.format_percent(f) for f in fractions]
+    assert percents == ["0.4%", "12.3%", "100%", "250%", "10x", "55x", ">999x", ">999x", "—"]
+    assert all(len(p) <= 5 for p in percents)  # the table's "rel" column
     assert chart.format_number(None) == "—"
 
 

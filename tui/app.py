@@ -51,6 +51,7 @@ class WatchApp(App[None]):
         Binding("s", "toggle_smooth", "EMA"),
         Binding("left_square_bracket", "page(-1)", "prev φ", key_display="["),
         Binding("right_square_bracket", "page(1)", "next φ", key_display="]"),
+        Binding("t", "toggle_table", "table"),
         Binding("r", "render", "PNG"),
         Binding("o", "open_run", "runs"),
         *[Binding(str(i), f"chart({i - 1})", show=False) for i in range(1, 6)],
@@ -254,6 +255,13 @@ class WatchApp(App[None]):
     def action_toggle_smooth(self) -> None:
         curves = self.query_one(Curves)
         curves.smooth = not curves.smooth
+
+    def action_toggle_table(self) -> None:
+        """Hide the eigenvalue table so the curves get the whole left column (80x24)."""
+        table = self.query_one(Eigenvalues)
+        table.display = not table.display
+        if not table.display and table.has_focus:
+            self.query_one(Curves).focus()
 
     def action_chart(self, index: int) -> None:
         self.query_one(Curves).chart_index = index

@@ -70,12 +70,27 @@ def format_number(value: float | None) -> str:
     if magnitude < 1e-12:  # e.g. the first Laplacian eigenvalue, 0 up to rounding
         return "0"
     if magnitude < 1e-3 or magnitude >= 1e6:
-        return f"{value:.1e}"
+        # "-1.3e-4", not "-1.3e-04": 7 characters fit the eigenvalue table's columns.
+        mantissa, exponent = f"{value:.1e}".split("e")
+        return f"{mantissa}e{int(exponent)}"
     if magnitude < 10:
         return f"{value:.4f}"
     if magnitude < 1000:
         return f"{value:.2f}"
     return f"{value:.0f}"
+
+
+def format_percent(fraction: float | None) -> str:
+    """A relative error in at most 5 characters: 0.4%, 12.3%, 250%, 55x, >999x."""
+    if fraction is None or not math.isfinite(fraction):
+        return "—"
+    if round(fraction * 100, 1) < 100:
+        return f"{fraction:.1%}"
+    if round(fraction * 100) < 1000:
+        return f"{fraction:.0%}"
+    if round(fraction) < 1000:
+        return f"{fraction:.0f}x"
+    return ">999x"
 
 
 def step_label(step: float) -> str:

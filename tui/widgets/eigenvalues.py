@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from rich.text import Text
 from textual.widgets import DataTable
 
-from tui.chart import format_number
+from tui.chart import format_number, format_percent
 
 if TYPE_CHECKING:
     import numpy as np
@@ -87,7 +87,7 @@ class Eigenvalues(DataTable):
             Text(format_number(truth), justify="right"),
             Text(format_number(estimate), justify="right"),
             Text(format_number(abs_err), justify="right", style=error_style(rel)),
-            Text(f"{rel:.1%}" if rel is not None else "—", justify="right", style=error_style(rel)),
+            Text(format_percent(rel), justify="right", style=error_style(rel)),
             Text(f"{cos:.3f}" if cos is not None else "—", justify="right", style=cos_style(cos)),
         ]
 

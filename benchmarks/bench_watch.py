@@ -169,11 +169,32 @@ def bench_long_run(rows: int) -> dict:
             "points_kept_per_series": kept, "store_mb": round(nbytes / 1e6, 2)}  # fmt: skip
 
 
+def first_paint_only(repeats: int) -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        run = SyntheticRun(Path(tmp) / "room4" / "run", layout="room4", d=8, total_steps=10_000_000)
+        run.advance(2000, log_freq=10, export_freq=1000)
+        load = os.getloadavg()[0]
+        frames, first, cpu = bench_first_paint(run.path, repeats)
+    print(f"{'measure':<34}{'median':>9}{'min':>9}{'max':>9}")
+    for name, values in (("first frame (s)", frames), ("first paint with run status (s)", first),
+                         ("  CPU time used until then (s)", cpu)):  # fmt: skip
+        print(f"{name:<34}{statistics.median(values):>9.3f}{min(values):>9.3f}{max(values):>9.3f}")
+    print(f"load average before / after: {load:.1f} / {os.getloadavg()[0]:.1f}")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--long-rows", type=int, default=200_000)
+    parser.add_argument(
+        "--first-paint-only",
+        action="store_true",
+        help="measure only the first paint (quick A/B of start-up changes); writes nothing",
+    )
     args = parser.parse_args()
+    if args.first_paint_only:
+        return first_paint_only(args.repeats)
 
     with tempfile.TemporaryDirectory() as tmp:
         run = SyntheticRun(Path(tmp) / "room4" / "run", layout="room4", d=8, total_steps=10_000_000)

@@ -64,9 +64,10 @@ async def test_widgets_follow_a_growing_run(tmp_path: Path) -> None:
     run = SyntheticRun(tmp_path / "run", layout="room4", d=6, total_steps=1000)
     app = fast_app(run.path)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: "RUNNING" in overview_text(app))
-        assert "step 0/1,000" in overview_text(app)
-        assert app.query_one(Eigenvectors).truth is not None  # truth shows before exports
+        # The first frame shows run.json's status; the watcher then brings the rest.
+        assert "RUNNING" in overview_text(app) and "step 0/1,000" in overview_text(app)
+        # Ground truth shows before any export.
+        await wait_for(pilot, lambda: app.query_one(Eigenvectors).truth is not None)
 
         run.advance(100, log_freq=10, export_freq=100)
         await wait_for(pilot, lambda: app.query_one(Eigenvectors).export_step == 100)
@@ -117,6 +118,26 @@ async def test_chart_keys_log_smooth_and_focus(tmp_path: Path) -> None:
         assert isinstance(app.focused, (Eigenvalues, Eigenvectors))
         await pilot.press("shift+tab")
         assert app.focused is curves
+
+
+@sync
+async def test_t_hides_the_eigenvalue_table_for_taller_curves(tmp_path: Path) -> None:
+    run = SyntheticRun(tmp_path / "run", d=10, total_steps=500)
+    run.advance(500, log_freq=10, export_freq=100)
+    app = fast_app(run.path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: loaded(app))
+        await pilot.pause()
+        curves, table = app.query_one(Curves), app.query_one(Eigenvalues)
+        before = curves.size.height
+        table.focus()
+        await pilot.press("t")
+        await pilot.pause()
+        assert not table.display and curves.size.height > before
+        assert app.focused is curves  # focus never stays on a hidden panel
+        await pilot.press("t")
+        await pilot.pause()
+        assert table.display and curves.size.height == before
 
 
 @sync

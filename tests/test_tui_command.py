@@ -55,6 +55,21 @@ def test_importing_the_app_imports_neither_torch_nor_matplotlib() -> None:
     assert done.returncode == 0, done.stderr
 
 
+def test_first_paint_path_imports_no_numpy() -> None:
+    """numpy (~0.2 s) loads after the first frame: the command, the app and its
+    widgets must not import it, nor allo.rundir, which does."""
+    code = (
+        "import sys\n"
+        "import tui.command, tui.app\n"
+        "from tui.app import make_app\n"
+        f"make_app({str(FIXTURE)!r})\n"
+        "loaded = sorted(m for m in ('numpy', 'allo.rundir', 'plotext') if m in sys.modules)\n"
+        "assert not loaded, f'imported {loaded} before the first frame'\n"
+    )
+    done = run_python(code)
+    assert done.returncode == 0, done.stderr
+
+
 def test_once_summary_content(capsys) -> None:
     assert command.main([str(FIXTURE), "--once"]) == 0
     out = capsys.readouterr().out

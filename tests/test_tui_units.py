@@ -83,7 +83,13 @@ def test_nice_ticks_and_labels() -> None:
     assert chart.step_label(25_000) == "25k" and chart.step_label(1_500_000) == "1.5M"
     assert chart.format_number(7.8e-16) == "0"
     assert chart.format_number(0.05213) == "0.0521"
-    assert chart.format_number(6.9e-4) == "6.9e-04"
+    assert chart.format_number(6.9e-4) == "6.9e-4"
+    assert chart.format_number(-1.3e-4) == "-1.3e-4"  # 7 characters: fits the table
+    assert chart.format_number(2.5e7) == "2.5e7"
+    fractions = (0.004, 0.123, 0.9996, 2.5, 9.996, 54.76, 999.6, 1e4, None)
+    percents = [chart.format_percent(f) for f in fractions]
+    assert percents == ["0.4%", "12.3%", "100%", "250%", "10x", "55x", ">999x", ">999x", "—"]
+    assert all(len(p) <= 5 for p in percents)  # the table's "rel" column
     assert chart.format_number(None) == "—"
 
 
@@ -211,3 +217,43 @@ def test_vectorised_extend_equals_appending_one_by_one(capacity: int, chunks: li
         np.testing.assert_array_equal(one.arrays()[0], many.arrays()[0])
         assert one.stride == many.stride and one.last() == many.last()
         assert len(many) <= capacity
+
+
+def test_runjson_agrees_with_allo_rundir(tmp_path) -> None:
+    """tui.runjson mirrors the numpy-free part of allo.rundir for the first frame."""
+    import json
+
+    from allo import rundir
+    from tui import runjson
+
+    for name in ("FORMAT_VERSION", "RUN_JSON", "STATUSES", "STALL_SECONDS"):
+        assert getattr(runjson, name) == getattr(rundir, name), name
+
+    def outcome(read, path):
+        try:
+            return read(path)
+        except (runjson.RunJsonError, rundir.RunDirError) as err:
+            return str(err)
+
+    run = tmp_path / "results" / "room4" / "run"
+    run.mkdir(parents=True)
+    (tmp_path / "file").write_text("x")
+    cases = [tmp_path / "missing", tmp_path / "file", tmp_path, run]
+    contents = ["{not json", "[1]", "{}", '{"format_version": 99}',
+                '{"format_version": 1, "status": "running", "heartbeat": 5}', b"\xff\xfe"]
+    for text in contents:
+        path = run / "run.json"
+        path.write_bytes(text if isinstance(text, bytes) else text.encode())
+        cases.append(run)
+        for case in cases:
+            mine = outcome(runjson.read_info, case)
+            theirs = outcome(lambda p: rundir.RunReader(p).info(), case)
+            assert mine == theirs, (case, text)
+        if isinstance(mine, dict):
+            for now in (6.0, 5.0 + runjson.STALL_SECONDS + 1):
+                assert runjson.effective_status(mine, now) == rundir.effective_status(mine, now)
+    other = tmp_path / "results" / "room4" / "other"
+    other.mkdir()
+    (other / "run.json").write_text(json.dumps({"format_version": 1, "started": 1e10}))
+    for folder in (tmp_path / "results", tmp_path / "results" / "room4", run, tmp_path / "none"):
+        assert runjson.find_runs(folder) == rundir.find_runs(folder)

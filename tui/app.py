@@ -3,12 +3,17 @@
 A thread worker polls the run (tui.watcher) about twice a second and posts
 messages; the UI thread only stores bounded series and repaints the panels that
 changed. Nothing here writes into the run directory.
+
+First paint: the overview is drawn from run.json alone (read by the command, or
+here, without numpy). numpy, the watcher and plotext load once that frame is out;
+no module imported at startup may import numpy (tests/test_tui_command.py).
 """
 
 from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual import on, work
 from textual.app import App, ComposeResult
@@ -24,11 +29,13 @@ from tui.messages import (
     MetricsArrived,
     WatchProblem,
 )
-from tui.series import MetricStore
 from tui.widgets.curves import Curves
 from tui.widgets.eigenvalues import Eigenvalues
 from tui.widgets.eigenvectors import Eigenvectors
 from tui.widgets.overview import Overview
+
+if TYPE_CHECKING:
+    from tui.series import MetricStore
 
 POLL_SECONDS = 0.5
 
@@ -44,6 +51,7 @@ class WatchApp(App[None]):
         Binding("s", "toggle_smooth", "EMA"),
         Binding("left_square_bracket", "page(-1)", "prev φ", key_display="["),
         Binding("right_square_bracket", "page(1)", "next φ", key_display="]"),
+        Binding("t", "toggle_table", "table"),
         Binding("r", "render", "PNG"),
         Binding("o", "open_run", "runs"),
         *[Binding(str(i), f"chart({i - 1})", show=False) for i in range(1, 6)],
@@ -56,22 +64,34 @@ class WatchApp(App[None]):
         *,
         poll_seconds: float = POLL_SECONDS,
         watch: bool = True,
+        info: dict | None = None,
     ) -> None:
+        """`info`: run.json as the command already read it, for the first frame."""
         super().__init__()
         self.run_path = Path(run)
         self.runs = runs or [self.run_path]
         self.poll_seconds = poll_seconds
         self.watching = watch
-        self.store = MetricStore()
+        self.first_info = info
+        self._store: MetricStore | None = None
         self.wake = threading.Event()  # lets tests and run switches poll at once
         self.last_problem: str | None = None
+
+    @property
+    def store(self) -> MetricStore:
+        """Bounded metric history; created on first use, as it needs numpy."""
+        if self._store is None:
+            from tui.series import MetricStore
+
+            self._store = MetricStore()
+        return self._store
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
         yield Overview(id="overview")
         with Horizontal(id="body"):
             with Vertical(id="left"):
-                yield Curves(self.store, id="curves")
+                yield Curves(id="curves")
                 yield Eigenvalues(id="eigenvalues")
             yield Eigenvectors(id="eigenvectors")
         yield Footer()
@@ -82,12 +102,28 @@ class WatchApp(App[None]):
         self.query_one(Eigenvectors).color = color
         self.query_one(Eigenvalues).border_title = "Eigenvalues (L = I − T)"
         self.set_run_title()
+        self.show_first_info()
         self.query_one(Curves).focus()
-        # plotext takes ~0.35 s to import; start once the first frame is out, so it
-        # does not compete with it for the GIL.
-        self.set_timer(0.3, self.load_plotter)
+        # The watcher (numpy, ~0.2 s of imports) and plotext (~0.35 s) start once the
+        # first frame is out, so they do not compete with it for the GIL.
+        self.call_after_refresh(self.after_first_frame)
+
+    def after_first_frame(self) -> None:
         if self.watching:
             self.start_watching()
+        self.set_timer(0.3, self.load_plotter)
+
+    def show_first_info(self) -> None:
+        """Status and config from run.json before anything else loads."""
+        info = self.first_info
+        if info is None:
+            from tui.runjson import RunJsonError, read_info
+
+            try:
+                info = read_info(self.run_path)
+            except RunJsonError:
+                return  # the watcher reports it
+        self.query_one(Overview).set_info(info)
 
     def set_run_title(self) -> None:
         overview = self.query_one(Overview)
@@ -220,6 +256,13 @@ class WatchApp(App[None]):
         curves = self.query_one(Curves)
         curves.smooth = not curves.smooth
 
+    def action_toggle_table(self) -> None:
+        """Hide the eigenvalue table so the curves get the whole left column (80x24)."""
+        table = self.query_one(Eigenvalues)
+        table.display = not table.display
+        if not table.display and table.has_focus:
+            self.query_one(Curves).focus()
+
     def action_chart(self, index: int) -> None:
         self.query_one(Curves).chart_index = index
 
@@ -251,6 +294,7 @@ class WatchApp(App[None]):
         if run is None or run == self.run_path:
             return
         self.run_path = Path(run)
+        self.first_info = None
         self.store.clear()
         self.set_run_title()
         # Fresh panels: nothing of the previous run may linger.

@@ -3,17 +3,23 @@
 plotext keeps one global figure; only the UI thread calls `render_chart`, so it is
 never drawn from two threads. plotext's own log scale is not trusted: log-y plots
 log10 of the positive values and labels the ticks with the original numbers.
+
+The chart list and the number formats are used by the first frame, so numpy (and
+plotext) are imported only inside the functions that draw.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
 from rich.text import Text
 
-from tui.series import MetricStore, ema, minmax_downsample
+if TYPE_CHECKING:
+    import numpy as np
+
+    from tui.series import MetricStore
 
 # 256-colour indexes: distinct on dark and light backgrounds, mapped to truecolor by Textual.
 PALETTE = (39, 208, 77, 170, 220, 203)
@@ -64,12 +70,27 @@ def format_number(value: float | None) -> str:
     if magnitude < 1e-12:  # e.g. the first Laplacian eigenvalue, 0 up to rounding
         return "0"
     if magnitude < 1e-3 or magnitude >= 1e6:
-        return f"{value:.1e}"
+        # "-1.3e-4", not "-1.3e-04": 7 characters fit the eigenvalue table's columns.
+        mantissa, exponent = f"{value:.1e}".split("e")
+        return f"{mantissa}e{int(exponent)}"
     if magnitude < 10:
         return f"{value:.4f}"
     if magnitude < 1000:
         return f"{value:.2f}"
     return f"{value:.0f}"
+
+
+def format_percent(fraction: float | None) -> str:
+    """A relative error in at most 5 characters: 0.4%, 12.3%, 250%, 55x, >999x."""
+    if fraction is None or not math.isfinite(fraction):
+        return "—"
+    if round(fraction * 100, 1) < 100:
+        return f"{fraction:.1%}"
+    if round(fraction * 100) < 1000:
+        return f"{fraction:.0%}"
+    if round(fraction) < 1000:
+        return f"{fraction:.0f}x"
+    return ">999x"
 
 
 def step_label(step: float) -> str:
@@ -138,6 +159,10 @@ def prepare_lines(
     store: MetricStore, chart: Chart, width: int, log_y: bool, smooth: bool
 ) -> list[ChartLine]:
     """Series of a chart ready to draw: smoothed, log-transformed, downsampled."""
+    import numpy as np
+
+    from tui.series import ema, minmax_downsample
+
     lines = []
     for key, label in chart.metrics:
         x, y = store.get(key)
@@ -191,6 +216,7 @@ def render_chart(
     color: bool = True,
 ) -> Text:
     """The chart (legend line + plot) as rich Text of exactly `height` lines at most."""
+    import numpy as np
     import plotext  # imported late: ~0.35 s, kept off the first-paint path
 
     lines = prepare_lines(store, chart, width, log_y, smooth)

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
 from textual.message import Message
 
-from allo.rundir import EnvInfo
+if TYPE_CHECKING:  # numpy stays off the first-paint path (tui.app imports this module)
+    import numpy as np
+
+    from allo.rundir import EnvInfo
 
 
 @dataclass

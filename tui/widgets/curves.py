@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.text import Text
 from textual.binding import Binding
 from textual.reactive import reactive
 from textual.widget import Widget
 
 from tui.chart import CHARTS, render_chart
-from tui.series import MetricStore
+
+if TYPE_CHECKING:
+    from tui.series import MetricStore
 
 
 class Curves(Widget, can_focus=True):
@@ -23,9 +27,11 @@ class Curves(Widget, can_focus=True):
     log_y: reactive[bool] = reactive(False)
     smooth: reactive[bool] = reactive(False)
 
-    def __init__(self, store: MetricStore, **kwargs) -> None:
+    def __init__(self, store: MetricStore | None = None, **kwargs) -> None:
+        """`store=None`: the app's store, looked up when first drawn (it needs numpy,
+        which loads after the first frame)."""
         super().__init__(**kwargs)
-        self.store = store
+        self._store = store
         self.color = True
         self.plot_ready = False  # plotext is imported off the first-paint path
         self._cache: tuple[tuple, Text] | None = None
@@ -33,6 +39,10 @@ class Curves(Widget, can_focus=True):
 
     def on_mount(self) -> None:
         self.update_title()
+
+    @property
+    def store(self) -> MetricStore:
+        return self._store if self._store is not None else self.app.store
 
     @property
     def chart(self):

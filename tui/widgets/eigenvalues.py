@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-import numpy as np
+import math
+from typing import TYPE_CHECKING
+
 from rich.text import Text
 from textual.widgets import DataTable
 
-from tui.chart import format_number
+from tui.chart import format_number, format_percent
+
+if TYPE_CHECKING:
+    import numpy as np
 
 COLUMNS = ("#", "truth λ", "est. λ", "|error|", "rel", "|cos|")
 # Fixed widths: cells are updated in place, which does not widen a column, and the
@@ -15,7 +20,7 @@ WIDTHS = {"#": 2, "truth λ": 7, "est. λ": 7, "|error|": 7, "rel": 5, "|cos|": 
 
 
 def error_style(relative: float | None) -> str:
-    if relative is None or not np.isfinite(relative):
+    if relative is None or not math.isfinite(relative):
         return ""
     if relative < 0.05:
         return "green"
@@ -25,7 +30,7 @@ def error_style(relative: float | None) -> str:
 
 
 def cos_style(value: float | None) -> str:
-    if value is None or not np.isfinite(value):
+    if value is None or not math.isfinite(value):
         return ""
     return "green" if value >= 0.95 else "yellow" if value >= 0.8 else "red"
 
@@ -51,6 +56,8 @@ class Eigenvalues(DataTable):
             self.add_column(label, key=name, width=WIDTHS[name])
 
     def set_truth(self, values: np.ndarray) -> None:
+        import numpy as np  # loaded by the watcher by now; kept off the first-paint path
+
         self.truth = np.asarray(values, dtype=np.float64)
         self.refresh_rows()
 
@@ -80,7 +87,7 @@ class Eigenvalues(DataTable):
             Text(format_number(truth), justify="right"),
             Text(format_number(estimate), justify="right"),
             Text(format_number(abs_err), justify="right", style=error_style(rel)),
-            Text(f"{rel:.1%}" if rel is not None else "—", justify="right", style=error_style(rel)),
+            Text(format_percent(rel), justify="right", style=error_style(rel)),
             Text(f"{cos:.3f}" if cos is not None else "—", justify="right", style=cos_style(cos)),
         ]
 

@@ -7,16 +7,20 @@ the eye compares like with like.
 
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING
+
 from rich.text import Text
 from textual.binding import Binding
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from allo.rundir import EnvInfo
 from tui.chart import format_number
-from tui.gridpaint import colorbar, paint, painted_size
 from tui.widgets.eigenvalues import cos_style
+
+if TYPE_CHECKING:  # numpy (and tui.gridpaint, which uses it) load after the first frame
+    import numpy as np
+
+    from allo.rundir import EnvInfo
 
 GAP = 2  # columns between the two pictures of a pair, and between pairs
 
@@ -73,6 +77,8 @@ class Eigenvectors(Widget, can_focus=True):
         """Columns of one truth|learned pair (a guess until the layout is known)."""
         if self.env is None:
             return 28
+        from tui.gridpaint import painted_size
+
         cols, _ = painted_size(self.env.height, self.env.width, self.color)
         return max(2 * cols + GAP, 20)
 
@@ -112,6 +118,10 @@ class Eigenvectors(Widget, can_focus=True):
     def item(self, i: int) -> tuple[Text, int]:
         """One pair (truth | learned) with its captions, and its width."""
         assert self.env is not None and self.truth is not None and self.values is not None
+        import numpy as np
+
+        from tui.gridpaint import paint, painted_size
+
         env = self.env
         truth_grid = env.grid(self.truth[:, i])
         finite = np.abs(self.truth[:, i])
@@ -148,6 +158,8 @@ class Eigenvectors(Widget, can_focus=True):
     def layout_pages(self) -> tuple[int, int]:
         """How many pairs fit across and down the panel."""
         assert self.env is not None
+        from tui.gridpaint import painted_size
+
         cols, rows = painted_size(self.env.height, self.env.width, self.color)
         item_w, item_h = 2 * cols + GAP, rows + 3
         if self.stacked():
@@ -160,6 +172,8 @@ class Eigenvectors(Widget, can_focus=True):
     def render(self) -> Text:
         if self.env is None or self.truth is None:
             return Text("waiting for ground truth…", style="dim")
+        from tui.gridpaint import colorbar
+
         across, down = self.layout_pages()
         per_page = max(1, min(across * down, self.count))
         if per_page != self.per_page:

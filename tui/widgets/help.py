@@ -21,6 +21,7 @@ HELP = """\
 [b][ ][/b]           previous / next page of eigenvectors
               (arrows and PgUp/PgDn when that panel is focused)
 [b]↑ ↓ PgUp PgDn[/b] scroll the eigenvalue table (when focused)
+[b]t[/b]             hide / show the eigenvalue table (taller curves)
 [b]r[/b]             render the latest export to PNG in RUN/plots
 [b]o[/b]             open another run from the same folder
 

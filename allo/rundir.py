@@ -1,6 +1,7 @@
 """The run directory: the one contract between trainer, renderers and TUI.
 
-Only numpy and the standard library are imported here, so `allo watch` and
+Only the standard library is imported here (numpy loads inside the functions that
+handle arrays), so `allo watch` can paint its first frame from run.json alone, and
 `allo render --format text` start fast over SSH. docs/run-format.md documents every
 file; this module is its executable form.
 
@@ -16,14 +17,17 @@ import json
 import math
 import os
 import re
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
+
 
 FORMAT_VERSION = 1
 RUN_JSON = "run.json"
@@ -87,13 +91,14 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def to_json_safe(value: Any) -> Any:
     """Strict JSON: non-finite floats become null, numpy scalars and arrays become Python."""
+    np = sys.modules.get("numpy")  # numpy values can only exist once numpy is loaded
     if isinstance(value, dict):
         return {str(k): to_json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [to_json_safe(v) for v in value]
-    if isinstance(value, np.ndarray):
+    if np is not None and isinstance(value, np.ndarray):
         return to_json_safe(value.tolist())
-    if isinstance(value, np.generic):
+    if np is not None and isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
         return None
@@ -111,6 +116,7 @@ def atomic_write_json(path: Path, obj: Any) -> None:
 
 
 def atomic_save_npy(path: Path, array: np.ndarray) -> None:
+    import numpy as np
     array = np.asarray(array)
     if array.dtype == object:
         raise ValueError(f"{Path(path).name}: refusing to save an object array")
@@ -148,15 +154,18 @@ class RunWriter:
 
     # arrays -------------------------------------------------------------------------
     def write_ground_truth(self, eigenvalues: np.ndarray, eigenvectors: np.ndarray) -> None:
+        import numpy as np
         atomic_save_npy(self.path / GT_EIGENVALUES, np.asarray(eigenvalues, dtype=np.float64))
         atomic_save_npy(self.path / GT_EIGENVECTORS, np.asarray(eigenvectors, dtype=np.float64))
 
     def export_learned(self, step: int, vectors: np.ndarray) -> Path:
+        import numpy as np
         target = self.path / export_name(step)
         atomic_save_npy(target, np.asarray(vectors, dtype=np.float32))
         return target
 
     def export_final(self, vectors: np.ndarray) -> Path:
+        import numpy as np
         target = self.path / FINAL_LEARNED
         atomic_save_npy(target, np.asarray(vectors, dtype=np.float32))
         return target
@@ -252,6 +261,8 @@ def load_npy(
     shape: tuple[int | None, ...] | None = None,
 ) -> np.ndarray:
     """Load a numeric .npy safely: never unpickles, checks dtype and shape."""
+    import numpy as np
+
     path = Path(path)
     try:
         with open(path, "rb") as handle:
@@ -389,12 +400,14 @@ class EnvInfo:
 
     def grid(self, values: np.ndarray) -> np.ndarray:
         """Scatter one value per free cell onto a (height, width) grid; walls are NaN."""
+        import numpy as np
         grid = np.full((self.height, self.width), np.nan)
         rows, cols = np.asarray(self.free_cells, dtype=int).reshape(-1, 2).T
         grid[rows, cols] = values
         return grid
 
     def wall_mask(self) -> np.ndarray:
+        import numpy as np
         mask = np.ones((self.height, self.width), dtype=bool)
         for row, col in self.free_cells:
             mask[row, col] = False
@@ -543,6 +556,7 @@ class RunReader:
 
 def series(rows: Iterable[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
     """(steps, values) of a scalar metric; rows without it or with null are skipped."""
+    import numpy as np
     steps, values = [], []
     for row in rows:
         value = row.get(key)
@@ -554,6 +568,7 @@ def series(rows: Iterable[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
 
 def vector_series(rows: Iterable[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
     """(steps, values[T, d]) of a per-eigenvector metric; null entries become NaN."""
+    import numpy as np
     steps, values = [], []
     width = None
     for row in rows:

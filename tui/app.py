@@ -117,11 +117,11 @@ class WatchApp(App[None]):
         """Status and config from run.json before anything else loads."""
         info = self.first_info
         if info is None:
-            from tui.runjson import RunJsonError, read_info
+            from allo.rundir import RunDirError, RunReader
 
             try:
-                info = read_info(self.run_path)
-            except RunJsonError:
+                info = RunReader(self.run_path).info()
+            except RunDirError:
                 return  # the watcher reports it
         self.query_one(Overview).set_info(info)
 

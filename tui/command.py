@@ -2,7 +2,7 @@
 
 Textual is imported only when the dashboard really opens, so the summary path (and
 `--help`) stays fast and never touches torch or matplotlib. The dashboard path reads
-run.json through tui.runjson (no numpy) and hands it to the app, so the first frame
+run.json through allo.rundir (numpy-free at import) and hands it to the app, so the first frame
 already shows the run's status; numpy loads after it.
 """
 
@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from tui import runjson
+from allo import rundir
 
 DEFAULT_RESULTS = Path("results")
 
@@ -54,11 +54,11 @@ def resolve(path: Path | None) -> tuple[Path, list[Path]]:
         raise WatchError(f"{target}: no such directory{hint}")
     if not target.is_dir():
         raise WatchError(f"{target}: not a directory")
-    if runjson.is_run_dir(target):
-        siblings = runjson.find_runs(target.parent) if target.parent != target else []
+    if rundir.is_run_dir(target):
+        siblings = rundir.find_runs(target.parent) if target.parent != target else []
         runs = siblings if any(_same(r, target) for r in siblings) else [target]
         return target, [target if _same(r, target) else r for r in runs]
-    runs = runjson.find_runs(target)
+    runs = rundir.find_runs(target)
     if not runs:
         raise WatchError(f"{target}: not a run directory and no runs below it (no run.json)")
     return runs[0], runs
@@ -78,12 +78,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         run, runs = resolve(args.path)
-        info = runjson.read_info(run)  # fail now, in one line, rather than inside the app
-    except (WatchError, runjson.RunJsonError) as err:
+        info = rundir.RunReader(run).info()  # fail now, in one line, rather than inside the app
+    except (WatchError, rundir.RunDirError) as err:
         print(f"allo watch: {err}", file=sys.stderr)
         return 2
     if args.once or not sys.stdout.isatty():
-        from allo import rundir
         from tui.summary import summarize
 
         try:

@@ -10,7 +10,7 @@ import math
 import time
 from dataclasses import dataclass
 
-from tui.runjson import STALL_SECONDS, effective_status
+from allo.rundir import STALL_SECONDS, effective_status
 
 STATUS_STYLE = {
     "running": "bold green",

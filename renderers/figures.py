@@ -423,6 +423,14 @@ def _curve_subtitle(data: RunData, rows: list[dict]) -> str:
     return f"{label} · {len(rows)} metric rows up to step {rows[-1]['step']}"
 
 
+def estimate_window(truth: np.ndarray) -> tuple[float, float]:
+    """A y-range around the ground truth: the first estimates can be 30x too large, and
+    an axis fitted to them squashes the converged estimates into one line."""
+    low, high = float(np.min(truth)), float(np.max(truth))
+    spread = max(high - low, 0.05 * max(abs(high), 1e-3))
+    return low - 0.25 * spread, high + 0.5 * spread
+
+
 def dual_variables_figure(data: RunData, eigenvectors: list[int] | None = None) -> CurveFigure:
     rows = data.rows_or_wait()
     steps, estimates = rundir.vector_series(rows, "eig/estimate")
@@ -445,6 +453,7 @@ def dual_variables_figure(data: RunData, eigenvectors: list[int] | None = None) 
             estimate_lines,
             ylabel="eigenvalue",
             legend="outside",
+            ylim=estimate_window(truth[chosen]),
         ),
         CurvePanel(
             "Absolute error |estimate - truth|",

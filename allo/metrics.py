@@ -103,3 +103,26 @@ def eigenvalue_errors(estimates: np.ndarray, truth: np.ndarray) -> dict[str, obj
         "mean_abs": float(abs_err.mean()) if abs_err.size else float("nan"),
         "mean_rel": float(rel.mean()) if rel.size else float("nan"),
     }
+
+
+def quality_row(
+    learned: np.ndarray,
+    estimates: np.ndarray,
+    truth_vectors: np.ndarray,
+    truth_values: np.ndarray,
+    d: int,
+) -> dict[str, object]:
+    """The eig/* and cos/* keys of a metrics row (docs/run-format.md).
+
+    `truth_*` may hold more columns than d, so a repeated block cut at d is complete.
+    """
+    cos = cosine_similarities(learned, truth_vectors, truth_values)
+    errors = eigenvalue_errors(estimates, np.asarray(truth_values)[:d])
+    return {
+        "eig/estimate": np.asarray(estimates, dtype=np.float64).tolist(),
+        "eig/abs_error": errors["abs"].tolist(),
+        "eig/mean_abs_error": errors["mean_abs"],
+        "eig/mean_rel_error": errors["mean_rel"],
+        "cos/per_vector": cos.tolist(),
+        "cos/mean": float(cos.mean()),
+    }

@@ -34,7 +34,7 @@ from allo.layouts import (
     load_builtin,
     load_layout_file,
 )
-from allo.metrics import cosine_similarities, eigenspace_blocks, eigenvalue_errors
+from allo.metrics import eigenspace_blocks, quality_row
 from allo.model import MLP
 from allo.objective import Terms, Weights, allo_terms, batch_weights, ggdo_terms
 from allo.spectrum import CONVENTION, GroundTruth, ground_truth
@@ -221,7 +221,6 @@ class Evaluator:
         self.d = d
 
     def row(self, step: int, learner: Learner, table: np.ndarray, terms: Terms) -> dict:
-        cos = cosine_similarities(table, self.vectors, self.values)
         grads = [p.grad.norm() for p in learner.model.parameters() if p.grad is not None]
         row = {
             "step": step,
@@ -240,15 +239,7 @@ class Evaluator:
         else:
             row.pop("loss/dual")
             estimate = rayleigh_quotients(terms)
-        errors = eigenvalue_errors(estimate, self.values[: self.d])
-        row.update({
-            "eig/estimate": estimate.tolist(),
-            "eig/abs_error": errors["abs"].tolist(),
-            "eig/mean_abs_error": errors["mean_abs"],
-            "eig/mean_rel_error": errors["mean_rel"],
-            "cos/per_vector": cos.tolist(),
-            "cos/mean": float(cos.mean()),
-        })
+        row.update(quality_row(table, estimate, self.vectors, self.values, self.d))
         return row
 
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from allo import rundir
 from allo.layouts import Layout, load_builtin, parse_layout
-from allo.metrics import cosine_similarities, eigenspace_blocks, eigenvalue_errors
+from allo.metrics import eigenspace_blocks, quality_row
 from allo.spectrum import CONVENTION, ground_truth
 
 SMALL = """\
@@ -88,9 +88,7 @@ class SyntheticRun:
 
     def log(self, step: int) -> dict:
         learned = self.learned(step)
-        cos = cosine_similarities(learned, self.vectors, self.values)
         estimate = self.values + self.rng.normal(size=self.d) * 0.1 / (1 + step / 100)
-        errors = eigenvalue_errors(estimate, self.values)
         decay = np.exp(-step / 300)
         row = {
             "step": step,
@@ -104,12 +102,7 @@ class SyntheticRun:
             "grad/norm": float(0.1 + decay),
             "barrier/coef": float(min(1.0, 0.5 + step / 1000)),
             "dual/diag": (-2 * estimate).tolist(),
-            "eig/estimate": estimate.tolist(),
-            "eig/abs_error": errors["abs"].tolist(),
-            "eig/mean_abs_error": errors["mean_abs"],
-            "eig/mean_rel_error": errors["mean_rel"],
-            "cos/per_vector": cos.tolist(),
-            "cos/mean": float(cos.mean()),
+            **quality_row(learned, estimate, self.vectors, self.values, self.d),
         }
         self.writer.append_metrics(row)
         self.writer.update_info(step=step, heartbeat=time.time())

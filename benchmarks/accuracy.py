@@ -96,6 +96,7 @@ def run_one(base: TrainConfig, entry: dict, objective: str, seed: int, folder: P
         "seed": seed, "status": outcome.status, "steps": cfg.num_gradient_steps,
         "final_step": last.get("step"),
         "final_cos": last.get("cos/mean"),
+        "final_cos_per_vector": last.get("cos/per_vector"),
         "final_eig_rel_error": last.get("eig/mean_rel_error"),
         "steps_to_0.99": hit["step"] if hit else None,
         "seconds_to_0.99": hit["time"] if hit else None,

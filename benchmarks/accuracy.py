@@ -1,0 +1,243 @@
+"""Accuracy across layouts: ALLO against the GGDO baseline (a benchmark, not a test).
+
+    python benchmarks/accuracy.py                          # every layout, 5 seeds, allo + ggdo
+    python benchmarks/accuracy.py --seeds 1 --layouts room4,maze19 --objectives allo
+    python benchmarks/accuracy.py --reference              # also ../shared/reference-layouts
+    python benchmarks/accuracy.py --quick --layouts maze7x9 --seeds 1   # smoke test, seconds
+
+Layouts: every built-in (`allo envs`), every benchmarks/layouts/*.txt, and with
+--reference the published benchmark's grids when /work/shared/reference-layouts is present
+(read from there, never copied). Each (layout, objective, seed) is one `train()` with the
+default TrainConfig (only the seed, objective, layout and run directory change; --steps
+and --quick override), in a temporary directory.
+
+Per layout and objective it reports the final mean |cos| (mean and min over seeds; the
+trainer's cosine is the eigenspace cosine where ground-truth eigenvalues repeat), the
+final mean relative eigenvalue error over eigenvalues 2..d, and the steps and seconds until
+the logged mean |cos| first reaches 0.99 (median over the seeds that reach it, and how
+many did). Prints a table, the machine and the command; writes benchmarks/results/
+accuracy.json, rewritten after every run so an interrupted benchmark keeps what it measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import shlex
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from allo import rundir
+from allo.config import TrainConfig
+from allo.layouts import builtin_names, load_builtin, load_layout_file
+from allo.train import train
+
+HERE = Path(__file__).parent
+RESULTS = HERE / "results" / "accuracy.json"
+OUR_LAYOUTS = HERE / "layouts"
+REFERENCE_LAYOUTS = HERE.parent.parent / "shared" / "reference-layouts"
+TARGET = 0.99
+OBJECTIVES = ("allo", "ggdo")
+# --quick: tiny settings for a smoke test (seconds per run); not meaningful accuracy
+QUICK = {"num_envs": 50, "num_steps": 200, "max_episode_length": 200, "hidden_layers": 2,
+         "hidden_size": 64, "batch_size": 1024, "num_gradient_steps": 200, "log_freq": 20,
+         "lr_warmup_steps": 20}
+
+
+def find_layouts(reference: bool, reference_dir: Path = REFERENCE_LAYOUTS) -> list[dict]:
+    """name, source and file (None for built-ins) of every layout in the benchmark."""
+    found = [{"name": name, "source": "builtin", "file": None} for name in builtin_names()]
+    found += [{"name": path.stem, "source": "ours", "file": str(path)}
+              for path in sorted(OUR_LAYOUTS.glob("*.txt"))]
+    if reference:
+        if reference_dir.is_dir():
+            found += [{"name": path.stem, "source": "reference", "file": str(path)}
+                      for path in sorted(reference_dir.glob("*.txt"))]
+        else:
+            print(f"note: {reference_dir} is not present; --reference adds nothing",
+                  file=sys.stderr)
+    return found
+
+
+def layout_facts(entry: dict) -> dict:
+    layout = (load_layout_file(entry["file"]) if entry["file"] else load_builtin(entry["name"]))
+    return {"height": layout.height, "width": layout.width, "free_cells": layout.num_free,
+            "components": layout.components()}
+
+
+def first_hit(rows: list[dict], target: float = TARGET) -> dict | None:
+    """The first logged row whose mean |cos| reaches the target, or None."""
+    return next((r for r in rows if (r.get("cos/mean") or 0.0) >= target), None)
+
+
+def run_one(base: TrainConfig, entry: dict, objective: str, seed: int, folder: Path) -> dict:
+    cfg = dataclasses.replace(
+        base, seed=seed, objective=objective,
+        env=entry["name"] if entry["file"] is None else base.env, env_file=entry["file"],
+        run_dir=str(folder / f"{entry['source']}-{entry['name']}__{objective}__{seed}"))
+    started = time.perf_counter()
+    outcome = train(cfg)
+    total = time.perf_counter() - started
+    reader = rundir.RunReader(outcome.run_dir)
+    info, rows = reader.info(), reader.metrics()
+    last = rows[-1] if rows else {}
+    hit = first_hit(rows)
+    blocks = (info.get("ground_truth") or {}).get("blocks") or []
+    return {
+        "layout": entry["name"], "source": entry["source"], "objective": objective,
+        "seed": seed, "status": outcome.status, "steps": cfg.num_gradient_steps,
+        "final_step": last.get("step"),
+        "final_cos": last.get("cos/mean"),
+        "final_cos_per_vector": last.get("cos/per_vector"),
+        "final_eig_rel_error": last.get("eig/mean_rel_error"),
+        "steps_to_0.99": hit["step"] if hit else None,
+        "seconds_to_0.99": hit["time"] if hit else None,
+        "logged_steps": [r["step"] for r in rows],
+        "total_s": total,
+        "timings": info.get("timings"),
+        # 1-based ranges of repeated ground-truth eigenvalues among the top d
+        "repeated_eigenvalues": [[a + 1, b] for a, b in blocks if b - a > 1],
+    }
+
+
+def summarise(runs: list[dict]) -> dict:
+    """One table row from the runs of one layout and objective."""
+    cos = [r["final_cos"] for r in runs if r["final_cos"] is not None]
+    errs = [r["final_eig_rel_error"] for r in runs if r["final_eig_rel_error"] is not None]
+    hits = [r for r in runs if r["steps_to_0.99"] is not None]
+    return {
+        "layout": runs[0]["layout"], "source": runs[0]["source"],
+        "objective": runs[0]["objective"], "seeds": len(runs),
+        "steps": runs[0]["steps"],
+        "cos_mean": statistics.fmean(cos) if cos else None,
+        "cos_min": min(cos) if cos else None,
+        "eig_rel_error_mean": statistics.fmean(errs) if errs else None,
+        "reached_0.99": len(hits),
+        "median_steps_to_0.99": (statistics.median(r["steps_to_0.99"] for r in hits)
+                                 if hits else None),
+        "median_seconds_to_0.99": (statistics.median(r["seconds_to_0.99"] for r in hits)
+                                   if hits else None),
+        "median_total_s": statistics.median(r["total_s"] for r in runs),
+        "repeated_eigenvalues": runs[0]["repeated_eigenvalues"],
+        "failed": sum(r["status"] != "finished" for r in runs),
+    }
+
+
+def machine() -> dict:
+    try:
+        load = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        load = None
+    return {"processor": platform.processor() or platform.machine(),
+            "cores": os.cpu_count(), "torch": torch.__version__,
+            "python": platform.python_version(), "load_average": load}
+
+
+def fmt(value: object, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def table(summary: list[dict]) -> str:
+    head = (f"{'layout':<16}{'cells':>6}{'obj':>6}{'seeds':>6}{'cos mean':>10}{'cos min':>9}"
+            f"{'eig rel':>9}{'0.99 hit':>9}{'steps':>8}{'secs':>8}  repeated")
+    lines = [head, "-" * len(head)]
+    for s in summary:
+        lines.append(
+            f"{s['layout']:<16}{fmt(s.get('free_cells'), 'd'):>6}{s['objective']:>6}"
+            f"{s['seeds']:>6}{fmt(s['cos_mean'], '.4f'):>10}{fmt(s['cos_min'], '.4f'):>9}"
+            f"{fmt(s['eig_rel_error_mean'], '.3f'):>9}"
+            f"{str(s['reached_0.99']) + '/' + str(s['seeds']):>9}"
+            f"{fmt(s['median_steps_to_0.99'], '.0f'):>8}"
+            f"{fmt(s['median_seconds_to_0.99'], '.1f'):>8}"
+            f"  {' '.join(f'{a}-{b}' for a, b in s['repeated_eigenvalues']) or '-'}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 (default 5)")
+    parser.add_argument("--objectives", default=",".join(OBJECTIVES),
+                        help="comma-separated: allo,ggdo (default both)")
+    parser.add_argument("--layouts", default=None,
+                        help="comma-separated layout names (default: all)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="gradient steps per run (default: TrainConfig's)")
+    parser.add_argument("--reference", action="store_true",
+                        help=f"also the published benchmark's layouts in {REFERENCE_LAYOUTS}")
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny settings for a smoke test; the numbers mean nothing")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+
+    objectives = [o.strip() for o in args.objectives.split(",") if o.strip()]
+    unknown = [o for o in objectives if o not in OBJECTIVES]
+    if unknown or not objectives:
+        parser.error(f"--objectives: unknown {unknown}; choose from {', '.join(OBJECTIVES)}")
+    if args.seeds < 1:
+        parser.error("--seeds must be at least 1")
+    entries = find_layouts(args.reference)
+    if args.layouts:
+        wanted = [n.strip() for n in args.layouts.split(",") if n.strip()]
+        missing = [n for n in wanted if n not in {e["name"] for e in entries}]
+        if missing:
+            parser.error(f"--layouts: unknown {missing}; known: "
+                         f"{', '.join(e['name'] for e in entries)}")
+        entries = [e for e in entries if e["name"] in wanted]
+
+    base = TrainConfig(**(QUICK if args.quick else {}))
+    if args.steps is not None:
+        base.num_gradient_steps = args.steps
+    if args.quick or args.steps is not None:
+        base.plot_freq = base.checkpoint_freq = max(1, base.num_gradient_steps)
+
+    command = " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv[:1],
+                                                *(sys.argv[1:] if argv is None else argv)])
+    results: dict = {"machine": machine(), "command": command, "quick": args.quick,
+                     "target_cos": TARGET, "config": dataclasses.asdict(base),
+                     "layouts": {}, "runs": [], "summary": []}
+    for entry in entries:
+        results["layouts"][entry["name"]] = {**entry, **layout_facts(entry)}
+    print(f"machine: {results['machine']}")
+    print(f"command: {command}", flush=True)
+
+    def write() -> None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(rundir.to_json_safe(results), indent=2) + "\n")
+
+    with tempfile.TemporaryDirectory(prefix="allo-accuracy-") as tmp:
+        for entry in entries:
+            for objective in objectives:
+                runs = []
+                for seed in range(args.seeds):
+                    run = run_one(base, entry, objective, seed, Path(tmp))
+                    runs.append(run)
+                    results["runs"].append(run)
+                    print(f"  {entry['name']:<16}{objective:>5} seed {seed}: "
+                          f"mean|cos| {fmt(run['final_cos'], '.4f')}, eig rel err "
+                          f"{fmt(run['final_eig_rel_error'], '.3f')}, 0.99 at step "
+                          f"{run['steps_to_0.99']}, {run['total_s']:.1f}s "
+                          f"({run['status']})", flush=True)
+                    write()
+                row = summarise(runs)
+                row["free_cells"] = results["layouts"][entry["name"]]["free_cells"]
+                results["summary"].append(row)
+                write()
+    results["machine"]["load_average_end"] = machine()["load_average"]
+    text = table(results["summary"])
+    print(text)
+    results["table"] = text
+    write()
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

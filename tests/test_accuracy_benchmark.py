@@ -1,0 +1,88 @@
+"""benchmarks/accuracy.py: its --quick smoke run, its layouts, and its JSON and table."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from allo.layouts import load_layout_file
+from allo.metrics import eigenspace_blocks
+from allo.spectrum import ground_truth
+
+ROOT = Path(__file__).resolve().parent.parent
+LAYOUTS = ROOT / "benchmarks" / "layouts"
+
+
+def load_benchmark():
+    spec = importlib.util.spec_from_file_location("accuracy_benchmark",
+                                                  ROOT / "benchmarks" / "accuracy.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("path", sorted(LAYOUTS.glob("*.txt")), ids=lambda p: p.stem)
+def test_benchmark_layouts_parse_and_are_connected(path):
+    layout = load_layout_file(path)
+    assert layout.components() == 1
+    assert layout.num_free > 10  # d = 10 eigenvectors need at least that many cells
+
+
+def test_symmetric_four_rooms_has_repeated_top_eigenvalues():
+    truth = ground_truth(load_layout_file(LAYOUTS / "room4sym.txt"), 0.8, 1000, 1000)
+    blocks = [b for b in eigenspace_blocks(truth.eigenvalues[:10]) if len(b) > 1]
+    assert blocks, np.round(truth.eigenvalues[:10], 5)
+
+
+def test_quick_run_writes_table_and_json(tmp_path, capsys):
+    bench = load_benchmark()
+    out = tmp_path / "accuracy.json"
+    code = bench.main(["--quick", "--layouts", "maze7x9", "--seeds", "1",
+                       "--objectives", "allo,ggdo", "--out", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "command:" in printed and "machine:" in printed
+    assert "cos mean" in printed and "maze7x9" in printed
+
+    data = json.loads(out.read_text())
+    assert {"machine", "command", "config", "layouts", "runs", "summary", "table"} <= set(data)
+    assert data["quick"] is True
+    assert data["layouts"]["maze7x9"]["components"] == 1
+    assert [(s["layout"], s["objective"]) for s in data["summary"]] == [
+        ("maze7x9", "allo"), ("maze7x9", "ggdo")]
+    steps = data["config"]["num_gradient_steps"]
+    assert len(data["runs"]) == 2
+    for run in data["runs"]:
+        assert run["status"] == "finished"
+        assert run["final_step"] == steps
+        assert 0.0 <= run["final_cos"] <= 1.0 + 1e-9
+        assert math.isfinite(run["final_eig_rel_error"]) and run["final_eig_rel_error"] >= 0
+        hit = run["steps_to_0.99"]
+        assert hit is None or hit in run["logged_steps"]
+        assert (hit is None) == (run["seconds_to_0.99"] is None)
+        assert run["total_s"] > 0
+    for row in data["summary"]:
+        assert row["seeds"] == 1 and row["free_cells"] == data["layouts"]["maze7x9"]["free_cells"]
+        assert row["cos_min"] <= row["cos_mean"] + 1e-12
+        assert 0 <= row["reached_0.99"] <= row["seeds"]
+
+
+def test_first_hit_is_the_first_logged_row_at_the_target():
+    bench = load_benchmark()
+    rows = [{"step": 10, "cos/mean": 0.5}, {"step": 20, "cos/mean": 0.991},
+            {"step": 30, "cos/mean": 0.98}, {"step": 40, "cos/mean": 0.995}]
+    assert bench.first_hit(rows)["step"] == 20
+    assert bench.first_hit(rows[:1]) is None
+
+
+def test_unknown_layout_or_objective_is_refused(tmp_path):
+    bench = load_benchmark()
+    with pytest.raises(SystemExit):
+        bench.main(["--layouts", "nope", "--out", str(tmp_path / "a.json")])
+    with pytest.raises(SystemExit):
+        bench.main(["--objectives", "sgd", "--out", str(tmp_path / "a.json")])

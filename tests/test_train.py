@@ -101,3 +101,15 @@ def test_existing_run_is_not_overwritten(small_layout, tmp_path):
 
     with pytest.raises(TrainError, match="already holds a run"):
         train(tiny_config(small_layout, run, num_gradient_steps=10))
+
+
+def test_training_leaves_ieee_floats_for_the_rest_of_the_process(small_layout, tmp_path):
+    """Flushing denormals is process-wide; train() must restore it (hypothesis and
+    numpy code running later in the same process rely on subnormal floats)."""
+    train(tiny_config(small_layout, tmp_path / "run", num_gradient_steps=10, log_freq=5))
+    assert subnormals_survive()
+
+
+def subnormals_survive() -> bool:
+    tiny = sys.float_info.min
+    return bool(np.float64(tiny) / np.float64(4.0) * np.float64(4.0) == tiny)

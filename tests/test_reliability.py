@@ -19,8 +19,8 @@ import pytest
 from trainproc import (
     ENV,
     final_vectors,
-    layout_file,
     metric_steps,
+    reference_run,
     train_args,
     wait_for,
     warm,
@@ -37,12 +37,8 @@ CLOCK_KEYS = ("time", "sps")
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     """An uninterrupted run: the result every interrupted one must reproduce."""
-    folder = tmp_path_factory.mktemp("reference")
-    layout = layout_file(folder)
-    result = warm().run(*train_args(layout, folder / "run", STEPS))
-    assert result.code == 0, result.stderr
-    rows = rundir.RunReader(folder / "run").metrics()
-    return layout, final_vectors(folder / "run"), rows
+    layout, run = reference_run(tmp_path_factory.mktemp("reference"), STEPS)
+    return layout, final_vectors(run), rundir.RunReader(run).metrics()
 
 
 def temporaries(run: Path) -> list[str]:

@@ -10,7 +10,7 @@ import json
 
 import numpy as np
 import pytest
-from trainproc import final_vectors, layout_file, metric_steps, train_args, warm
+from trainproc import final_vectors, metric_steps, reference_run, train_args, warm
 
 from allo import rundir
 
@@ -19,11 +19,7 @@ STEPS = 200
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("reference")
-    layout = layout_file(folder)
-    result = warm().run(*train_args(layout, folder / "run", STEPS))
-    assert result.code == 0, result.stderr
-    return layout, folder / "run"
+    return reference_run(tmp_path_factory.mktemp("reference"), STEPS)
 
 
 def assert_same_as(run, reference_run) -> None:

@@ -185,6 +185,16 @@ def train_args(layout: Path, run: Path, steps: int, *extra: str) -> list[str]:
             "--steps", str(steps), *extra]
 
 
+def reference_run(folder: Path, steps: int) -> tuple[Path, Path]:
+    """An uninterrupted run of `steps`: what every interrupted or resumed run must match.
+
+    Returns (layout file, run directory)."""
+    layout = layout_file(folder)
+    result = warm().run(*train_args(layout, folder / "run", steps))
+    assert result.code == 0, result.stderr
+    return layout, folder / "run"
+
+
 def final_vectors(run: Path) -> np.ndarray:
     return np.load(Path(run) / "final_learned_eigenvectors.npy", allow_pickle=False)
 

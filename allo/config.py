@@ -109,7 +109,22 @@ def from_namespace(ns: argparse.Namespace, base: TrainConfig | None = None) -> T
     return config
 
 
-def from_dict(data: dict) -> TrainConfig:
-    """Rebuild a config from run.json, ignoring keys this version does not know."""
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    return TrainConfig(**{k: v for k, v in data.items() if k in known})
+# The JSON types a recorded value of each declared field type may have.
+_JSON_TYPES = {"int": (int,), "float": (int, float), "str": (str,),
+               "str | None": (str, type(None)), "bool": (bool,)}
+
+
+def from_dict(data: object, source: object = "run.json") -> TrainConfig:
+    """Rebuild a config from run.json's "config", ignoring keys this version does not
+    know; a value of the wrong type is refused in one line (ValueError naming `source`)."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{source}: no 'config' object; cannot resume this run")
+    values = {}
+    for f in dataclasses.fields(TrainConfig):
+        if f.name not in data:
+            continue
+        value, allowed = data[f.name], _JSON_TYPES.get(str(f.type), (object,))
+        if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+            raise ValueError(f"{source}: config.{f.name} is {value!r}, not of type {f.type}")
+        values[f.name] = value
+    return TrainConfig(**values)

@@ -22,9 +22,14 @@ class TrainConfig:
     env_file: str | None = arg(None, "layout text file instead of a built-in (X wall, space free)")
     exp_number: int = arg(0, "experiment number, part of the run directory name")
     seed: int = arg(0, "random seed (data, network, sampler)")
+    seeds: str | None = arg(None, "several seeds in one process as one batched model, e.g. "
+                                  "0-7 or 1,5,9; one run directory per seed (overrides --seed)")
     results_dir: str = arg("results", "runs go to RESULTS_DIR/<env>/<run name>")
     run_dir: str | None = arg(None, "exact run directory (overrides the default name)")
     device: str = arg("auto", "auto | cpu | cuda (auto picks CUDA when present)")
+    cuda_graph: str = arg("auto", "auto | on | off: replay the whole training step as one CUDA "
+                                  "graph (auto: on when training on CUDA)",
+                          choices=("auto", "on", "off"))
     threads: int = arg(1, "CPU threads for torch (0: torch's default); small matmuls run "
                           "fastest on one")
     # environment and data
@@ -79,8 +84,28 @@ class TrainConfig:
             raise ValueError("--threads must be non-negative")
         if self.doors < 0:
             raise ValueError("--doors must be non-negative")
+        if self.seeds is not None:
+            parse_seeds(self.seeds)  # ValueError with one line
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ValueError("--device must be auto, cpu, cuda or cuda:N")
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'0-7' or '1,5,9' (or a mix: '0-3,8') -> distinct seeds in the order given."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        low, dash, high = part.partition("-")
+        try:
+            numbers = range(int(low), int(high) + 1) if dash else [int(part)]
+        except ValueError:
+            raise ValueError(f"--seeds {text!r}: expected numbers like 0-7 or 1,5,9") from None
+        if dash and int(high) < int(low):
+            raise ValueError(f"--seeds {text!r}: the range {part} is empty")
+        seeds += [n for n in numbers if n not in seeds]
+    if any(n < 0 for n in seeds):
+        raise ValueError(f"--seeds {text!r}: seeds must be non-negative")
+    return seeds
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -5,20 +5,23 @@ policy, vectorised over environments. An episode ends on reaching a goal or afte
 `max_episode_length` transitions; that environment then restarts. Everything is stored
 flat, one entry per transition, so a pair never needs Python per sample.
 
-Sampling (on the training device): a source transition i uniformly; an offset
-k ~ Geometric(1 - gamma) on {1, 2, ...}; the target is the state reached after
-min(k, steps left in the episode) transitions. A pair therefore never spans two episodes.
+Pairs: a source transition i uniformly; an offset k ~ Geometric(1 - gamma) on {1, 2, ...};
+the target is the state reached after min(k, steps left in the episode) transitions, so a
+pair never spans two episodes. `empirical_pair_law` sums this law over the stored data
+exactly, once; a training batch then draws pairs straight from that (N, N) table with
+Walker's alias method: the same law as drawing a transition and an offset per sample, in
+O(1) per pair and without random reads into a million stored transitions.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from allo.layouts import Layout
+from allo.objective import Weights, counts
 
 
 @dataclass
@@ -74,53 +77,154 @@ def collect(
     return Transitions(source=source, target=target, episode_last=last)
 
 
-class PairSampler:
-    """Draws training pairs and constraint states on the training device.
+def empirical_pair_law(data: Transitions, gamma: float, num_cells: int) -> np.ndarray:
+    """(N, N) law of (s, s') over this data set (docs/math.md (4)-(5)); sums to 1.
 
-    All randomness comes from one torch.Generator, so its state is the sampler's state.
+    F_i, the law of the target given source transition i, obeys F_i = e_target(i) at the
+    episode's last transition and F_i = (1 - gamma) e_target(i) + gamma F_(i+1) before
+    it. Transitions are processed by their distance to the episode's end, all episodes
+    at once, so the loop runs max-episode-length times, not once per transition.
+    """
+    if not 0.0 < gamma < 1.0:
+        raise ValueError("gamma must lie in (0, 1)")
+    size = data.size
+    distance = data.episode_last - np.arange(size)
+    order = np.argsort(distance, kind="stable")  # by distance, then by index
+    starts = np.searchsorted(distance[order], np.arange(distance.max() + 2))
+    source = torch.from_numpy(data.source)
+    target = torch.from_numpy(data.target)
+    law = torch.zeros(num_cells, num_cells, dtype=torch.float64)
+    previous_index = previous_rows = None
+    for level in range(len(starts) - 1):
+        index = order[starts[level]:starts[level + 1]]
+        rows = torch.zeros(len(index), num_cells, dtype=torch.float64)
+        at = torch.arange(len(index))
+        if previous_rows is None:
+            rows[at, target[index]] = 1.0
+        else:
+            follower = np.searchsorted(previous_index, index + 1)
+            rows = gamma * previous_rows[torch.from_numpy(follower)]
+            rows[at, target[index]] += 1.0 - gamma
+        law.index_add_(0, source[index], rows)
+        previous_index, previous_rows = index, rows
+    return (law / size).numpy()
+
+
+def state_law(pair_law: np.ndarray) -> np.ndarray:
+    """rho: the law of one endpoint, chosen by a fair coin, of a pair (docs/math.md)."""
+    return 0.5 * (pair_law.sum(axis=1) + pair_law.sum(axis=0))
+
+
+@dataclass
+class AliasTable:
+    """Walker's alias method: bucket j = floor(K u) keeps j with probability keep[j],
+    else gives alias[j]. Exact for the given probabilities, O(1) per draw."""
+
+    keep: np.ndarray  # (K,) float64
+    alias: np.ndarray  # (K,) int64
+
+    @classmethod
+    def build(cls, probabilities: np.ndarray) -> AliasTable:
+        """Vose's construction: pair each under-full bucket with an over-full donor."""
+        p = np.asarray(probabilities, dtype=np.float64).ravel()
+        if p.size == 0 or (p < 0).any() or not p.sum() > 0:
+            raise ValueError("an alias table needs non-negative probabilities with a positive sum")
+        size = p.size
+        scaled = p * (size / p.sum())
+        keep = np.ones(size)
+        alias = np.arange(size)
+        small = [int(j) for j in np.flatnonzero(scaled < 1.0)]
+        large = [int(j) for j in np.flatnonzero(scaled >= 1.0)]
+        scaled = scaled.tolist()
+        while small and large:
+            low, high = small.pop(), large[-1]
+            keep[low], alias[low] = scaled[low], high
+            scaled[high] -= 1.0 - scaled[low]
+            if scaled[high] < 1.0:
+                small.append(large.pop())
+        # what is left is full up to rounding: it keeps itself (keep = 1)
+        return cls(keep=keep, alias=alias)
+
+    def probabilities(self) -> np.ndarray:
+        """The law the table draws from (tests compare it with the input)."""
+        size = len(self.keep)
+        law = self.keep / size
+        np.add.at(law, self.alias, (1.0 - self.keep) / size)
+        return law
+
+
+class PairSampler:
+    """Batch weights for S independent seeds at once, on the training device.
+
+    Seed s draws from its own data set's laws with its own torch.Generator, so a seed's
+    batches are the same whether it trains alone or beside others. All draws of a step go
+    through one joint alias table: segment 0 holds every seed's pair table (N^2 entries
+    each), segments 1 and 2 every seed's state table (N each; once per constraint batch),
+    and the counts of all three land in one histogram. One float64 uniform per draw gives
+    both the bucket and the keep-or-alias coin.
     """
 
-    def __init__(self, data: Transitions, gamma: float, device: torch.device, seed: int):
-        if not 0.0 < gamma < 1.0:
-            raise ValueError("gamma must lie in (0, 1)")
+    def __init__(self, pair_laws: list[np.ndarray], seeds: list[int], device: torch.device):
+        if len(pair_laws) != len(seeds) or not seeds:
+            raise ValueError("one pair law per seed")
         self.device = torch.device(device)
-        self.source = torch.as_tensor(data.source, device=self.device)
-        self.target = torch.as_tensor(data.target, device=self.device)
-        self.last = torch.as_tensor(data.episode_last, device=self.device)  # (M,) int64
-        self.size = data.size
-        self.log_gamma = math.log(gamma)
-        self.generator = torch.Generator(device=self.device)
-        self.generator.manual_seed(seed)
+        self.num_seeds = count = len(seeds)
+        self.num_cells = n = pair_laws[0].shape[0]
+        pair_tables = [AliasTable.build(law) for law in pair_laws]
+        state_tables = [AliasTable.build(state_law(law)) for law in pair_laws]
+        segments = [pair_tables, state_tables, state_tables]
+        self.sizes = (n * n, n, n)
+        self.segment_starts = (0, count * n * n, count * (n * n + n))
+        keep, alias = [], []
+        for start, size, tables in zip(self.segment_starts, self.sizes, segments, strict=True):
+            for s, table in enumerate(tables):
+                keep.append(table.keep)
+                alias.append(table.alias + start + s * size)
+        self.keep = torch.as_tensor(np.concatenate(keep), device=self.device)
+        self.alias = torch.as_tensor(np.concatenate(alias), device=self.device)
+        # where bucket 0 of (seed s, segment r) sits in the joint table, and its size
+        seed = torch.arange(count, dtype=torch.float64)[:, None, None]
+        size = torch.tensor(self.sizes, dtype=torch.float64)[None, :, None]
+        start = torch.tensor(self.segment_starts, dtype=torch.float64)[None, :, None]
+        self.bucket_size = size.to(self.device)
+        self.bucket_start = (start + seed * size).to(self.device)
+        self.generators = []
+        for seed_value in seeds:
+            generator = torch.Generator(device=self.device)
+            generator.manual_seed(seed_value)
+            self.generators.append(generator)
 
-    def offsets(self, uniform: torch.Tensor) -> torch.Tensor:
-        """k ~ Geometric(1 - gamma) on {1, 2, ...}: P(k) = (1 - gamma) gamma^(k - 1)."""
-        k = torch.floor(torch.log1p(-uniform) / self.log_gamma) + 1
-        return k.clamp_(max=float(self.size)).long()
+    def uniforms(self, count: int) -> torch.Tensor:
+        """(S, count) float64 uniforms, row s from seed s's generator."""
+        return torch.stack([torch.rand(count, generator=g, dtype=torch.float64,
+                                       device=self.device) for g in self.generators])
 
-    def _endpoints(self, count: int) -> tuple[torch.Tensor, torch.Tensor]:
-        i = torch.randint(0, self.size, (count,), generator=self.generator, device=self.device)
-        uniform = torch.rand(count, generator=self.generator, device=self.device)
-        # index_select is several times faster than advanced indexing on CPU
-        j = torch.minimum(i + self.offsets(uniform) - 1, self.last.index_select(0, i))
-        return self.source.index_select(0, i), self.target.index_select(0, j)
+    def draw(self, count: int) -> torch.Tensor:
+        """(S, 3, count) joint-table indices: pairs, then two constraint batches."""
+        scaled = self.uniforms(3 * count).view(self.num_seeds, 3, count) * self.bucket_size
+        bucket = torch.minimum(scaled.floor(), self.bucket_size - 1)
+        index = (bucket + self.bucket_start).long().view(-1)
+        keep = self.keep.index_select(0, index).view_as(scaled) > scaled - bucket
+        alias = self.alias.index_select(0, index).view_as(scaled)
+        return torch.where(keep, index.view_as(scaled), alias)
 
-    def pairs(self, count: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(s, s') cell indices, each (count,)."""
-        return self._endpoints(count)
+    def weights(self, count: int) -> Weights:
+        """A batch of `count` pairs and 2 x `count` constraint states, as weights/count."""
+        s, n = self.num_seeds, self.num_cells
+        index = self.draw(count).view(-1)
+        weight = torch.full((index.numel(),), 1.0 / count, device=self.device)
+        histogram = counts(index, len(self.keep), weight)
+        pairs, states1, states2 = histogram.split([s * n * n, s * n, s * n])
+        return Weights(pairs.view(s, n, n), states1.view(s, n), states2.view(s, n))
 
-    def batch(self, count: int) -> torch.Tensor:
-        """(4, count) cell indices: rows s, s', and two independent constraint batches.
+    @staticmethod
+    def cells(index: torch.Tensor, size: int) -> torch.Tensor:
+        """Joint-table indices of one segment -> cell (or pair) indices within a seed."""
+        return index % size
 
-        Constraint states are drawn from rho: an endpoint, chosen by a fair coin, of a
-        fresh pair. All 3 * count pairs come from one draw to keep the kernel count low.
-        """
-        s, s_next = self._endpoints(3 * count)
-        coin = torch.rand(2 * count, generator=self.generator, device=self.device) < 0.5
-        states = torch.where(coin, s[count:], s_next[count:])
-        return torch.cat([s[:count], s_next[:count], states]).view(4, count)
+    def get_state(self) -> list[torch.Tensor]:
+        return [g.get_state() for g in self.generators]
 
-    def get_state(self) -> torch.Tensor:
-        return self.generator.get_state()
-
-    def set_state(self, state: torch.Tensor) -> None:
-        self.generator.set_state(state)
+    def set_state(self, states: list[torch.Tensor]) -> None:
+        for generator, state in zip(self.generators, states, strict=True):
+            generator.set_state(state)

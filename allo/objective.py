@@ -29,6 +29,8 @@ import torch
 
 @dataclass
 class Terms:
+    """Each field has the seeds' leading dimensions (none for one unbatched table)."""
+
     total: torch.Tensor
     graph: torch.Tensor
     dual: torch.Tensor
@@ -40,9 +42,9 @@ class Terms:
 
 @dataclass
 class Weights:
-    pairs: torch.Tensor  # (N, N) weight of each (s, s'); sums to 1
-    states1: torch.Tensor  # (N,) first constraint batch; sums to 1
-    states2: torch.Tensor  # (N,) second, independent constraint batch
+    pairs: torch.Tensor  # (..., N, N) weight of each (s, s'); sums to 1
+    states1: torch.Tensor  # (..., N) first constraint batch; sums to 1
+    states2: torch.Tensor  # (..., N) second, independent constraint batch
 
 
 def counts(index: torch.Tensor, size: int, weight: torch.Tensor) -> torch.Tensor:
@@ -59,43 +61,47 @@ def batch_weights(batch: torch.Tensor, n: int) -> Weights:
 
 
 def graph_term(table: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
-    """Per-eigenvector 1/2 sum_ss' W(s,s') (u(s) - u(s'))^2 -> (d,); = <u_i, L u_i>_rho."""
-    degree = pairs.sum(dim=1) + pairs.sum(dim=0)  # (N,)
-    return 0.5 * (degree[:, None] * table.pow(2)).sum(dim=0) - (table * (pairs @ table)).sum(0)
+    """Per-eigenvector 1/2 sum_ss' W(s,s') (u(s) - u(s'))^2 -> (..., d); = <u_i, L u_i>_rho.
+
+    Leading dimensions are seeds: a (S, N, d) table with (S, N, N) weights gives (S, d).
+    """
+    degree = pairs.sum(dim=-1) + pairs.sum(dim=-2)  # (..., N)
+    return (0.5 * (degree[..., None] * table.pow(2)).sum(dim=-2)
+            - (table * (pairs @ table)).sum(dim=-2))
 
 
 def stopgrad_gram(table: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
-    """G_jk = E[u_j [[u_k]]], (d, d): gradient flows only through the first factor."""
-    return (table * states[:, None]).T @ table.detach()
+    """G_jk = E[u_j [[u_k]]], (..., d, d): gradient flows only through the first factor."""
+    return (table * states[..., None]).transpose(-1, -2) @ table.detach()
 
 
 def allo_terms(
     table: torch.Tensor, weights: Weights, duals: torch.Tensor, barrier: torch.Tensor
 ) -> Terms:
-    d = table.shape[1]
+    d = table.shape[-1]
     lower = torch.ones(d, d, device=table.device).tril()
     eye = torch.eye(d, device=table.device)
     h1 = (stopgrad_gram(table, weights.states1) - eye) * lower
     h2 = (stopgrad_gram(table, weights.states2) - eye) * lower
     per_vector = graph_term(table, weights.pairs)
-    graph = per_vector.sum()
-    dual = (duals * (h1 + h2)).sum() * 0.5
-    signal = (h1 * h2).sum()
+    graph = per_vector.sum(dim=-1)
+    dual = (duals * (h1 + h2)).sum(dim=(-2, -1)) * 0.5
+    signal = (h1 * h2).sum(dim=(-2, -1))
     barrier_loss = barrier * signal
     return Terms(graph + dual + barrier_loss, graph, dual, barrier_loss,
                  0.5 * (h1 + h2).detach(), signal.detach(), per_vector.detach())
 
 
 def ggdo_terms(table: torch.Tensor, weights: Weights, barrier: torch.Tensor) -> Terms:
-    d = table.shape[1]
+    d = table.shape[-1]
     coefficients = torch.arange(d, 0, -1, device=table.device, dtype=table.dtype)
     eye = torch.eye(d, device=table.device)
-    g1 = (table * weights.states1[:, None]).T @ table - eye
-    g2 = (table * weights.states2[:, None]).T @ table - eye
+    g1 = (table * weights.states1[..., None]).transpose(-1, -2) @ table - eye
+    g2 = (table * weights.states2[..., None]).transpose(-1, -2) @ table - eye
     per_vector = graph_term(table, weights.pairs)
-    graph = (coefficients * per_vector).sum()
-    signal = (g1 * g2).sum()
+    graph = (coefficients * per_vector).sum(dim=-1)
+    signal = (g1 * g2).sum(dim=(-2, -1))
     barrier_loss = barrier * signal
-    zero = torch.zeros((), device=table.device)
+    zero = torch.zeros_like(graph)
     return Terms(graph + barrier_loss, graph, zero, barrier_loss,
                  (0.5 * (g1 + g2)).tril().detach(), signal.detach(), per_vector.detach())

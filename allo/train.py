@@ -25,8 +25,8 @@ import numpy as np
 import torch
 
 from allo import __version__, rundir
-from allo.config import TrainConfig
-from allo.data import PairSampler, collect
+from allo.config import TrainConfig, parse_seeds
+from allo.data import PairSampler, collect, empirical_pair_law
 from allo.layouts import (
     Layout,
     LayoutError,
@@ -34,9 +34,9 @@ from allo.layouts import (
     load_builtin,
     load_layout_file,
 )
+from allo.learner import Learner
 from allo.metrics import eigenspace_blocks, quality_row
-from allo.model import MLP
-from allo.objective import Terms, Weights, allo_terms, batch_weights, ggdo_terms
+from allo.objective import Terms
 from allo.spectrum import CONVENTION, GroundTruth, ground_truth
 
 CHECKPOINTS_KEPT = 2
@@ -105,79 +105,15 @@ def block_complete_width(values: np.ndarray, d: int) -> int:
 # ----------------------------------------------------------------------------- state
 
 
-def make_adam(params, lr: float) -> torch.optim.Adam:
-    """Fused Adam (one kernel for all parameters: 4x faster on CPU here) where torch has it."""
-    params = list(params)
-    try:
-        return torch.optim.Adam(params, lr=lr, fused=True)
-    except (RuntimeError, TypeError, ValueError):  # older torch, or an unsupported device
-        return torch.optim.Adam(params, lr=lr)
-
-
-class Learner:
-    """Network, optimiser, duals and barrier: everything a checkpoint must hold."""
-
-    def __init__(self, cfg: TrainConfig, device: torch.device):
-        self.cfg = cfg
-        self.device = device
-        d = cfg.num_eigenvectors
-        self.model = MLP(d, cfg.hidden_layers, cfg.hidden_size).to(device)
-        self.optimizer = make_adam(self.model.parameters(), cfg.learning_rate)
-        self.duals = torch.zeros(d, d, device=device)  # (d, d), lower triangle used
-        self.barrier = torch.tensor(cfg.barrier_initial, device=device)
-
-    def set_learning_rate(self, step: int) -> None:
-        """Linear warm-up, then linear decay to lr_final_fraction at the last step."""
-        progress = step / max(1, self.cfg.num_gradient_steps)
-        fraction = 1.0 - (1.0 - self.cfg.lr_final_fraction) * progress
-        if step < self.cfg.lr_warmup_steps:
-            fraction *= (step + 1) / self.cfg.lr_warmup_steps
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.cfg.learning_rate * fraction
-
-    def terms(self, table: torch.Tensor, weights: Weights) -> Terms:
-        if self.cfg.objective == "ggdo":
-            return ggdo_terms(table, weights, self.barrier)
-        return allo_terms(table, weights, self.duals, self.barrier)
-
-    @torch.no_grad()
-    def ascend(self, terms: Terms) -> None:
-        """Gradient ascent on the duals, monotone growth of the barrier (both on device)."""
-        if self.cfg.objective == "ggdo":
-            return
-        self.duals.add_(terms.constraint, alpha=self.cfg.lr_duals)
-        grown = self.barrier + self.cfg.lr_barrier * terms.barrier_signal.clamp(min=0.0)
-        self.barrier = grown.clamp(max=self.cfg.barrier_max)
-
-    def state(self, step: int, elapsed: float, sampler: PairSampler) -> dict:
-        return {
-            "step": step,
-            "elapsed": elapsed,
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "duals": self.duals,
-            "barrier": self.barrier,
-            "sampler": sampler.get_state(),
-            "torch_rng": torch.get_rng_state(),
-        }
-
-    def load(self, state: dict, sampler: PairSampler) -> None:
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.duals = state["duals"].to(self.device)
-        self.barrier = state["barrier"].to(self.device)
-        sampler.set_state(state["sampler"])
-        torch.set_rng_state(state["torch_rng"])
-
-
 def save_checkpoint(writer: rundir.RunWriter, state: dict) -> None:
     target = writer.checkpoint_dir / rundir.checkpoint_name(state["step"])
     rundir.atomic_write(target, lambda handle: torch.save(state, handle))
     writer.prune_checkpoints(CHECKPOINTS_KEPT)
 
 
-CHECKPOINT_KEYS = ("step", "elapsed", "model", "optimizer", "duals", "barrier", "sampler",
-                   "torch_rng")
+# A checkpoint holds one seed: a seed trained beside others resumes alone.
+CHECKPOINT_KEYS = ("step", "elapsed", "model", "adam", "duals", "barrier", "sampler",
+                   "step_index")
 
 
 def load_checkpoint(run: Path, device: torch.device) -> dict | None:
@@ -220,33 +156,40 @@ class Evaluator:
         self.vectors = truth.eigenvectors[:, :width]
         self.d = d
 
-    def row(self, step: int, learner: Learner, table: np.ndarray, terms: Terms) -> dict:
-        grads = [p.grad.norm() for p in learner.model.parameters() if p.grad is not None]
-        row = {
-            "step": step,
-            "loss/total": terms.total.item(),
-            "loss/graph": terms.graph.item(),
-            "loss/dual": terms.dual.item(),
-            "loss/barrier": terms.barrier.item(),
-            "orth/error": terms.constraint.norm().item(),
-            "grad/norm": torch.stack(grads).norm().item() if grads else 0.0,
-            "barrier/coef": learner.barrier.item(),
-        }
+    def rows(self, step: int, learner: Learner, tables: np.ndarray, terms: Terms
+             ) -> list[dict]:
+        """One row per seed; every device value crosses to the host in one transfer."""
+        grads = [p.grad.flatten(1) for p in learner.model.parameters() if p.grad is not None]
+        count = tables.shape[0]
+        grad_norm = (torch.cat(grads, dim=1).norm(dim=1) if grads
+                     else torch.zeros(count, device=learner.device))
+        scalars = torch.stack([terms.total, terms.graph, terms.dual, terms.barrier,
+                               terms.constraint.flatten(1).norm(dim=1), grad_norm,
+                               learner.barrier]).detach().T.double().cpu().numpy()
         if learner.cfg.objective == "allo":
-            diag = torch.diagonal(learner.duals).cpu().numpy().astype(np.float64)
-            estimate = -diag / 2.0
-            row["dual/diag"] = diag.tolist()
+            estimates = -torch.diagonal(learner.duals, dim1=1, dim2=2).double().cpu().numpy() / 2
         else:
-            row.pop("loss/dual")
-            estimate = rayleigh_quotients(terms)
-        row.update(quality_row(table, estimate, self.vectors, self.values, self.d))
-        return row
+            estimates = rayleigh_quotients(terms)
+        rows = []
+        for seed in range(count):
+            total, graph, dual, barrier, orth, grad, coef = (float(x) for x in scalars[seed])
+            row = {"step": step, "loss/total": total, "loss/graph": graph, "loss/dual": dual,
+                   "loss/barrier": barrier, "orth/error": orth, "grad/norm": grad,
+                   "barrier/coef": coef}
+            if learner.cfg.objective == "allo":
+                row["dual/diag"] = (-2.0 * estimates[seed]).tolist()
+            else:
+                row.pop("loss/dual")
+            row.update(quality_row(tables[seed], estimates[seed], self.vectors, self.values,
+                                   self.d))
+            rows.append(row)
+        return rows
 
 
 def rayleigh_quotients(terms: Terms) -> np.ndarray:
     """GGDO has no duals: estimate lambda_i by <u_i, L u_i> / <u_i, u_i> from the batch."""
-    norms = np.diag(terms.constraint.cpu().numpy()).astype(np.float64) + 1.0
-    graph = terms.graph_per_vector.cpu().numpy().astype(np.float64)
+    norms = torch.diagonal(terms.constraint, dim1=-2, dim2=-1).double().cpu().numpy() + 1.0
+    graph = terms.graph_per_vector.double().cpu().numpy()
     return graph / np.maximum(norms, 1e-12)
 
 
@@ -276,45 +219,86 @@ class StopRequest:
 
 
 class RenderHandoff:
-    """--plot-during-training: one renderer process at a time; training never waits."""
+    """--plot-during-training: one renderer process at a time (for all seeds together);
+    training never waits for it. A run whose export landed while the renderer was busy
+    is rendered next."""
 
-    def __init__(self, run: Path, enabled: bool):
-        self.run, self.enabled = run, enabled
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
         self.process: subprocess.Popen | None = None
+        self.pending: list[Path] = []
 
-    def command(self) -> list[str]:
-        return [sys.executable, "-m", "allo.cli", "render", str(self.run),
+    @staticmethod
+    def command(run: Path) -> list[str]:
+        return [sys.executable, "-m", "allo.cli", "render", str(run),
                 "--format", "png", "--latest-only", "--quiet"]
 
-    def export_landed(self) -> None:
-        if not self.enabled or (self.process is not None and self.process.poll() is None):
+    def export_landed(self, run: Path) -> None:
+        if not self.enabled:
             return
-        self.process = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if run not in self.pending:
+            self.pending.append(run)
+        if self.process is not None and self.process.poll() is None:
+            return
+        self.process = subprocess.Popen(self.command(self.pending.pop(0)),
+                                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
 
-    def finish(self) -> None:
+    def finish(self, runs: list[Path]) -> None:
         if not self.enabled:
             return
         if self.process is not None:
             self.process.wait()
-        subprocess.run(self.command(), stdin=subprocess.DEVNULL, check=False)
+        for run in runs:
+            subprocess.run(self.command(run), stdin=subprocess.DEVNULL, check=False)
 
 
-def prepare_run(cfg: TrainConfig, resume: Path | None) -> tuple[TrainConfig, Path, Layout]:
+@dataclass
+class SeedRun:
+    """One seed's run directory and how it is going."""
+
+    seed: int
+    cfg: TrainConfig  # the config this run records: its own seed, no --seeds
+    run: Path
+    writer: rundir.RunWriter | None = None
+    status: str = "running"
+    exit_code: int = 0
+    message: str | None = None
+    last_row: dict | None = None
+
+
+def plan_runs(cfg: TrainConfig, resume: Path | None) -> tuple[list[SeedRun], Layout]:
     """Validate everything a user can get wrong before any work starts."""
     try:
         cfg.validate()
+        seeds = parse_seeds(cfg.seeds) if cfg.seeds else [cfg.seed]
         layout = load_layout(cfg) if resume is None else recorded_layout(resume)
     except (ValueError, LayoutError) as err:
         raise TrainError(str(err)) from None
+    if resume is not None and len(seeds) > 1:
+        raise TrainError("--resume continues one run; resume the seeds of a --seeds run "
+                         "one at a time")
+    if cfg.run_dir and len(seeds) > 1:
+        raise TrainError("--run-dir names one run; with --seeds use --results-dir")
     if layout.components() > 1:
         print(f"allo: warning: layout {layout.name!r} has {layout.components()} disconnected "
               "free regions; each adds a zero eigenvalue", file=sys.stderr)
-    run = resume if resume is not None else (
-        Path(cfg.run_dir) if cfg.run_dir else default_run_dir(cfg, layout.name))
-    if resume is None and rundir.is_run_dir(run):
-        raise TrainError(f"{run}: already holds a run; use --resume {run} or another --run-dir")
-    return cfg, run, layout
+    runs = []
+    for seed in seeds:
+        own = dataclasses.replace(cfg, seed=seed, seeds=None)
+        run = resume if resume is not None else (
+            Path(cfg.run_dir) if cfg.run_dir else default_run_dir(own, layout.name))
+        if resume is None and rundir.is_run_dir(run):
+            raise TrainError(f"{run}: already holds a run; use --resume {run} or another "
+                             "--run-dir")
+        runs.append(SeedRun(seed, own, run))
+    return runs, layout
+
+
+def use_cuda_graph(cfg: TrainConfig, device: torch.device) -> bool:
+    if cfg.cuda_graph == "on" and device.type != "cuda":
+        raise TrainError("--cuda-graph on needs a CUDA device (--device cuda)")
+    return device.type == "cuda" and cfg.cuda_graph != "off"
 
 
 def train(
@@ -323,7 +307,19 @@ def train(
     progress: Callable[[int, int, dict | None], None] | None = None,
     announce: Callable[[str], None] | None = None,
 ) -> Outcome:
-    """Run (or resume) one training; returns how it ended. Raises TrainError on bad input.
+    """Run (or resume) one training; returns how it ended. Raises TrainError on bad input."""
+    if cfg.seeds:
+        raise TrainError("train() runs one seed; use train_seeds() for --seeds")
+    return train_seeds(cfg, resume, progress, announce)[0]
+
+
+def train_seeds(
+    cfg: TrainConfig,
+    resume: Path | None = None,
+    progress: Callable[[int, int, dict | None], None] | None = None,
+    announce: Callable[[str], None] | None = None,
+) -> list[Outcome]:
+    """Train every seed of cfg.seeds (or cfg.seed) as one batched model; one Outcome each.
 
     Denormals are flushed to zero while training (tiny activations early on run 4x
     slower as denormals) and restored afterwards: the flag is process-wide CPU state,
@@ -336,32 +332,14 @@ def train(
         torch.set_flush_denormal(False)
 
 
-def _train(
-    cfg: TrainConfig,
-    resume: Path | None,
-    progress: Callable[[int, int, dict | None], None] | None,
-    announce: Callable[[str], None] | None,
-) -> Outcome:
-    cfg, run, layout = prepare_run(cfg, resume)
-    device = resolve_device(cfg.device)
-    d = cfg.num_eigenvectors
-    if cfg.threads > 0 and device.type == "cpu":
-        torch.set_num_threads(cfg.threads)
-
-    timings = {"ground_truth": 0.0, "data": 0.0, "training": 0.0, "exports": 0.0}
-    phase = time.perf_counter()
-
-    # exact ground truth for the law the sampler draws from
-    truth = ground_truth(layout, cfg.gamma, cfg.num_steps, cfg.max_episode_length)
-    timings["ground_truth"] = time.perf_counter() - phase
-    reachable = int(truth.support.sum())
-    if reachable < d:
-        raise TrainError(f"--num-eigenvectors {d}: the data reaches only {reachable} cells "
-                         f"of layout {layout.name!r}")
-
-    writer = rundir.RunWriter(run)
+def start_run(seed_run: SeedRun, layout: Layout, truth: GroundTruth, device: torch.device,
+              seeds: list[int], resume: Path | None) -> None:
+    """Create (or reopen) the run directory and write what is known before training."""
+    cfg, run, d = seed_run.cfg, seed_run.run, seed_run.cfg.num_eigenvectors
+    writer = seed_run.writer = rundir.RunWriter(run)
     writer.remove_temporaries()  # left by a killed write; nothing else writes here now
     now = time.time()
+    reachable = int(truth.support.sum())
     blocks = eigenspace_blocks(truth.eigenvalues[: min(d + 1, reachable)])
     if resume is None:
         writer.write_info({
@@ -372,6 +350,7 @@ def _train(
                          "torch": torch.__version__, "numpy": np.__version__},
             "config": dataclasses.asdict(cfg), "d": d, "gamma": cfg.gamma,
             "objective": cfg.objective, "seed": cfg.seed,
+            "trained_with_seeds": seeds,
             "eigenvalue_convention": CONVENTION, "env": layout.record(),
             "ground_truth": {
                 "blocks": [[b.start, b.stop] for b in blocks if b.start < d],
@@ -384,125 +363,194 @@ def _train(
                                                       rundir.GT_EIGENVECTORS)):
         writer.write_ground_truth(*truth.top(d))  # a kill came before it was written
 
-    # data: collected once from the seed (a resume collects the very same data)
-    phase = time.perf_counter()
-    experience = collect(layout, cfg.num_envs, cfg.num_steps, cfg.max_episode_length, cfg.seed)
-    timings["data"] = time.perf_counter() - phase
-    sampler = PairSampler(experience, cfg.gamma, device, cfg.seed)
-    coords = torch.as_tensor(layout.coordinates(), device=device)  # (N, 2)
-    num_cells = layout.num_free
 
-    # model, optimiser, duals
-    torch.manual_seed(cfg.seed)
-    learner = Learner(cfg, device)
+def _train(
+    cfg: TrainConfig,
+    resume: Path | None,
+    progress: Callable[[int, int, dict | None], None] | None,
+    announce: Callable[[str], None] | None,
+) -> list[Outcome]:
+    runs, layout = plan_runs(cfg, resume)
+    seeds = [r.seed for r in runs]
+    device = resolve_device(cfg.device)
+    graphed = use_cuda_graph(cfg, device)
+    d = cfg.num_eigenvectors
+    if cfg.threads > 0 and device.type == "cpu":
+        torch.set_num_threads(cfg.threads)
+
+    timings = {"ground_truth": 0.0, "data": 0.0, "capture": 0.0, "training": 0.0,
+               "exports": 0.0}
+    phase = time.perf_counter()
+
+    # exact ground truth for the law the sampler draws from (the same for every seed)
+    truth = ground_truth(layout, cfg.gamma, cfg.num_steps, cfg.max_episode_length)
+    timings["ground_truth"] = time.perf_counter() - phase
+    reachable = int(truth.support.sum())
+    if reachable < d:
+        raise TrainError(f"--num-eigenvectors {d}: the data reaches only {reachable} cells "
+                         f"of layout {layout.name!r}")
+    for seed_run in runs:
+        start_run(seed_run, layout, truth, device, seeds, resume)
+
+    # data: collected once per seed (a resume collects the very same data), summed into
+    # the exact pair law of that data set, which the sampler draws from
+    phase = time.perf_counter()
+    laws = []
+    for seed in seeds:
+        experience = collect(layout, cfg.num_envs, cfg.num_steps, cfg.max_episode_length, seed)
+        laws.append(empirical_pair_law(experience, cfg.gamma, layout.num_free))
+    sampler = PairSampler(laws, seeds, device)
+    timings["data"] = time.perf_counter() - phase
+    coords = torch.as_tensor(layout.coordinates(), device=device)  # (N, 2)
+
+    learner = Learner(cfg, seeds, device, sampler, coords, capturable=graphed)
     evaluator = Evaluator(truth, d)
     start_step, elapsed = 0, 0.0
     if resume is not None:
-        state = load_checkpoint(run, device)
+        writer = runs[0].writer
+        assert writer is not None
+        state = load_checkpoint(resume, device)
         if state is not None:
             try:
-                learner.load(state, sampler)
+                learner.load_seed_states([state])
                 start_step, elapsed = int(state["step"]), float(state["elapsed"])
-            except (RuntimeError, ValueError, TypeError, KeyError) as err:
-                raise TrainError(f"{run / rundir.CHECKPOINTS}: step {state.get('step')} "
+            except (RuntimeError, ValueError, TypeError, KeyError, IndexError) as err:
+                raise TrainError(f"{resume / rundir.CHECKPOINTS}: step {state.get('step')} "
                                  f"does not fit this run's model ({str(err).splitlines()[0]})"
                                  ) from None
         writer.truncate_metrics_after(start_step)
         writer.drop_exports_after(start_step)  # recomputed identically from here
-        info = rundir.read_json(run / rundir.RUN_JSON)
+        info = rundir.read_json(resume / rundir.RUN_JSON)
+        now = time.time()
         writer.update_info(status="running", message=None, step=start_step,
                            total_steps=cfg.num_gradient_steps, heartbeat=now, finished=None,
-                           config=dataclasses.asdict(cfg), device=describe_device(device),
+                           config=dataclasses.asdict(runs[0].cfg),
+                           device=describe_device(device),
                            resumes=[*info.get("resumes", []), {"step": start_step, "time": now}])
-    handoff = RenderHandoff(run, cfg.plot_during_training)
+    handoff = RenderHandoff(cfg.plot_during_training)
+
+    phase = time.perf_counter()
+    step_once = learner.step
+    if graphed and start_step < cfg.num_gradient_steps:
+        from allo.cuda_graph import GraphedStep
+
+        step_once = GraphedStep(learner)
+    timings["capture"] = time.perf_counter() - phase
+
+    def active() -> list[int]:
+        return [i for i, r in enumerate(runs) if r.status == "running"]
 
     def export(step: int, final: bool = False) -> None:
         began = time.perf_counter()
-        with torch.no_grad():
-            table = learner.model(coords).cpu().numpy()
-        if final:
-            writer.export_final(table)
-        else:
-            writer.export_learned(step, table)
-        writer.write_metrics_history()
-        handoff.export_landed()
+        tables = learner.tables().cpu().numpy()
+        for i in active():
+            writer = runs[i].writer
+            assert writer is not None
+            if final:
+                writer.export_final(tables[i])
+            else:
+                writer.export_learned(step, tables[i])
+            writer.write_metrics_history()
+            handoff.export_landed(runs[i].run)
         timings["exports"] += time.perf_counter() - began
 
     def checkpoint(step: int, spent: float) -> None:
         began = time.perf_counter()
-        save_checkpoint(writer, learner.state(step, spent, sampler))
+        for i in active():
+            checkpoint_one(learner, runs[i], i, step, spent)
         timings["exports"] += time.perf_counter() - began
 
-    status, exit_code, message, last_row = "finished", 0, None, None
+    def log(step: int, terms: Terms, tick: float, sps: float) -> None:
+        tables = learner.tables().cpu().numpy()
+        rows = evaluator.rows(step, learner, tables, terms)
+        for i in active():
+            seed_run, row = runs[i], rows[i]
+            writer = seed_run.writer
+            assert writer is not None
+            row = {"step": step, "time": elapsed + tick - clock, "sps": sps, **row}
+            writer.append_metrics(row)
+            if not (np.isfinite(row["loss/total"]) and np.isfinite(tables[i]).all()):
+                bad = "loss/total" if not np.isfinite(row["loss/total"]) else "the network"
+                seed_run.status, seed_run.exit_code = "failed", 1
+                seed_run.message = (f"diverged at step {step}: {bad} is not finite; "
+                                    "lower --learning-rate")
+                finish_run(seed_run, step, elapsed + tick - clock, timings)
+                continue
+            writer.update_info(step=step, heartbeat=time.time(),
+                               elapsed=elapsed + tick - clock)
+            seed_run.last_row = row
+
     step = start_step
     clock = time.perf_counter()
     interval_start, interval_step = clock, step
     with StopRequest() as stop:
-        while step < cfg.num_gradient_steps:
-            learner.set_learning_rate(step)
-            # forward every free cell once; the batch weighs rows of this table
-            table = learner.model(coords)  # (N, d)
-            weights = batch_weights(sampler.batch(cfg.batch_size), num_cells)
-            terms = learner.terms(table, weights)
-            learner.optimizer.zero_grad(set_to_none=True)
-            terms.total.backward()
-            learner.optimizer.step()
-            learner.ascend(terms)
+        while step < cfg.num_gradient_steps and active():
+            terms = step_once()
             step += 1
 
             # log (the only host synchronisation besides exports)
             if step % cfg.log_freq == 0 or step == cfg.num_gradient_steps:
-                with torch.no_grad():
-                    current = learner.model(coords).cpu().numpy()
                 tick = time.perf_counter()
-                row = {"step": step, "time": elapsed + tick - clock,
-                       "sps": (step - interval_step) / max(tick - interval_start, 1e-9)}
-                row.update(evaluator.row(step, learner, current, terms))
-                interval_start, interval_step = tick, step
-                if not (np.isfinite(row["loss/total"]) and np.isfinite(current).all()):
-                    bad = "loss/total" if not np.isfinite(row["loss/total"]) else "the network"
-                    status, exit_code = "failed", 1
-                    message = f"diverged at step {step}: {bad} is not finite; lower --learning-rate"
-                    writer.append_metrics(row)
-                    break
-                writer.append_metrics(row)
-                writer.update_info(step=step, heartbeat=time.time(),
-                                   elapsed=elapsed + tick - clock)
-                last_row = row
+                sps = (step - interval_step) / max(tick - interval_start, 1e-9)
+                log(step, terms, tick, sps)
+                interval_start, interval_step = time.perf_counter(), step
                 if progress:
-                    progress(step, cfg.num_gradient_steps, row)
+                    progress(step, cfg.num_gradient_steps, first_row(runs))
             elif progress and step % 10 == 0:
                 progress(step, cfg.num_gradient_steps, None)
 
             # export and checkpoint
-            if step % cfg.plot_freq == 0:
+            if step % cfg.plot_freq == 0 and active():
                 export(step)
-                if announce and last_row:
-                    announce(format_row(last_row))
+                if announce:
+                    announce(format_rows(runs))
             if step % cfg.checkpoint_freq == 0 and step < cfg.num_gradient_steps:
                 checkpoint(step, elapsed + time.perf_counter() - clock)
 
             if stop.signal is not None:
-                status, exit_code = "interrupted", EXIT_CODES[stop.signal]
-                message = f"stopped by {signal.Signals(stop.signal).name} at step {step}"
+                for i in active():
+                    runs[i].status, runs[i].exit_code = "interrupted", EXIT_CODES[stop.signal]
+                    runs[i].message = (f"stopped by {signal.Signals(stop.signal).name} "
+                                       f"at step {step}")
                 break
 
     spent = elapsed + time.perf_counter() - clock
     timings["training"] = time.perf_counter() - clock - timings["exports"]
-    if status != "failed":
-        checkpoint(step, spent)
-    if status == "finished":
+    unfailed = [i for i, r in enumerate(runs) if r.status != "failed"]
+    for i in unfailed:  # a failed run keeps its last good checkpoint
+        checkpoint_one(learner, runs[i], i, step, spent)
+    if active():
         export(step, final=True)
         if step % cfg.plot_freq != 0:
             export(step)
+    for i in unfailed:
+        if runs[i].status == "running":
+            runs[i].status = "finished"
+        finish_run(runs[i], step, spent, timings)
+    handoff.finish([r.run for r in runs if r.status == "finished"])
+    return [Outcome(r.run, r.status, r.exit_code, r.last_row, spent, r.message) for r in runs]
+
+
+def checkpoint_one(learner: Learner, seed_run: SeedRun, index: int, step: int,
+                   spent: float) -> None:
+    assert seed_run.writer is not None
+    save_checkpoint(seed_run.writer, {"step": step, "elapsed": spent,
+                                      **learner.seed_state(index)})
+
+
+def finish_run(seed_run: SeedRun, step: int, spent: float, timings: dict) -> None:
+    """Final metrics history and status of one run; its writer is closed."""
+    writer = seed_run.writer
+    assert writer is not None
     writer.write_metrics_history()
-    writer.update_info(status=status, message=message, step=step, heartbeat=time.time(),
-                       finished=time.time(), elapsed=spent,
+    writer.update_info(status=seed_run.status, message=seed_run.message, step=step,
+                       heartbeat=time.time(), finished=time.time(), elapsed=spent,
                        timings={k: round(v, 3) for k, v in timings.items()})
     writer.close()
-    if status == "finished":
-        handoff.finish()
-    return Outcome(run, status, exit_code, last_row, spent, message)
+
+
+def first_row(runs: list[SeedRun]) -> dict | None:
+    return next((r.last_row for r in runs if r.last_row is not None), None)
 
 
 def format_row(row: dict) -> str:
@@ -511,3 +559,14 @@ def format_row(row: dict) -> str:
         parts.append(f"eig err {row['eig/mean_abs_error']:.4f}")
     parts.append(f"loss {row['loss/total']:.4f}")
     return "  ".join(parts)
+
+
+def format_rows(runs: list[SeedRun]) -> str:
+    """The progress line of an export: one seed in full, several seeds side by side."""
+    rows = [(r.seed, r.last_row) for r in runs if r.last_row is not None]
+    if len(runs) == 1:
+        return format_row(rows[0][1]) if rows else ""
+    if not rows:
+        return ""
+    cosines = "  ".join(f"{seed}:{row['cos/mean']:.4f}" for seed, row in rows)
+    return f"step {rows[0][1]['step']:>7}  mean|cos| by seed  {cosines}"

@@ -11,8 +11,8 @@ from allo import config as config_module
 from allo.config import TrainConfig
 
 # Flags that may change when a run is resumed; everything else must stay as it was.
-RESUME_OVERRIDABLE = {"num_gradient_steps", "device", "threads", "plot_during_training", "log_freq",
-                      "plot_freq", "checkpoint_freq"}
+RESUME_OVERRIDABLE = {"num_gradient_steps", "device", "cuda_graph", "threads",
+                      "plot_during_training", "log_freq", "plot_freq", "checkpoint_freq"}
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -67,29 +67,31 @@ def main(argv: list[str]) -> int:
 
     # torch is imported here, after the flags are known to be sane
     from allo.progress import TrainProgress
-    from allo.train import TrainError, format_row, train
+    from allo.train import TrainError, format_row, train_seeds
 
     started = time.perf_counter()
     try:
         with TrainProgress(cfg.num_gradient_steps) as bar:
-            outcome = train(cfg, resume=resume, progress=bar.update, announce=bar.log)
+            outcomes = train_seeds(cfg, resume=resume, progress=bar.update, announce=bar.log)
     except TrainError as err:
         return fail(str(err))
     except OSError as err:  # disk full, read-only or vanished results directory
         where = f" {err.filename}" if err.filename else ""
         print(f"allo train: cannot write{where}: {err.strerror or err}", file=sys.stderr)
         return 1
-    row = outcome.last_row
-    quality = format_row(row) if row else "no metrics logged"
     wall = time.perf_counter() - started
-    if outcome.status == "finished":
-        print(f"{outcome.status}: {quality}  train {outcome.wall:.1f}s  total {wall:.1f}s")
-    else:
-        info_line = f"{outcome.status}: {quality}"
-        if outcome.message:  # what diverged, or which signal stopped it
-            info_line = f"{outcome.status}: {outcome.message} (last log: {quality})"
-        print(info_line, file=sys.stderr)
-        if outcome.status == "interrupted":
-            print(f"resume with: allo train --resume {outcome.run_dir}", file=sys.stderr)
-    print(outcome.run_dir)
-    return outcome.exit_code
+    for outcome in outcomes:
+        row = outcome.last_row
+        quality = format_row(row) if row else "no metrics logged"
+        if outcome.status == "finished":
+            print(f"{outcome.status}: {quality}  train {outcome.wall:.1f}s  total {wall:.1f}s")
+        else:
+            info_line = f"{outcome.status}: {quality}"
+            if outcome.message:  # what diverged, or which signal stopped it
+                info_line = f"{outcome.status}: {outcome.message} (last log: {quality})"
+            print(info_line, file=sys.stderr)
+            if outcome.status == "interrupted":
+                print(f"resume with: allo train --resume {outcome.run_dir}", file=sys.stderr)
+    for outcome in outcomes:  # the run directories come last, one per line, for scripts
+        print(outcome.run_dir)
+    return max((o.exit_code for o in outcomes), key=lambda code: (code != 0, code))

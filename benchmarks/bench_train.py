@@ -28,10 +28,9 @@ import torch
 
 from allo import rundir
 from allo.config import TrainConfig
-from allo.data import PairSampler, collect
+from allo.data import PairSampler, collect, empirical_pair_law
 from allo.layouts import load_builtin
-from allo.model import MLP
-from allo.objective import allo_terms, batch_weights
+from allo.learner import Learner
 from allo.spectrum import ground_truth
 from allo.train import train
 
@@ -61,34 +60,41 @@ def matmul_flops(n: int, d: int, hidden: int, layers: int) -> float:
     return 3.0 * forward
 
 
+def make_learner(cfg: TrainConfig, device: torch.device, seeds: int = 1,
+                 graph: bool = False) -> Learner:
+    layout = load_builtin("room4")
+    data = collect(layout, cfg.num_envs, cfg.num_steps, cfg.max_episode_length, 0)
+    law = empirical_pair_law(data, cfg.gamma, layout.num_free)
+    seed_list = list(range(seeds))
+    sampler = PairSampler([law] * seeds, seed_list, device)
+    coords = torch.as_tensor(layout.coordinates(), device=device)
+    return Learner(cfg, seed_list, device, sampler, coords, capturable=graph)
+
+
+def steps_per_second(step, device: torch.device, steps: int) -> float:
+    def run() -> None:
+        for _ in range(steps):
+            step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    for _ in range(20):
+        step()
+    return steps / best_of(run)
+
+
 def bench_step(cfg: TrainConfig, steps: int = 300) -> dict:
     """Achieved FLOP/s of the real step against GEMMs of the same shapes (same threads)."""
     torch.set_num_threads(cfg.threads or torch.get_num_threads())
     torch.set_flush_denormal(True)
-    layout = load_builtin("room4")
-    n, d = layout.num_free, cfg.num_eigenvectors
-    data = collect(layout, cfg.num_envs, cfg.num_steps, cfg.max_episode_length, 0)
-    sampler = PairSampler(data, cfg.gamma, torch.device("cpu"), 0)
-    coords = torch.as_tensor(layout.coordinates())
-    model = MLP(d, cfg.hidden_layers, cfg.hidden_size)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
-    duals, barrier = torch.zeros(d, d), torch.tensor(cfg.barrier_initial)
-
-    def step() -> None:
-        table = model(coords)
-        terms = allo_terms(table, batch_weights(sampler.batch(cfg.batch_size), n), duals,
-                           barrier)
-        optimizer.zero_grad(set_to_none=True)
-        terms.total.backward()
-        optimizer.step()
-
-    def only_sampling() -> None:
-        batch_weights(sampler.batch(cfg.batch_size), n)
-
-    for _ in range(20):
-        step()
-    step_s = best_of(lambda: [step() for _ in range(steps)]) / steps
-    sample_s = best_of(lambda: [only_sampling() for _ in range(steps)]) / steps
+    cpu = torch.device("cpu")
+    learner = make_learner(cfg, cpu)
+    n, d = learner.coords.shape[0], cfg.num_eigenvectors
+    step_s = 1.0 / steps_per_second(learner.step, cpu, steps)
+    sample_s = 1.0 / steps_per_second(lambda: learner.sampler.weights(cfg.batch_size), cpu,
+                                      steps)
+    four = make_learner(cfg, cpu, seeds=4)
+    four_s = 1.0 / steps_per_second(four.step, cpu, steps // 4)
     # the same matmuls as forward + backward (x W, grad x, grad W), nothing else
     widths = [2] + [cfg.hidden_size] * cfg.hidden_layers + [d]
     mats = [(torch.randn(n, a), torch.randn(a, b), torch.randn(n, b))
@@ -110,7 +116,26 @@ def bench_step(cfg: TrainConfig, steps: int = 300) -> dict:
         "gemm_gflops": flops / gemm_s / 1e9,
         "fraction_of_gemm": gemm_s / step_s,
         "steps_per_s": 1.0 / step_s,
+        "four_seeds_step_ms": four_s * 1e3,
+        "four_seeds_gemm_fraction": 4 * gemm_s / four_s,
     }
+
+
+def bench_gpu(cfg: TrainConfig, steps: int = 2000) -> dict:
+    """Steps/s on CUDA: eager and graphed, one seed and many (steps/s per seed)."""
+    from allo.cuda_graph import GraphedStep
+
+    device = torch.device("cuda")
+    result: dict = {"device": torch.cuda.get_device_name(device)}
+    eager = make_learner(cfg, device)
+    result["eager_1_seed_sps"] = steps_per_second(eager.step, device, steps // 4)
+    for seeds in (1, 8, 32):
+        graphed = make_learner(cfg, device, seeds=seeds, graph=True)
+        result[f"graph_{seeds}_seeds_sps"] = steps_per_second(GraphedStep(graphed), device,
+                                                              steps)
+        print(f"  graph, {seeds} seeds: {result[f'graph_{seeds}_seeds_sps']:.0f} steps/s",
+              flush=True)
+    return result
 
 
 def run_training(cfg: TrainConfig, folder: Path) -> tuple[dict, list[dict]]:
@@ -170,45 +195,54 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--skip-accuracy", action="store_true")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="cuda: eager vs CUDA-graph steps/s and runs on the GPU")
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
-    cfg = TrainConfig()
+    out = args.out or RESULTS.with_name(f"train_{args.device}.json")
+    cfg = TrainConfig(device=args.device)
     results: dict = {
         "machine": {"processor": platform.processor() or platform.machine(),
                     "cores": __import__("os").cpu_count(), "torch": torch.__version__,
                     "python": platform.python_version()},
         "config": cfg.__dict__,
     }
+    rows: list[tuple[str, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        results["data"] = bench_data()
-        results["step"] = bench_step(cfg)
-        results["logging"] = bench_logging(cfg, folder)
+        results["data"] = data = bench_data()
+        rows += [("1e6 transitions collected (s)", data["data_1e6_transitions_s"]),
+                 ("exact ground truth, room4 (s)", data["ground_truth_s"])]
+        if args.device == "cuda":
+            results["gpu"] = gpu = bench_gpu(cfg)
+            rows += [(f"{k} ({gpu['device']})", v) for k, v in gpu.items() if k != "device"]
+        else:
+            results["step"] = step = bench_step(cfg)
+            rows += [
+                ("training step (ms)", step["step_ms"]),
+                ("  of which sampling (ms)", step["sampling_ms"]),
+                ("  same matmuls alone (ms)", step["gemm_only_ms"]),
+                ("step matmul GFLOP/s", step["step_gflops"]),
+                ("GEMM GFLOP/s, same shapes", step["gemm_gflops"]),
+                ("step / GEMM throughput", step["fraction_of_gemm"]),
+                ("4 seeds batched: step (ms)", step["four_seeds_step_ms"]),
+                ("4 seeds batched: step / GEMM throughput", step["four_seeds_gemm_fraction"]),
+            ]
+        results["logging"] = log = bench_logging(cfg, folder)
+        rows.append(("steps/s, log every 10 / every 1000", log["log10_over_log1000"]))
         if not args.skip_accuracy:
-            results["accuracy"] = bench_accuracy(cfg, folder, args.seeds)
-    step, data, log = results["step"], results["data"], results["logging"]
-    print(f"{'measure':<42}{'value':>12}")
-    rows = [
-        ("1e6 transitions collected (s)", data["data_1e6_transitions_s"]),
-        ("exact ground truth, room4 (s)", data["ground_truth_s"]),
-        ("training step (ms)", step["step_ms"]),
-        ("  of which sampling (ms)", step["sampling_ms"]),
-        ("  same matmuls alone (ms)", step["gemm_only_ms"]),
-        ("step matmul GFLOP/s", step["step_gflops"]),
-        ("GEMM GFLOP/s, same shapes", step["gemm_gflops"]),
-        ("step / GEMM throughput", step["fraction_of_gemm"]),
-        ("steps/s, log every 10 / every 1000", log["log10_over_log1000"]),
-    ]
-    if "accuracy" in results:
-        acc = results["accuracy"]
-        rows += [("median final mean|cos| (room4)", acc["median_final_cos"]),
-                 ("median seconds to mean|cos| 0.99", acc["median_seconds_to_0.99"] or -1),
-                 ("median end-to-end seconds", acc["median_total_s"])]
+            results["accuracy"] = acc = bench_accuracy(cfg, folder, args.seeds)
+            rows += [("median final mean|cos| (room4)", acc["median_final_cos"]),
+                     ("median seconds to mean|cos| 0.99", acc["median_seconds_to_0.99"] or -1),
+                     ("median end-to-end seconds", acc["median_total_s"])]
+            phases = acc["per_seed"][0]["timings"] or {}
+            rows += [(f"  seed 0 phase: {name} (s)", value) for name, value in phases.items()]
+    print(f"{'measure':<52}{'value':>12}")
     for name, value in rows:
-        print(f"{name:<42}{value:>12.4g}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(rundir.to_json_safe(results), indent=2) + "\n")
-    print(f"wrote {args.out}")
+        print(f"{name:<52}{value:>12.4g}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(rundir.to_json_safe(results), indent=2) + "\n")
+    print(f"wrote {out}")
     return 0
 
 

@@ -1,4 +1,5 @@
-"""The CUDA path: skipped without a GPU; the CPU suite covers everything else."""
+"""The CUDA path: skipped without a GPU; the CPU suite covers everything else
+(tests/test_seeds.py checks the graph's warm-up undo on the CPU)."""
 
 from __future__ import annotations
 
@@ -8,20 +9,54 @@ import torch
 
 from allo import rundir
 from allo.config import TrainConfig
-from allo.data import PairSampler, collect
+from allo.cuda_graph import GraphedStep
+from allo.data import PairSampler, collect, empirical_pair_law
 from allo.layouts import load_builtin
-from allo.train import train
+from allo.learner import Learner
+from allo.train import train, train_seeds
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+CUDA = torch.device("cuda")
+
+
+def learner(seeds: list[int], graph: bool, **changes) -> Learner:
+    layout = load_builtin("room4")
+    cfg = TrainConfig(num_gradient_steps=100, **changes)
+    laws = [empirical_pair_law(collect(layout, 100, 100, 100, seed=s), 0.8, layout.num_free)
+            for s in seeds]
+    coords = torch.as_tensor(layout.coordinates(), device=CUDA)
+    return Learner(cfg, seeds, CUDA, PairSampler(laws, seeds, CUDA), coords, capturable=graph)
 
 
 def test_sampler_on_cuda_stays_on_the_device():
-    layout = load_builtin("room4")
-    data = collect(layout, 100, 100, 100, seed=0)
-    sampler = PairSampler(data, 0.8, torch.device("cuda"), seed=0)
-    batch = sampler.batch(4096)
-    assert batch.device.type == "cuda" and batch.shape == (4, 4096)
-    assert int(batch.min()) >= 0 and int(batch.max()) < layout.num_free
+    weights = learner([0], graph=False).sampler.weights(4096)
+    assert weights.pairs.device.type == "cuda"
+    assert float(weights.pairs.sum()) == pytest.approx(1.0)
+
+
+def test_the_eager_step_never_waits_for_the_host():
+    eager = learner([0, 1], graph=False)
+    eager.step()  # lazy initialisation may sync once
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for _ in range(3):
+            eager.step()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+
+
+@pytest.mark.parametrize("objective", ["allo", "ggdo"])
+def test_graphed_steps_equal_eager_steps(objective):
+    eager, graphed = learner([0, 1], False, objective=objective), learner([0, 1], True,
+                                                                          objective=objective)
+    replay = GraphedStep(graphed)
+    for _ in range(20):
+        eager.step()
+        replay()
+    torch.testing.assert_close(graphed.tables(), eager.tables(), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(graphed.duals, eager.duals, atol=1e-4, rtol=1e-4)
+    assert int(graphed.step_index) == int(eager.step_index) == 20
 
 
 def test_short_cuda_training_learns(tmp_path):
@@ -32,6 +67,17 @@ def test_short_cuda_training_learns(tmp_path):
     assert outcome.status == "finished"
     reader = rundir.RunReader(outcome.run_dir)
     assert reader.info()["device"].startswith("cuda")
+    assert reader.info()["timings"]["capture"] > 0  # the graph was on by default
     rows = reader.metrics()
     assert rows[-1]["cos/mean"] > rows[0]["cos/mean"]
     assert np.isfinite(reader.final()).all()
+
+
+def test_cuda_seeds_train_side_by_side(tmp_path):
+    cfg = TrainConfig(env="room4", results_dir=str(tmp_path), device="cuda", seeds="0-3",
+                      num_gradient_steps=400, log_freq=200, plot_freq=200,
+                      checkpoint_freq=200)
+    outcomes = train_seeds(cfg)
+    assert [o.status for o in outcomes] == ["finished"] * 4
+    finals = [rundir.RunReader(o.run_dir).final() for o in outcomes]
+    assert np.abs(finals[0] - finals[1]).max() > 1e-3

@@ -1,11 +1,12 @@
-"""Experience collection and pair sampling: episodes, truncation, short episodes."""
+"""Experience collection, the data's exact pair law, and the alias-table sampler."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
-from allo.data import PairSampler, collect
+from allo.data import AliasTable, PairSampler, Transitions, collect, empirical_pair_law
 from allo.layouts import load_builtin, parse_layout
 
 CORRIDOR = "S....G"
@@ -35,26 +36,77 @@ def test_consecutive_transitions_chain_within_an_episode():
     assert (data.target[:-1][inside] == data.source[1:][inside]).all()
 
 
-def test_pairs_never_span_two_episodes():
+def brute_force_pair_law(data: Transitions, gamma: float, n: int) -> np.ndarray:
+    """The definition, one transition and one offset at a time."""
+    law = np.zeros((n, n))
+    for i in range(data.size):
+        last = data.episode_last[i]
+        for j in range(i, last + 1):
+            weight = (1 - gamma) * gamma ** (j - i) if j < last else gamma ** (j - i)
+            law[data.source[i], data.target[j]] += weight
+    return law / data.size
+
+
+@pytest.mark.parametrize("gamma", [0.5, 0.95])
+def test_pair_law_equals_the_definition(gamma):
     layout = parse_layout(CORRIDOR)
-    data = collect(layout, num_envs=50, num_steps=40, max_episode_length=4, seed=2)
-    sampler = PairSampler(data, gamma=0.95, device=torch.device("cpu"), seed=0)
-    # re-derive each pair's episode: the target must be reachable inside the episode
-    i = torch.randint(0, data.size, (20000,), generator=sampler.generator)
-    uniform = torch.rand(20000, generator=sampler.generator)
-    j = torch.minimum(i + sampler.offsets(uniform) - 1, sampler.last[i])
-    assert (j >= i).all()
-    assert (sampler.last[j] == sampler.last[i]).all()  # same episode
-    assert ((j - i) < 4).all()  # an episode has at most 4 transitions
+    data = collect(layout, num_envs=6, num_steps=25, max_episode_length=7, seed=4)
+    fast = empirical_pair_law(data, gamma, layout.num_free)
+    np.testing.assert_allclose(fast, brute_force_pair_law(data, gamma, layout.num_free),
+                               atol=1e-15)
+    assert fast.sum() == pytest.approx(1.0)
+    # pairs never span two episodes: nothing leaves the goal, where episodes end
+    goal = layout.cell_index()[(0, 5)]
+    assert fast[goal].sum() == 0.0
 
 
-def test_short_episodes_and_batches_are_valid_cells():
+def test_alias_table_reproduces_its_law_exactly():
+    rng = np.random.default_rng(0)
+    for law in (rng.random(1000), np.array([0.0, 1.0, 0.0]), rng.random(50) ** 8,
+                np.r_[np.zeros(20), rng.random(5)]):
+        table = AliasTable.build(law)
+        np.testing.assert_allclose(table.probabilities(), law / law.sum(), atol=1e-14)
+        assert ((table.keep >= 0) & (table.keep <= 1)).all()
+    with pytest.raises(ValueError):
+        AliasTable.build(np.zeros(4))
+
+
+def test_batches_are_valid_cells_and_weights_sum_to_one():
     layout = load_builtin("spiral")
     data = collect(layout, num_envs=100, num_steps=100, max_episode_length=20, seed=3)
-    sampler = PairSampler(data, gamma=0.8, device=torch.device("cpu"), seed=3)
-    batch = sampler.batch(4096)
-    assert batch.shape == (4, 4096)
-    assert batch.min() >= 0 and batch.max() < layout.num_free
+    law = empirical_pair_law(data, 0.8, layout.num_free)
+    sampler = PairSampler([law, law], [3, 4], torch.device("cpu"))
+    weights = sampler.weights(4096)
+    n = layout.num_free
+    assert weights.pairs.shape == (2, n, n) and weights.states1.shape == (2, n)
+    for part in (weights.pairs, weights.states1, weights.states2):
+        np.testing.assert_allclose(part.sum(dim=tuple(range(1, part.dim()))).numpy(), 1.0,
+                                   rtol=1e-5)
+    # only pairs the data holds are ever drawn
+    assert (weights.pairs.numpy()[:, law == 0] == 0).all()
+
+
+def test_a_seed_draws_the_same_batches_alone_or_beside_others():
+    layout = load_builtin("room4")
+    laws = [empirical_pair_law(collect(layout, 50, 100, 100, seed=s), 0.8, layout.num_free)
+            for s in (0, 1)]
+    alone = PairSampler([laws[1]], [1], torch.device("cpu")).weights(1000)
+    together = PairSampler(laws, [0, 1], torch.device("cpu")).weights(1000)
+    for a, b in zip((alone.pairs, alone.states1, alone.states2),
+                    (together.pairs, together.states1, together.states2), strict=True):
+        assert torch.equal(a[0], b[1])
+    # and different seeds draw different batches
+    assert not torch.equal(together.pairs[0], together.pairs[1])
+
+
+def test_sampler_state_round_trips():
+    layout = load_builtin("room4")
+    law = empirical_pair_law(collect(layout, 50, 100, 100, seed=0), 0.8, layout.num_free)
+    sampler = PairSampler([law], [0], torch.device("cpu"))
+    state = sampler.get_state()
+    first = sampler.weights(500).pairs
+    sampler.set_state(state)
+    assert torch.equal(sampler.weights(500).pairs, first)
 
 
 def test_collection_is_fast_enough_to_not_matter():
@@ -65,3 +117,5 @@ def test_collection_is_fast_enough_to_not_matter():
     counts = np.bincount(data.source, minlength=layout.num_free)
     # the uniform walk on room4 keeps the uniform start law: every cell is visited a lot
     assert counts.min() > 0.5 * counts.mean()
+    law = empirical_pair_law(data, 0.8, layout.num_free)
+    assert law.sum() == pytest.approx(1.0) and (law >= 0).all()

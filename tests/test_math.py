@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from allo.data import PairSampler, collect
+from allo.data import PairSampler, Transitions, collect, empirical_pair_law
 from allo.layouts import add_random_doors, load_builtin, parse_layout
 from allo.metrics import cosine_similarities
 from allo.objective import Weights, allo_terms, graph_term
@@ -83,22 +83,19 @@ def test_horizon_weights_count_every_step(num_steps, max_len):  # (3)
     assert (weights >= 0).all()
 
 
-def test_offset_law_is_geometric_chi_square():  # (4)
-    layout = load_builtin("empty")
-    data = collect(layout, num_envs=10, num_steps=5000, max_episode_length=5000, seed=0)
-    gamma = 0.8
-    sampler = PairSampler(data, gamma, torch.device("cpu"), seed=0)
-    draws = sampler.offsets(torch.rand(100_000, generator=sampler.generator)).numpy()
-    assert draws.min() >= 1
-    ks = np.arange(1, 16)
-    observed = np.array([(draws == k).sum() for k in ks] + [(draws >= 16).sum()])
-    probs = np.append((1 - gamma) * gamma ** (ks - 1), gamma**15)
-    expected = probs * len(draws)
-    chi2 = ((observed - expected) ** 2 / expected).sum()
-    assert chi2 < 37.7  # 99.9% quantile of chi-square with 15 degrees of freedom
-    # a wrong law (gamma off by 0.02) must fail the same check
-    wrong = np.append((1 - 0.78) * 0.78 ** (ks - 1), 0.78**15) * len(draws)
-    assert ((observed - wrong) ** 2 / wrong).sum() > 37.7
+def test_offset_law_is_geometric_and_cut_at_the_episode_end():  # (4)
+    """A chain whose target after k transitions is state i + k shows the offset law in
+    one row of the data's pair law: (1 - gamma) gamma^(k-1), the rest at the end."""
+    length, gamma = 12, 0.8
+    chain = Transitions(source=np.arange(length), target=np.arange(1, length + 1),
+                        episode_last=np.full(length, length - 1))
+    law = empirical_pair_law(chain, gamma, length + 1) * length  # rows given the source
+    for i in (0, 5, length - 1):
+        steps_left = length - i
+        ks = np.arange(1, steps_left)
+        np.testing.assert_allclose(law[i, i + ks], (1 - gamma) * gamma ** (ks - 1), rtol=1e-12)
+        assert law[i, length] == pytest.approx(gamma ** (steps_left - 1), rel=1e-12)
+        assert law[i].sum() == pytest.approx(1.0)
 
 
 def test_offset_recursion_matches_direct_sum():  # (5)
@@ -117,20 +114,14 @@ def test_offset_recursion_matches_direct_sum():  # (5)
     np.testing.assert_allclose(direct.sum(axis=1), 1.0)
 
 
-def test_sampler_draws_from_the_exact_pair_law():  # (6)
+def test_data_pair_law_converges_to_the_exact_pair_law():  # (6)
     layout = parse_layout(GOAL_ROOM)
     gamma, num_steps, max_len = 0.8, 40, 6
     law = pair_law(layout, gamma, num_steps, max_len)
     assert law.sum() == pytest.approx(1.0)
     data = collect(layout, num_envs=40000, num_steps=num_steps, max_episode_length=max_len,
                    seed=1)
-    sampler = PairSampler(data, gamma, torch.device("cpu"), seed=1)
-    n = layout.num_free
-    counts = np.zeros(n * n)
-    for _ in range(20):
-        s, s_next = sampler.pairs(100_000)
-        counts += np.bincount((s * n + s_next).numpy(), minlength=n * n)
-    empirical = counts.reshape(n, n) / counts.sum()
+    empirical = empirical_pair_law(data, gamma, layout.num_free)
     total_variation = 0.5 * np.abs(empirical - law).sum()
     assert total_variation < 0.01
     # the law without truncation at the episode's end is measurably different
@@ -138,16 +129,21 @@ def test_sampler_draws_from_the_exact_pair_law():  # (6)
     assert 0.5 * np.abs(empirical - untruncated).sum() > 3 * total_variation
 
 
-def test_constraint_states_follow_rho():  # (4): the coin gives the symmetrised marginal
+def test_sampler_draws_pairs_and_states_from_the_data_laws():  # (6), (4): rho
     layout = parse_layout(GOAL_ROOM)
-    gamma, num_steps, max_len = 0.8, 40, 6
-    truth = ground_truth(layout, gamma, num_steps, max_len)
-    data = collect(layout, num_envs=40000, num_steps=num_steps, max_episode_length=max_len,
-                   seed=2)
-    sampler = PairSampler(data, gamma, torch.device("cpu"), seed=2)
-    states = sampler.batch(500_000)[2:].reshape(-1).numpy()
-    empirical = np.bincount(states, minlength=layout.num_free) / len(states)
-    assert 0.5 * np.abs(empirical - truth.rho).sum() < 0.01
+    gamma, n = 0.8, layout.num_free
+    data = collect(layout, num_envs=2000, num_steps=40, max_episode_length=6, seed=2)
+    law = empirical_pair_law(data, gamma, n)
+    sampler = PairSampler([law], [2], torch.device("cpu"))
+    batches = 40
+    weights = [sampler.weights(50_000) for _ in range(batches)]
+    pairs = sum(w.pairs[0].double() for w in weights).numpy() / batches
+    states = sum(w.states1[0].double() + w.states2[0].double() for w in weights) / (2 * batches)
+    assert 0.5 * np.abs(pairs - law).sum() < 0.01
+    rho = 0.5 * (law.sum(axis=0) + law.sum(axis=1))
+    assert 0.5 * np.abs(states.numpy() - rho).sum() < 0.005
+    truth = ground_truth(layout, gamma, 40, 6)
+    assert 0.5 * np.abs(rho - truth.rho).sum() < 0.02  # and rho is the operator's law
 
 
 @pytest.mark.parametrize("doors", [0, 6])

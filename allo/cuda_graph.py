@@ -1,0 +1,90 @@
+"""The whole training step as one CUDA graph.
+
+An eager step launches a few hundred small kernels, and at these sizes the GPU waits on
+the launches, not on the arithmetic. Capturing sampling, forward, backward, Adam and the
+dual and barrier updates once and replaying them costs one launch per step.
+
+Capture needs a few eager warm-up steps first (lazy allocations: Adam's moments, the
+gradients, cuBLAS workspaces). Those steps would change the run, so the learner's whole
+state is snapshotted before them and restored in place afterwards: the graphed run is
+the same computation as an eager one from the same state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from allo.learner import Learner
+from allo.objective import Terms
+
+WARMUP_STEPS = 3
+
+
+@dataclass
+class Snapshot:
+    params: list[torch.Tensor]
+    adam: list[dict[str, torch.Tensor]]  # empty dicts where Adam has no state yet
+    duals: torch.Tensor
+    barrier: torch.Tensor
+    step_index: torch.Tensor
+    sampler: list[torch.Tensor]
+
+
+def snapshot(learner: Learner) -> Snapshot:
+    params = list(learner.model.parameters())
+    return Snapshot(
+        params=[p.detach().clone() for p in params],
+        adam=[{k: v.clone() for k, v in learner.optimizer.state.get(p, {}).items()}
+              for p in params],
+        duals=learner.duals.clone(),
+        barrier=learner.barrier.clone(),
+        step_index=learner.step_index.clone(),
+        sampler=learner.sampler.get_state(),
+    )
+
+
+@torch.no_grad()
+def restore(learner: Learner, saved: Snapshot) -> None:
+    """Write the snapshot back into the same tensors (a captured graph keeps addresses).
+
+    Adam state that did not exist yet is zeroed: Adam starts from zero moments and step
+    0, so that is the state it would have had.
+    """
+    for param, value, adam in zip(learner.model.parameters(), saved.params, saved.adam,
+                                   strict=True):
+        param.copy_(value)
+        for key, tensor in learner.optimizer.state.get(param, {}).items():
+            if key in adam:
+                tensor.copy_(adam[key])
+            else:
+                tensor.zero_()
+    learner.duals.copy_(saved.duals)
+    learner.barrier.copy_(saved.barrier)
+    learner.step_index.copy_(saved.step_index)
+    learner.sampler.set_state(saved.sampler)
+
+
+class GraphedStep:
+    """Callable like Learner.step; replays the captured step and returns its Terms,
+    whose tensors the next replay overwrites in place."""
+
+    def __init__(self, learner: Learner):
+        saved = snapshot(learner)
+        side = torch.cuda.Stream(device=learner.device)
+        side.wait_stream(torch.cuda.current_stream(learner.device))
+        with torch.cuda.stream(side):
+            for _ in range(WARMUP_STEPS):
+                learner.step()
+        torch.cuda.current_stream(learner.device).wait_stream(side)
+        restore(learner, saved)
+        self.graph = torch.cuda.CUDAGraph()
+        for generator in learner.sampler.generators:
+            self.graph.register_generator_state(generator)
+        with torch.cuda.graph(self.graph):
+            self.terms = learner.step()
+
+    def __call__(self) -> Terms:
+        self.graph.replay()
+        return self.terms

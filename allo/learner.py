@@ -1,0 +1,119 @@
+"""Network, optimiser, duals and barrier of S seeds, and the one training step.
+
+The step (`Learner.step`) reads and writes only device tensors: the learning rate comes
+from a schedule tensor indexed by a step counter on the device, the duals and the
+barrier are updated in place. It therefore never waits for the host, and the same code
+runs eagerly on a CPU or is captured once into a CUDA graph (allo/cuda_graph.py).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from allo.config import TrainConfig
+from allo.data import PairSampler
+from allo.model import MLP
+from allo.objective import Terms, allo_terms, ggdo_terms
+
+
+def learning_rate_fraction(cfg: TrainConfig, step: int) -> float:
+    """Linear warm-up, then linear decay to lr_final_fraction at the last step."""
+    progress = step / max(1, cfg.num_gradient_steps)
+    fraction = 1.0 - (1.0 - cfg.lr_final_fraction) * progress
+    if step < cfg.lr_warmup_steps:
+        fraction *= (step + 1) / cfg.lr_warmup_steps
+    return fraction
+
+
+def make_adam(params: list[torch.Tensor], lr: torch.Tensor, capturable: bool
+              ) -> torch.optim.Adam:
+    """Fused Adam (one kernel for all parameters: 4x faster than plain Adam on CPU here)
+    with the learning rate as a tensor, so a captured step reads its current value."""
+    return torch.optim.Adam(params, lr=lr, fused=True, capturable=capturable)
+
+
+class Learner:
+    """Everything a checkpoint must hold, for S seeds trained side by side."""
+
+    def __init__(self, cfg: TrainConfig, seeds: list[int], device: torch.device,
+                 sampler: PairSampler, coords: torch.Tensor, capturable: bool = False):
+        self.cfg, self.device, self.seeds = cfg, device, list(seeds)
+        self.sampler, self.coords = sampler, coords
+        d, count = cfg.num_eigenvectors, len(seeds)
+        self.model = MLP(self.seeds, d, cfg.hidden_layers, cfg.hidden_size).to(device)
+        self.lr = torch.tensor(cfg.learning_rate, device=device)
+        self.optimizer = make_adam(list(self.model.parameters()), self.lr, capturable)
+        self.duals = torch.zeros(count, d, d, device=device)  # lower triangle used
+        self.barrier = torch.full((count,), cfg.barrier_initial, device=device)
+        fractions = [learning_rate_fraction(cfg, s) for s in range(cfg.num_gradient_steps)]
+        self.schedule = torch.tensor(fractions or [1.0], device=device) * cfg.learning_rate
+        self.step_index = torch.zeros((), dtype=torch.long, device=device)
+
+    def terms(self, table: torch.Tensor) -> Terms:
+        weights = self.sampler.weights(self.cfg.batch_size)
+        if self.cfg.objective == "ggdo":
+            return ggdo_terms(table, weights, self.barrier)
+        return allo_terms(table, weights, self.duals, self.barrier)
+
+    def step(self) -> Terms:
+        """One gradient step of every seed; no host synchronisation."""
+        # index_select, not [], so reading the counter never syncs with the host
+        now = self.step_index.clamp(max=len(self.schedule) - 1).view(1)
+        self.lr.copy_(self.schedule.index_select(0, now).view(()))
+        # forward every free cell once; the batch weighs rows of this table
+        table = self.model(self.coords)  # (S, N, d)
+        terms = self.terms(table)
+        self.optimizer.zero_grad(set_to_none=False)
+        terms.total.sum().backward()  # seeds are independent: the sum keeps them apart
+        self.optimizer.step()
+        self.ascend(terms)
+        self.step_index += 1
+        return terms
+
+    @torch.no_grad()
+    def ascend(self, terms: Terms) -> None:
+        """Gradient ascent on the duals, monotone growth of the barrier (in place)."""
+        if self.cfg.objective == "ggdo":
+            return
+        self.duals.add_(terms.constraint, alpha=self.cfg.lr_duals)
+        grown = self.barrier + self.cfg.lr_barrier * terms.barrier_signal.clamp(min=0.0)
+        self.barrier.copy_(grown.clamp(max=self.cfg.barrier_max))
+
+    @torch.no_grad()
+    def tables(self) -> torch.Tensor:
+        """(S, N, d) representation of every free cell, for metrics and exports."""
+        return self.model(self.coords)
+
+    # --- checkpoints: one single-seed state per seed, so any seed resumes alone
+
+    def seed_state(self, index: int) -> dict:
+        """Seed number `index`'s parameters, Adam moments, duals, barrier and sampler."""
+        adam = []
+        for param in self.model.parameters():
+            state = self.optimizer.state.get(param, {})
+            adam.append({key: (value[index].clone() if key != "step" else value.clone())
+                         for key, value in state.items()})
+        return {
+            "model": self.model.seed_state(index),
+            "adam": adam,
+            "duals": self.duals[index].clone(),
+            "barrier": self.barrier[index].clone(),
+            "sampler": self.sampler.get_state()[index],
+            "step_index": self.step_index.clone(),
+        }
+
+    def load_seed_states(self, states: list[dict]) -> None:
+        """The inverse of seed_state for every seed, in seed order."""
+        self.model.load_seed_states([s["model"] for s in states])
+        for number, param in enumerate(self.model.parameters()):
+            saved = [s["adam"][number] for s in states]
+            if not saved[0]:
+                continue
+            self.optimizer.state[param] = {
+                key: (torch.stack([x[key] for x in saved]).to(self.device) if key != "step"
+                      else saved[0][key].to(self.device))
+                for key in saved[0]}
+        self.duals.copy_(torch.stack([s["duals"] for s in states]))
+        self.barrier.copy_(torch.stack([s["barrier"] for s in states]))
+        self.sampler.set_state([s["sampler"].cpu() for s in states])
+        self.step_index.copy_(states[0]["step_index"])

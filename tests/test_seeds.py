@@ -1,0 +1,136 @@
+"""--seeds: several seeds as one batched model, each the same as training it alone."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from allo import rundir
+from allo.config import TrainConfig, parse_seeds
+from allo.cuda_graph import restore, snapshot
+from allo.data import PairSampler, collect, empirical_pair_law
+from allo.layouts import load_builtin
+from allo.learner import Learner
+from allo.train import train, train_seeds
+
+SMALL = "XXXXXXXX\nX      X\nX XX   X\nX    X X\nXXXXXXXX\n"
+
+
+def small_config(tmp_path: Path, **changes) -> TrainConfig:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    layout = tmp_path / "small.txt"
+    layout.write_text(SMALL)
+    cfg = TrainConfig(env_file=str(layout), num_envs=100, num_steps=100,
+                      max_episode_length=100, hidden_size=64, hidden_layers=2,
+                      batch_size=2048, learning_rate=0.01, num_eigenvectors=3,
+                      num_gradient_steps=60, log_freq=20, plot_freq=30, checkpoint_freq=30,
+                      lr_warmup_steps=10, results_dir=str(tmp_path / "results"))
+    for key, value in changes.items():
+        setattr(cfg, key, value)
+    return cfg
+
+
+def test_parse_seeds():
+    assert parse_seeds("0-7") == list(range(8))
+    assert parse_seeds("1,5,9") == [1, 5, 9]
+    assert parse_seeds("0-2,7,1") == [0, 1, 2, 7]
+    for bad in ("", "a-b", "3-1", "1,,2", "-1"):
+        with pytest.raises(ValueError):
+            parse_seeds(bad)
+
+
+@pytest.mark.parametrize("objective", ["allo", "ggdo"])
+def test_two_batched_seeds_match_two_single_runs(tmp_path, objective):
+    together = train_seeds(small_config(tmp_path / "b", seeds="3,5", objective=objective))
+    assert [o.status for o in together] == ["finished", "finished"]
+    for seed, outcome in zip((3, 5), together, strict=True):
+        alone = train(small_config(tmp_path / f"s{seed}", seed=seed, objective=objective))
+        batched, single = rundir.RunReader(outcome.run_dir), rundir.RunReader(alone.run_dir)
+        assert batched.info()["seed"] == seed and batched.info()["config"]["seeds"] is None
+        np.testing.assert_allclose(batched.final(), single.final(), atol=1e-5)
+        np.testing.assert_allclose(batched.learned(30), single.learned(30), atol=1e-5)
+        rows_b, rows_s = batched.metrics(), single.metrics()
+        assert [r["step"] for r in rows_b] == [r["step"] for r in rows_s]
+        assert rows_b[-1]["cos/mean"] == pytest.approx(rows_s[-1]["cos/mean"], abs=1e-5)
+    # the two seeds really are different runs
+    first, second = (rundir.RunReader(o.run_dir).final() for o in together)
+    assert np.abs(first - second).max() > 1e-2
+
+
+def test_a_seed_of_a_batch_resumes_alone(tmp_path):
+    cfg = small_config(tmp_path, seeds="0-1", num_gradient_steps=60)
+    outcomes = train_seeds(cfg)
+    full = rundir.RunReader(outcomes[1].run_dir).final()
+    # cut seed 1 back to its step-30 checkpoint and resume it on its own
+    run = outcomes[1].run_dir
+    for step in rundir.checkpoint_steps(run):
+        if step > 30:
+            (run / rundir.CHECKPOINTS / rundir.checkpoint_name(step)).unlink()
+    info = rundir.RunReader(run).info()
+    resumed = train(TrainConfig(**info["config"]), resume=run)
+    assert resumed.status == "finished"
+    np.testing.assert_allclose(rundir.RunReader(run).final(), full, atol=1e-5)
+
+
+def test_snapshot_restore_undoes_warmup_steps():
+    """The CUDA graph's warm-up steps are undone by restore(); checked here on the CPU."""
+    layout = load_builtin("room4")
+    law = empirical_pair_law(collect(layout, 50, 100, 100, seed=0), 0.8, layout.num_free)
+    cfg = TrainConfig(hidden_size=32, hidden_layers=2, batch_size=512, num_gradient_steps=20)
+    coords = torch.as_tensor(layout.coordinates())
+
+    def fresh() -> Learner:
+        return Learner(cfg, [0], torch.device("cpu"), PairSampler([law], [0], "cpu"), coords)
+
+    reference, learner = fresh(), fresh()
+    for warm in (learner, reference):
+        warm.step()  # from a state with Adam moments, too
+    saved = snapshot(learner)
+    for _ in range(3):
+        learner.step()
+    restore(learner, saved)
+    for _ in range(4):
+        a, b = reference.step(), learner.step()
+        assert torch.equal(a.total, b.total)
+    assert torch.equal(reference.tables(), learner.tables())
+    assert torch.equal(reference.duals, learner.duals)
+    # and restoring to a state before Adam's first step zeroes the moments it created
+    first, untouched = fresh(), fresh()
+    saved = snapshot(first)
+    first.step()
+    restore(first, saved)
+    first.step(), untouched.step()
+    assert torch.equal(first.tables(), untouched.tables())
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, "-m", "allo.cli", "train", *args], cwd=cwd,
+                          capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_cli_seeds_writes_one_run_per_seed(tmp_path):
+    layout = tmp_path / "small.txt"
+    layout.write_text(SMALL)
+    flags = ["--env-file", str(layout), "--num-envs", "50", "--num-steps", "50",
+             "--hidden-size", "32", "--hidden-layers", "2", "--batch-size", "512",
+             "--num-eigenvectors", "3", "--steps", "40", "--log-freq", "20"]
+    done = run_cli(*flags, "--seeds", "2,4", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    runs = [Path(tmp_path, line) for line in lines[-2:]]
+    assert [rundir.RunReader(r).info()["seed"] for r in runs] == [2, 4]
+    assert all(rundir.RunReader(r).info()["status"] == "finished" for r in runs)
+    for bad, why in ((["--seeds", "3-1"], "empty"), (["--seeds", "0-1", "--run-dir", "x"],
+                                                     "--run-dir"),
+                     (["--cuda-graph", "on", "--device", "cpu"], "CUDA")):
+        failed = run_cli(*flags, *bad, cwd=tmp_path)
+        assert failed.returncode == 2
+        assert why in failed.stderr and "Traceback" not in failed.stderr
+        assert len(failed.stderr.strip().splitlines()) == 1

@@ -63,7 +63,9 @@ class Learner:
         # forward every free cell once; the batch weighs rows of this table
         table = self.model(self.coords)  # (S, N, d)
         terms = self.terms(table)
-        self.optimizer.zero_grad(set_to_none=False)
+        # None, not zeros: backward then writes the gradients instead of adding to them
+        # (one pass less), and under CUDA graph capture it allocates them in the graph
+        self.optimizer.zero_grad(set_to_none=True)
         terms.total.sum().backward()  # seeds are independent: the sum keeps them apart
         self.optimizer.step()
         self.ascend(terms)

@@ -34,6 +34,33 @@ def _unit_columns(matrix: np.ndarray) -> np.ndarray:
     return matrix / np.where(norms > 0, norms, 1.0)
 
 
+def eigenspace_bases(
+    truth: np.ndarray, eigenvalues: np.ndarray, d: int, tol: float = REPEAT_TOLERANCE
+) -> list[tuple[range, np.ndarray]]:
+    """An orthonormal basis of each ground-truth eigenspace that the first d vectors
+    touch. It depends on the ground truth only: a trainer computes it once per run."""
+    truth = np.asarray(truth, dtype=np.float64)
+    bases = []
+    for block in eigenspace_blocks(np.asarray(eigenvalues)[: truth.shape[1]], tol):
+        if block.start >= d:
+            break
+        basis, _ = np.linalg.qr(truth[:, block.start : block.stop])
+        bases.append((block, basis))
+    return bases
+
+
+def cosines_to_bases(learned: np.ndarray, bases: list[tuple[range, np.ndarray]]) -> np.ndarray:
+    """|cos| of each learned column to its eigenspace (see cosine_similarities)."""
+    unit = _unit_columns(np.asarray(learned, dtype=np.float64))
+    d = unit.shape[1]
+    cosines = np.zeros(d)
+    for block, basis in bases:
+        stop = min(block.stop, d)
+        cosines[block.start : stop] = np.linalg.norm(basis.T @ unit[:, block.start : stop],
+                                                     axis=0)
+    return np.clip(cosines, 0.0, 1.0)
+
+
 def cosine_similarities(
     learned: np.ndarray,
     truth: np.ndarray,
@@ -46,18 +73,8 @@ def cosine_similarities(
     eigenspace: the norm of its projection onto an orthonormal basis of the block.
     `truth` may hold more columns than `learned` so that a block cut at d is complete.
     """
-    learned = np.asarray(learned, dtype=np.float64)
-    truth = np.asarray(truth, dtype=np.float64)
-    d = learned.shape[1]
-    unit = _unit_columns(learned)
-    cosines = np.zeros(d)
-    for block in eigenspace_blocks(np.asarray(eigenvalues)[: truth.shape[1]], tol):
-        if block.start >= d:
-            break
-        basis, _ = np.linalg.qr(truth[:, block.start : block.stop])
-        for i in range(block.start, min(block.stop, d)):
-            cosines[i] = np.linalg.norm(basis.T @ unit[:, i])
-    return np.clip(cosines, 0.0, 1.0)
+    d = np.asarray(learned).shape[1]
+    return cosines_to_bases(learned, eigenspace_bases(truth, eigenvalues, d, tol))
 
 
 def align_to_truth(
@@ -111,12 +128,16 @@ def quality_row(
     truth_vectors: np.ndarray,
     truth_values: np.ndarray,
     d: int,
+    bases: list[tuple[range, np.ndarray]] | None = None,
 ) -> dict[str, object]:
     """The eig/* and cos/* keys of a metrics row (docs/run-format.md).
 
-    `truth_*` may hold more columns than d, so a repeated block cut at d is complete.
+    `truth_*` may hold more columns than d, so a repeated block cut at d is complete;
+    `bases` (from eigenspace_bases) saves recomputing them for every row.
     """
-    cos = cosine_similarities(learned, truth_vectors, truth_values)
+    if bases is None:
+        bases = eigenspace_bases(truth_vectors, truth_values, d)
+    cos = cosines_to_bases(learned, bases)
     errors = eigenvalue_errors(estimates, np.asarray(truth_values)[:d])
     return {
         "eig/estimate": np.asarray(estimates, dtype=np.float64).tolist(),

@@ -35,11 +35,13 @@ from allo.layouts import (
     load_layout_file,
 )
 from allo.learner import Learner
-from allo.metrics import eigenspace_blocks, quality_row
+from allo.metrics import eigenspace_bases, eigenspace_blocks, quality_row
 from allo.objective import Terms
+from allo.recorder import Recorder, to_host
 from allo.spectrum import CONVENTION, GroundTruth, ground_truth
 
 CHECKPOINTS_KEPT = 2
+HEARTBEAT_SECONDS = 1.0  # run.json's heartbeat is rewritten at most this often
 EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
@@ -148,49 +150,50 @@ def load_checkpoint(run: Path, device: torch.device) -> dict | None:
 
 
 class Evaluator:
-    """Turns the current network into one metrics row (host sync happens only here)."""
+    """Turns the learner's state into metrics rows, in two halves: `device_values` in the
+    training thread (device tensors only, no sync), `rows` on the host (numpy)."""
 
-    def __init__(self, truth: GroundTruth, d: int):
+    def __init__(self, truth: GroundTruth, d: int, objective: str):
         width = block_complete_width(truth.eigenvalues, d)
         self.values = truth.eigenvalues[:width]
         self.vectors = truth.eigenvectors[:, :width]
-        self.d = d
+        self.bases = eigenspace_bases(self.vectors, self.values, d)
+        self.d, self.objective = d, objective
 
-    def rows(self, step: int, learner: Learner, tables: np.ndarray, terms: Terms
-             ) -> list[dict]:
-        """One row per seed; every device value crosses to the host in one transfer."""
+    def device_values(self, learner: Learner, terms: Terms) -> dict[str, torch.Tensor]:
         grads = [p.grad.flatten(1) for p in learner.model.parameters() if p.grad is not None]
-        count = tables.shape[0]
+        count = len(learner.seeds)
         grad_norm = (torch.cat(grads, dim=1).norm(dim=1) if grads
                      else torch.zeros(count, device=learner.device))
         scalars = torch.stack([terms.total, terms.graph, terms.dual, terms.barrier,
                                terms.constraint.flatten(1).norm(dim=1), grad_norm,
-                               learner.barrier]).detach().T.double().cpu().numpy()
-        if learner.cfg.objective == "allo":
-            estimates = -torch.diagonal(learner.duals, dim1=1, dim2=2).double().cpu().numpy() / 2
-        else:
-            estimates = rayleigh_quotients(terms)
+                               learner.barrier]).T
+        if self.objective == "allo":  # lambda_i = -beta_ii / 2
+            estimates = -0.5 * torch.diagonal(learner.duals, dim1=1, dim2=2)
+        else:  # GGDO has no duals: <u_i, L u_i> / <u_i, u_i> from the batch
+            norms = torch.diagonal(terms.constraint, dim1=-2, dim2=-1) + 1.0
+            estimates = terms.graph_per_vector / norms.clamp(min=1e-12)
+        return {"scalars": scalars.detach(), "estimates": estimates.detach(),
+                "tables": learner.tables()}
+
+    def rows(self, step: int, values: dict[str, np.ndarray]) -> list[dict]:
+        """One row per seed from `device_values`, moved to the host."""
         rows = []
-        for seed in range(count):
+        scalars = values["scalars"].astype(np.float64)
+        estimates = values["estimates"].astype(np.float64)
+        for seed, table in enumerate(values["tables"]):
             total, graph, dual, barrier, orth, grad, coef = (float(x) for x in scalars[seed])
             row = {"step": step, "loss/total": total, "loss/graph": graph, "loss/dual": dual,
                    "loss/barrier": barrier, "orth/error": orth, "grad/norm": grad,
                    "barrier/coef": coef}
-            if learner.cfg.objective == "allo":
+            if self.objective == "allo":
                 row["dual/diag"] = (-2.0 * estimates[seed]).tolist()
             else:
                 row.pop("loss/dual")
-            row.update(quality_row(tables[seed], estimates[seed], self.vectors, self.values,
-                                   self.d))
+            row.update(quality_row(table, estimates[seed], self.vectors, self.values, self.d,
+                                   self.bases))
             rows.append(row)
         return rows
-
-
-def rayleigh_quotients(terms: Terms) -> np.ndarray:
-    """GGDO has no duals: estimate lambda_i by <u_i, L u_i> / <u_i, u_i> from the batch."""
-    norms = torch.diagonal(terms.constraint, dim1=-2, dim2=-1).double().cpu().numpy() + 1.0
-    graph = terms.graph_per_vector.double().cpu().numpy()
-    return graph / np.maximum(norms, 1e-12)
 
 
 # ----------------------------------------------------------------------------- training
@@ -378,8 +381,7 @@ def _train(
     if cfg.threads > 0 and device.type == "cpu":
         torch.set_num_threads(cfg.threads)
 
-    timings = {"ground_truth": 0.0, "data": 0.0, "capture": 0.0, "training": 0.0,
-               "exports": 0.0}
+    timings = {"ground_truth": 0.0, "data": 0.0, "capture": 0.0, "training": 0.0}
     phase = time.perf_counter()
 
     # exact ground truth for the law the sampler draws from (the same for every seed)
@@ -404,7 +406,7 @@ def _train(
     coords = torch.as_tensor(layout.coordinates(), device=device)  # (N, 2)
 
     learner = Learner(cfg, seeds, device, sampler, coords, capturable=graphed)
-    evaluator = Evaluator(truth, d)
+    evaluator = Evaluator(truth, d, cfg.objective)
     start_step, elapsed = 0, 0.0
     if resume is not None:
         writer = runs[0].writer
@@ -437,105 +439,129 @@ def _train(
         step_once = GraphedStep(learner)
     timings["capture"] = time.perf_counter() - phase
 
-    def active() -> list[int]:
+    recorder = Recorder()
+    heartbeats = [0.0] * len(runs)
+
+    def running() -> list[int]:
         return [i for i, r in enumerate(runs) if r.status == "running"]
 
-    def export(step: int, final: bool = False) -> None:
-        began = time.perf_counter()
-        tables = learner.tables().cpu().numpy()
-        for i in active():
-            writer = runs[i].writer
-            assert writer is not None
-            if final:
-                writer.export_final(tables[i])
-            else:
-                writer.export_learned(step, tables[i])
-            writer.write_metrics_history()
-            handoff.export_landed(runs[i].run)
-        timings["exports"] += time.perf_counter() - began
-
-    def checkpoint(step: int, spent: float) -> None:
-        began = time.perf_counter()
-        for i in active():
-            checkpoint_one(learner, runs[i], i, step, spent)
-        timings["exports"] += time.perf_counter() - began
-
     def log(step: int, terms: Terms, tick: float, sps: float) -> None:
-        tables = learner.tables().cpu().numpy()
-        rows = evaluator.rows(step, learner, tables, terms)
-        for i in active():
-            seed_run, row = runs[i], rows[i]
-            writer = seed_run.writer
-            assert writer is not None
-            row = {"step": step, "time": elapsed + tick - clock, "sps": sps, **row}
-            writer.append_metrics(row)
-            if not (np.isfinite(row["loss/total"]) and np.isfinite(tables[i]).all()):
-                bad = "loss/total" if not np.isfinite(row["loss/total"]) else "the network"
-                seed_run.status, seed_run.exit_code = "failed", 1
-                seed_run.message = (f"diverged at step {step}: {bad} is not finite; "
-                                    "lower --learning-rate")
-                finish_run(seed_run, step, elapsed + tick - clock, timings)
-                continue
-            writer.update_info(step=step, heartbeat=time.time(),
-                               elapsed=elapsed + tick - clock)
-            seed_run.last_row = row
+        ready = to_host(evaluator.device_values(learner, terms))
+        spent, targets = elapsed + tick - clock, running()
+
+        def job() -> None:
+            values = ready()
+            rows = evaluator.rows(step, values)
+            for i in targets:
+                seed_run, row = runs[i], {"step": step, "time": spent, "sps": sps, **rows[i]}
+                writer = seed_run.writer
+                assert writer is not None
+                if seed_run.status == "failed":
+                    continue
+                writer.append_metrics(row)
+                if not (np.isfinite(row["loss/total"]) and np.isfinite(values["tables"][i]).all()):
+                    bad = "loss/total" if not np.isfinite(row["loss/total"]) else "the network"
+                    seed_run.status, seed_run.exit_code = "failed", 1
+                    seed_run.message = (f"diverged at step {step}: {bad} is not finite; "
+                                        "lower --learning-rate")
+                    finish_run(seed_run, step, spent, timings)
+                    continue
+                seed_run.last_row = row
+                if time.monotonic() - heartbeats[i] >= HEARTBEAT_SECONDS:
+                    heartbeats[i] = time.monotonic()
+                    writer.update_info(step=step, heartbeat=time.time(), elapsed=spent)
+
+        recorder.submit(job)
+
+    def export(step: int, spent: float, final: bool = False) -> None:
+        ready, targets = to_host({"tables": learner.tables()}), running()
+
+        def job() -> None:
+            tables = ready()["tables"]
+            for i in targets:
+                writer = runs[i].writer
+                assert writer is not None
+                if runs[i].status == "failed":
+                    continue
+                if final:
+                    writer.export_final(tables[i])
+                else:
+                    writer.export_learned(step, tables[i])
+                writer.write_metrics_history()
+                writer.update_info(step=step, heartbeat=time.time(), elapsed=spent)
+                handoff.export_landed(runs[i].run)
+
+        recorder.submit(job)
+
+    def checkpoint(step: int, spent: float, targets: list[int]) -> None:
+        states = {i: learner.seed_state(i) for i in targets}  # device copies of this step
+
+        def job() -> None:
+            for i, state in states.items():
+                if runs[i].status != "failed":
+                    assert runs[i].writer is not None
+                    save_checkpoint(runs[i].writer, {"step": step, "elapsed": spent, **state})
+
+        recorder.submit(job)
 
     step = start_step
     clock = time.perf_counter()
     interval_start, interval_step = clock, step
-    with StopRequest() as stop:
-        while step < cfg.num_gradient_steps and active():
-            terms = step_once()
-            step += 1
+    shown = None
+    try:
+        with StopRequest() as stop:
+            while step < cfg.num_gradient_steps and running():
+                terms = step_once()
+                step += 1
 
-            # log (the only host synchronisation besides exports)
-            if step % cfg.log_freq == 0 or step == cfg.num_gradient_steps:
-                tick = time.perf_counter()
-                sps = (step - interval_step) / max(tick - interval_start, 1e-9)
-                log(step, terms, tick, sps)
-                interval_start, interval_step = time.perf_counter(), step
-                if progress:
-                    progress(step, cfg.num_gradient_steps, first_row(runs))
-            elif progress and step % 10 == 0:
-                progress(step, cfg.num_gradient_steps, None)
+                # log: a snapshot for the recorder thread; nothing here waits for the device
+                if step % cfg.log_freq == 0 or step == cfg.num_gradient_steps:
+                    tick = time.perf_counter()
+                    sps = (step - interval_step) / max(tick - interval_start, 1e-9)
+                    log(step, terms, tick, sps)
+                    interval_start, interval_step = time.perf_counter(), step
+                if progress and step % 10 == 0:
+                    row = first_row(runs)
+                    progress(step, cfg.num_gradient_steps, row if row is not shown else None)
+                    shown = row
 
-            # export and checkpoint
-            if step % cfg.plot_freq == 0 and active():
-                export(step)
-                if announce:
-                    announce(format_rows(runs))
-            if step % cfg.checkpoint_freq == 0 and step < cfg.num_gradient_steps:
-                checkpoint(step, elapsed + time.perf_counter() - clock)
+                # export and checkpoint
+                if step % cfg.plot_freq == 0:
+                    export(step, elapsed + time.perf_counter() - clock)
+                    if announce and first_row(runs):
+                        announce(format_rows(runs))
+                if step % cfg.checkpoint_freq == 0 and step < cfg.num_gradient_steps:
+                    checkpoint(step, elapsed + time.perf_counter() - clock, running())
 
-            if stop.signal is not None:
-                for i in active():
-                    runs[i].status, runs[i].exit_code = "interrupted", EXIT_CODES[stop.signal]
-                    runs[i].message = (f"stopped by {signal.Signals(stop.signal).name} "
-                                       f"at step {step}")
-                break
+                if stop.signal is not None:
+                    for i in running():
+                        runs[i].status = "interrupted"
+                        runs[i].exit_code = EXIT_CODES[stop.signal]
+                        runs[i].message = (f"stopped by {signal.Signals(stop.signal).name} "
+                                           f"at step {step}")
+                    break
 
-    spent = elapsed + time.perf_counter() - clock
-    timings["training"] = time.perf_counter() - clock - timings["exports"]
-    unfailed = [i for i, r in enumerate(runs) if r.status != "failed"]
-    for i in unfailed:  # a failed run keeps its last good checkpoint
-        checkpoint_one(learner, runs[i], i, step, spent)
-    if active():
-        export(step, final=True)
-        if step % cfg.plot_freq != 0:
-            export(step)
-    for i in unfailed:
-        if runs[i].status == "running":
-            runs[i].status = "finished"
-        finish_run(runs[i], step, spent, timings)
+        spent = elapsed + time.perf_counter() - clock
+        timings["training"] = time.perf_counter() - clock
+        # a failed run keeps its last good checkpoint; an interrupted one gets one now
+        checkpoint(step, spent, [i for i, r in enumerate(runs) if r.status != "failed"])
+        if running():
+            export(step, spent, final=True)
+            if step % cfg.plot_freq != 0:
+                export(step, spent)
+    finally:
+        drain = time.perf_counter()
+        recorder.close()  # every row, export and checkpoint is on disk after this
+        timings["recording_after_training"] = time.perf_counter() - drain
+        timings["recorder_busy"] = recorder.busy_seconds
+    for seed_run in runs:
+        if seed_run.status == "failed":
+            continue  # finished by the recorder when it diverged
+        if seed_run.status == "running":
+            seed_run.status = "finished"
+        finish_run(seed_run, step, spent, timings)
     handoff.finish([r.run for r in runs if r.status == "finished"])
     return [Outcome(r.run, r.status, r.exit_code, r.last_row, spent, r.message) for r in runs]
-
-
-def checkpoint_one(learner: Learner, seed_run: SeedRun, index: int, step: int,
-                   spent: float) -> None:
-    assert seed_run.writer is not None
-    save_checkpoint(seed_run.writer, {"step": step, "elapsed": spent,
-                                      **learner.seed_state(index)})
 
 
 def finish_run(seed_run: SeedRun, step: int, spent: float, timings: dict) -> None:

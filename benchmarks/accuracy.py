@@ -38,7 +38,7 @@ import torch
 from allo import rundir
 from allo.config import TrainConfig
 from allo.layouts import builtin_names, load_builtin, load_layout_file
-from allo.train import train
+from allo.train import train, train_seeds
 
 HERE = Path(__file__).parent
 RESULTS = HERE / "results" / "accuracy.json"
@@ -78,14 +78,31 @@ def first_hit(rows: list[dict], target: float = TARGET) -> dict | None:
     return next((r for r in rows if (r.get("cos/mean") or 0.0) >= target), None)
 
 
-def run_one(base: TrainConfig, entry: dict, objective: str, seed: int, folder: Path) -> dict:
+def run_group(base: TrainConfig, entry: dict, objective: str, seeds: int, folder: Path,
+              batched: bool) -> list[dict]:
+    """Seeds 0..seeds-1 of one layout and objective: one train() each, or with `batched`
+    one train_seeds() for all (one process, one batched model; seconds are then those
+    of the whole batch)."""
     cfg = dataclasses.replace(
-        base, seed=seed, objective=objective,
+        base, objective=objective,
         env=entry["name"] if entry["file"] is None else base.env, env_file=entry["file"],
-        run_dir=str(folder / f"{entry['source']}-{entry['name']}__{objective}__{seed}"))
-    started = time.perf_counter()
-    outcome = train(cfg)
-    total = time.perf_counter() - started
+        results_dir=str(folder / f"{entry['source']}-{entry['name']}__{objective}"))
+    outcomes, totals = [], []
+    if batched:
+        started = time.perf_counter()
+        outcomes = train_seeds(dataclasses.replace(cfg, seeds=f"0-{seeds - 1}"))
+        totals = [time.perf_counter() - started] * seeds
+    else:
+        for seed in range(seeds):
+            started = time.perf_counter()
+            outcomes.append(train(dataclasses.replace(cfg, seed=seed)))
+            totals.append(time.perf_counter() - started)
+    return [describe(cfg, entry, objective, seed, outcome, total)
+            for seed, (outcome, total) in enumerate(zip(outcomes, totals, strict=True))]
+
+
+def describe(cfg: TrainConfig, entry: dict, objective: str, seed: int, outcome, total: float
+             ) -> dict:
     reader = rundir.RunReader(outcome.run_dir)
     info, rows = reader.info(), reader.metrics()
     last = rows[-1] if rows else {}
@@ -103,6 +120,7 @@ def run_one(base: TrainConfig, entry: dict, objective: str, seed: int, folder: P
         "logged_steps": [r["step"] for r in rows],
         "total_s": total,
         "timings": info.get("timings"),
+        "device": info.get("device"),
         # 1-based ranges of repeated ground-truth eigenvalues among the top d
         "repeated_eigenvalues": [[a + 1, b] for a, b in blocks if b - a > 1],
     }
@@ -174,6 +192,10 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"also the published benchmark's layouts in {REFERENCE_LAYOUTS}")
     parser.add_argument("--quick", action="store_true",
                         help="tiny settings for a smoke test; the numbers mean nothing")
+    parser.add_argument("--batched", action="store_true",
+                        help="train the seeds of each layout as one batched model (--seeds "
+                             "of allo train; fast on a GPU); seconds are the batch's")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
 
@@ -192,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
                          f"{', '.join(e['name'] for e in entries)}")
         entries = [e for e in entries if e["name"] in wanted]
 
-    base = TrainConfig(**(QUICK if args.quick else {}))
+    base = TrainConfig(**(QUICK if args.quick else {}), device=args.device)
     if args.steps is not None:
         base.num_gradient_steps = args.steps
     if args.quick or args.steps is not None:
@@ -215,10 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="allo-accuracy-") as tmp:
         for entry in entries:
             for objective in objectives:
-                runs = []
-                for seed in range(args.seeds):
-                    run = run_one(base, entry, objective, seed, Path(tmp))
-                    runs.append(run)
+                runs = run_group(base, entry, objective, args.seeds, Path(tmp), args.batched)
+                for seed, run in enumerate(runs):
                     results["runs"].append(run)
                     print(f"  {entry['name']:<16}{objective:>5} seed {seed}: "
                           f"mean|cos| {fmt(run['final_cos'], '.4f')}, eig rel err "

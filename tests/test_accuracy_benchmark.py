@@ -86,3 +86,16 @@ def test_unknown_layout_or_objective_is_refused(tmp_path):
         bench.main(["--layouts", "nope", "--out", str(tmp_path / "a.json")])
     with pytest.raises(SystemExit):
         bench.main(["--objectives", "sgd", "--out", str(tmp_path / "a.json")])
+
+
+def test_batched_seeds_are_the_same_runs_as_single_seeds(tmp_path):
+    """--batched trains seeds 0..N-1 of a layout as one model; each matches a lone run."""
+    bench = load_benchmark()
+    common = ["--quick", "--layouts", "maze7x9", "--seeds", "2", "--objectives", "allo"]
+    bench.main([*common, "--out", str(tmp_path / "single.json")])
+    bench.main([*common, "--batched", "--out", str(tmp_path / "batched.json")])
+    single = json.loads((tmp_path / "single.json").read_text())["runs"]
+    batched = json.loads((tmp_path / "batched.json").read_text())["runs"]
+    assert [r["seed"] for r in batched] == [0, 1]
+    for a, b in zip(single, batched, strict=True):
+        assert a["final_cos"] == pytest.approx(b["final_cos"], abs=1e-5)

@@ -1,0 +1,40 @@
+"""The recorder thread: jobs run in order, errors reach the training thread, snapshots
+keep the values of the step they were taken at."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import torch
+
+from allo.recorder import Recorder, to_host
+
+
+def test_jobs_run_in_submission_order_off_the_calling_thread():
+    recorder, seen, threads = Recorder(max_pending=4), [], set()
+    for number in range(50):
+        recorder.submit(lambda n=number: (seen.append(n), threads.add(threading.get_ident())))
+    recorder.close()
+    assert seen == list(range(50))
+    assert threading.get_ident() not in threads
+
+
+def test_an_error_in_a_job_is_raised_in_the_training_thread():
+    recorder, after = Recorder(), []
+
+    def disk_full() -> None:
+        raise OSError(28, "No space left on device", "metrics.jsonl")
+
+    recorder.submit(disk_full)
+    recorder.submit(lambda: after.append(1))  # skipped: nothing is written after a failure
+    with pytest.raises(OSError, match="No space"):
+        recorder.close()
+    assert after == []
+
+
+def test_snapshots_keep_the_values_of_their_step():
+    duals = torch.zeros(3)
+    ready = to_host({"duals": duals})
+    duals.add_(1.0)  # the next step updates in place
+    assert ready()["duals"].tolist() == [0.0, 0.0, 0.0]

@@ -63,11 +63,14 @@ def batch_weights(batch: torch.Tensor, n: int) -> Weights:
 def graph_term(table: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
     """Per-eigenvector 1/2 sum_ss' W(s,s') (u(s) - u(s'))^2 -> (..., d); = <u_i, L u_i>_rho.
 
+    Written as u^T L_W u with the weights' graph Laplacian
+    L_W = (diag(row + column sums of W) - W - W^T) / 2, built from the weights alone
+    (no gradient), so autograd sees one matmul instead of the pairwise differences.
     Leading dimensions are seeds: a (S, N, d) table with (S, N, N) weights gives (S, d).
     """
     degree = pairs.sum(dim=-1) + pairs.sum(dim=-2)  # (..., N)
-    return (0.5 * (degree[..., None] * table.pow(2)).sum(dim=-2)
-            - (table * (pairs @ table)).sum(dim=-2))
+    laplacian = torch.diag_embed(degree) - pairs - pairs.transpose(-1, -2)
+    return 0.5 * (table * (laplacian @ table)).sum(dim=-2)
 
 
 def stopgrad_gram(table: torch.Tensor, states: torch.Tensor) -> torch.Tensor:

@@ -137,7 +137,8 @@ def load_checkpoint(run: Path, device: torch.device) -> dict | None:
             print(f"allo: skipping {path}: {why}", file=sys.stderr)
             continue
         if not isinstance(state, dict) or any(key not in state for key in CHECKPOINT_KEYS):
-            print(f"allo: skipping {path}: not an allo checkpoint", file=sys.stderr)
+            print(f"allo: skipping {path}: not a checkpoint of this allo version",
+                  file=sys.stderr)
             continue
         return state
     if steps:

@@ -150,3 +150,25 @@ def test_titles_escape_control_characters_and_dollars(tmp_path, run):
     figure = figs.ground_truth_figure(figs.RunData(rundir.RunReader(copy)))
     assert "\x1b" not in figure.subtitle
     load("png")(RenderOptions(dpi=40)).grid(figure)  # '$' must not reach mathtext
+
+
+@pytest.mark.parametrize(("low", "high", "labels"), [(0.1, 0.6, 3), (1e-28, 1.0, 3)])
+def test_png_log_axis_labels_more_than_one_tick(low, high, labels):
+    """A log axis spanning less than a decade once showed a single label (10^-1)."""
+    from renderers import png
+
+    mpl = png._mpl()
+    fig = mpl["Figure"](figsize=(4, 3))
+    ax = fig.add_axes((0.2, 0.2, 0.7, 0.7))
+    steps = np.arange(50.0)
+    line = figs.Line("norm", steps, np.geomspace(high, low, 50), 0)
+    png.PngRenderer._curve_panel(ax, figs.CurvePanel("norm", [line], log_y=True))
+    mpl["Canvas"](fig).draw()
+    bottom, top = ax.get_ylim()
+    shown = [
+        tick.label1.get_text()
+        for tick in ax.yaxis.get_major_ticks()
+        if bottom <= tick.get_loc() <= top and tick.label1.get_text()
+    ]
+    assert len(shown) >= labels, shown
+    assert png.log_decades([line]) == pytest.approx(np.log10(high / low))

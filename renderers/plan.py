@@ -16,6 +16,12 @@ from allo import rundir
 
 GT_FILES = (rundir.GT_EIGENVALUES, rundir.GT_EIGENVECTORS)
 METRIC_KINDS = ("learning_curves", "dual_variable_evolution", "cosine_similarity")
+# CPU cost of each curve figure in about 10 ms units (PNG, 2-core VM, best of 3 in a
+# fresh process). A grid figure costs about 5 + its panel count: its cells are painted
+# with numpy and only its text goes through matplotlib, so a curve figure (axes, ticks,
+# legends) costs as much as three or four of them. See BENCHMARKS.md, "Rendering".
+CURVE_COST = {"learning_curves": 50, "dual_variable_evolution": 35, "cosine_similarity": 15}
+GRID_BASE_COST = 5
 
 
 @dataclass(frozen=True)
@@ -26,7 +32,7 @@ class Job:
     kind: str
     inputs: tuple[str, ...]
     step: int | str | None = None  # the export drawn (learned figures)
-    cost: int = 1  # rough relative work, for balancing processes
+    cost: int = 1  # rough relative CPU (about 10 ms units), for balancing processes
 
 
 @dataclass
@@ -65,7 +71,12 @@ def make_plan(reader: rundir.RunReader, selection: Selection, d_hint: int = 10) 
     panels = len(selection.eigenvectors) if selection.eigenvectors else d_hint
     if selection.ground_truth:
         plan.jobs.append(
-            Job("ground_truth_eigenvectors", "ground_truth_eigenvectors", GT_FILES, cost=panels)
+            Job(
+                "ground_truth_eigenvectors",
+                "ground_truth_eigenvectors",
+                GT_FILES,
+                cost=GRID_BASE_COST + panels,
+            )
         )
     if selection.learned:
         steps = reader.export_steps()  # sorted by number: 999 < 1000 < 10000
@@ -85,7 +96,7 @@ def make_plan(reader: rundir.RunReader, selection: Selection, d_hint: int = 10) 
                     "learned_eigenvectors",
                     (rundir.export_name(step), *GT_FILES),
                     step=step,
-                    cost=panels,
+                    cost=GRID_BASE_COST + panels,
                 )
             )
     if selection.comparison:
@@ -95,21 +106,18 @@ def make_plan(reader: rundir.RunReader, selection: Selection, d_hint: int = 10) 
                 "final_comparison",
                 (rundir.FINAL_LEARNED, *GT_FILES),
                 step="final",
-                cost=2 * panels,
+                cost=GRID_BASE_COST + 2 * panels,
             )
         )
     if selection.metrics:
         source = metrics_source(run)
-        plan.jobs.append(Job("learning_curves", "learning_curves", (source,), cost=6))
-        plan.jobs.append(
-            Job(
-                "dual_variable_evolution",
-                "dual_variable_evolution",
-                (source, rundir.GT_EIGENVALUES),
-                cost=6,
-            )
-        )
-        plan.jobs.append(Job("cosine_similarity", "cosine_similarity", (source,), cost=4))
+        inputs = {
+            "learning_curves": (source,),
+            "dual_variable_evolution": (source, rundir.GT_EIGENVALUES),
+            "cosine_similarity": (source,),
+        }
+        for kind in METRIC_KINDS:
+            plan.jobs.append(Job(kind, kind, inputs[kind], cost=CURVE_COST[kind]))
     return plan
 
 

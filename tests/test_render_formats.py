@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import struct
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -172,3 +174,19 @@ def test_png_log_axis_labels_more_than_one_tick(low, high, labels):
     ]
     assert len(shown) >= labels, shown
     assert png.log_decades([line]) == pytest.approx(np.log10(high / low))
+
+
+@pytest.mark.parametrize(
+    ("kinds", "built"), [("learning_curves", True), ("final_comparison", False)]
+)
+def test_png_prepare_builds_mathtext_only_for_log_axes(kinds, built):
+    """Workers fork after prepare(): a parser built there is built once, not per worker;
+    for grid figures alone it would be 0.3 s of CPU spent for nothing."""
+    code = (
+        "from renderers import RenderOptions, png\n"
+        f"png.PngRenderer(RenderOptions()).prepare([{kinds!r}])\n"
+        "from matplotlib.mathtext import MathTextParser\n"
+        "print(MathTextParser._parser is not None)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == str(built)

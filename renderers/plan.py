@@ -16,12 +16,14 @@ from allo import rundir
 
 GT_FILES = (rundir.GT_EIGENVALUES, rundir.GT_EIGENVECTORS)
 METRIC_KINDS = ("learning_curves", "dual_variable_evolution", "cosine_similarity")
-# CPU cost of each curve figure in about 10 ms units (PNG, 2-core VM, best of 3 in a
-# fresh process). A grid figure costs about 5 + its panel count: its cells are painted
-# with numpy and only its text goes through matplotlib, so a curve figure (axes, ticks,
-# legends) costs as much as three or four of them. See BENCHMARKS.md, "Rendering".
-CURVE_COST = {"learning_curves": 50, "dual_variable_evolution": 35, "cosine_similarity": 15}
-GRID_BASE_COST = 5
+# CPU cost of each figure in about 10 ms units: PNG, room4, d = 10, drawn in a worker
+# forked after prepare() (median of 5 on the 2-core VM: learning_curves 0.72 s,
+# dual_variable_evolution 0.49, cosine_similarity 0.23, a learned grid 0.21, the final
+# comparison 0.31). A grid figure costs about GRID_BASE_COST + its panel count: its cells
+# are painted with numpy and only its text goes through matplotlib, while a curve figure
+# pays for axes, ticks and legends. See BENCHMARKS.md, "Rendering".
+CURVE_COST = {"learning_curves": 70, "dual_variable_evolution": 48, "cosine_similarity": 22}
+GRID_BASE_COST = 9
 
 
 @dataclass(frozen=True)

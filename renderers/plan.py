@@ -16,6 +16,14 @@ from allo import rundir
 
 GT_FILES = (rundir.GT_EIGENVALUES, rundir.GT_EIGENVECTORS)
 METRIC_KINDS = ("learning_curves", "dual_variable_evolution", "cosine_similarity")
+# CPU cost of each figure in about 10 ms units: PNG, room4, d = 10, drawn in a worker
+# forked after prepare() (median of 5 on the 2-core VM: learning_curves 0.72 s,
+# dual_variable_evolution 0.49, cosine_similarity 0.23, a learned grid 0.21, the final
+# comparison 0.31). A grid figure costs about GRID_BASE_COST + its panel count: its cells
+# are painted with numpy and only its text goes through matplotlib, while a curve figure
+# pays for axes, ticks and legends. See BENCHMARKS.md, "Rendering".
+CURVE_COST = {"learning_curves": 70, "dual_variable_evolution": 48, "cosine_similarity": 22}
+GRID_BASE_COST = 9
 
 
 @dataclass(frozen=True)
@@ -26,7 +34,7 @@ class Job:
     kind: str
     inputs: tuple[str, ...]
     step: int | str | None = None  # the export drawn (learned figures)
-    cost: int = 1  # rough relative work, for balancing processes
+    cost: int = 1  # rough relative CPU (about 10 ms units), for balancing processes
 
 
 @dataclass
@@ -65,7 +73,12 @@ def make_plan(reader: rundir.RunReader, selection: Selection, d_hint: int = 10) 
     panels = len(selection.eigenvectors) if selection.eigenvectors else d_hint
     if selection.ground_truth:
         plan.jobs.append(
-            Job("ground_truth_eigenvectors", "ground_truth_eigenvectors", GT_FILES, cost=panels)
+            Job(
+                "ground_truth_eigenvectors",
+                "ground_truth_eigenvectors",
+                GT_FILES,
+                cost=GRID_BASE_COST + panels,
+            )
         )
     if selection.learned:
         steps = reader.export_steps()  # sorted by number: 999 < 1000 < 10000
@@ -85,7 +98,7 @@ def make_plan(reader: rundir.RunReader, selection: Selection, d_hint: int = 10) 
                     "learned_eigenvectors",
                     (rundir.export_name(step), *GT_FILES),
                     step=step,
-                    cost=panels,
+                    cost=GRID_BASE_COST + panels,
                 )
             )
     if selection.comparison:
@@ -95,21 +108,18 @@ def make_plan(reader: rundir.RunReader, selection: Selection, d_hint: int = 10) 
                 "final_comparison",
                 (rundir.FINAL_LEARNED, *GT_FILES),
                 step="final",
-                cost=2 * panels,
+                cost=GRID_BASE_COST + 2 * panels,
             )
         )
     if selection.metrics:
         source = metrics_source(run)
-        plan.jobs.append(Job("learning_curves", "learning_curves", (source,), cost=6))
-        plan.jobs.append(
-            Job(
-                "dual_variable_evolution",
-                "dual_variable_evolution",
-                (source, rundir.GT_EIGENVALUES),
-                cost=6,
-            )
-        )
-        plan.jobs.append(Job("cosine_similarity", "cosine_similarity", (source,), cost=4))
+        inputs = {
+            "learning_curves": (source,),
+            "dual_variable_evolution": (source, rundir.GT_EIGENVALUES),
+            "cosine_similarity": (source,),
+        }
+        for kind in METRIC_KINDS:
+            plan.jobs.append(Job(kind, kind, inputs[kind], cost=CURVE_COST[kind]))
     return plan
 
 

@@ -1,7 +1,7 @@
 """Make figures: build each description, draw it with a renderer, write it atomically.
 
 Work is split across processes by figure (`--jobs`). The parent draws one share itself
-and forks the rest after the renderer has imported its heavy dependencies (`prepare`),
+and forks the rest after the renderer has imported its heavy dependencies (`prepare(kinds)`),
 so children start warm; where fork is unavailable the same top-level function runs
 under spawn. Only plain data (paths, names, numbers) crosses a process boundary.
 """
@@ -148,7 +148,7 @@ def run_jobs(
         renderer = load(fmt)(options)
         prepare = getattr(renderer, "prepare", None)
         if callable(prepare):
-            prepare()
+            prepare(sorted({job.kind for job in jobs}))
     except RendererError:
         pass  # draw() reports it per figure
     # Imported here: the single-process path (text, one figure) does not pay for them.

@@ -112,6 +112,22 @@ def test_step_order_is_numeric(tmp_path):
     assert [job.stem for job in latest.jobs] == ["learned_eigenvectors_step_10000"]
 
 
+
+def test_latest_only_splits_the_heavy_curve_figures_across_two_processes(run):
+    """--latest-only after a new export redraws one grid and three curve figures; the two
+    dearest curve figures in one process made it the critical path (0.8 s of 1.1 s)."""
+    from renderers.runner import _shares
+
+    plan = make_plan(
+        rundir.RunReader(run),
+        Selection(ground_truth=False, comparison=False, latest_only=True),
+    )
+    shares = _shares(plan.jobs, 2)
+    kinds = [{job.kind for job in share} for share in shares]
+    assert not any({"learning_curves", "dual_variable_evolution"} <= k for k in kinds), kinds
+    costs = sorted(sum(job.cost for job in share) for share in shares)
+    assert costs[1] - costs[0] <= min(job.cost for job in plan.jobs), costs
+
 def test_incremental_skips_current_figures(run, capsys):
     assert render(run, "--format", "svg", "--jobs", "1") == 0
     capsys.readouterr()

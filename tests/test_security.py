@@ -135,7 +135,8 @@ def test_checkpoint_of_tensors_but_not_ours_is_refused(tmp_path, trained):
         path.unlink()
     _plant_checkpoint(run, 10, {"weights": torch.zeros(3)})
     result = warm().run("train", "--resume", run)
-    assert result.code == 2 and "not a checkpoint of this allo version" in result.stderr, result.stderr
+    assert result.code == 2, result.stderr
+    assert "not a checkpoint of this allo version" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
 
 

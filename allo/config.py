@@ -52,6 +52,8 @@ class TrainConfig:
                                     "(large early steps can kill the ReLUs)")
     lr_final_fraction: float = arg(0.3, "the learning rate then decays linearly to this "
                                         "fraction of --learning-rate at the last step")
+    max_grad_norm: float = arg(0.0, "clip each seed's gradient to this L2 norm before Adam "
+                                    "(0: no clipping)")
     lr_duals: float = arg(0.1, "step size of gradient ascent on the dual variables")
     barrier_initial: float = arg(2.0, "initial barrier coefficient b")
     lr_barrier: float = arg(0.1, "growth rate of b per unit of squared constraint error")
@@ -74,8 +76,8 @@ class TrainConfig:
             raise ValueError("--num-gradient-steps must be at least 0")
         if not 0.0 < self.gamma < 1.0:
             raise ValueError("--gamma must lie strictly between 0 and 1")
-        for name in ("learning_rate", "lr_final_fraction", "lr_duals", "lr_barrier",
-                     "barrier_initial", "barrier_max"):
+        for name in ("learning_rate", "lr_final_fraction", "max_grad_norm", "lr_duals",
+                     "lr_barrier", "barrier_initial", "barrier_max"):
             if not getattr(self, name) >= 0.0:
                 raise ValueError(f"--{name.replace('_', '-')} must be non-negative")
         if self.lr_warmup_steps < 0:

@@ -67,10 +67,22 @@ class Learner:
         # (one pass less), and under CUDA graph capture it allocates them in the graph
         self.optimizer.zero_grad(set_to_none=True)
         terms.total.sum().backward()  # seeds are independent: the sum keeps them apart
+        if self.cfg.max_grad_norm > 0:
+            self.clip_gradients(self.cfg.max_grad_norm)
         self.optimizer.step()
         self.ascend(terms)
         self.step_index += 1
         return terms
+
+    @torch.no_grad()
+    def clip_gradients(self, max_norm: float) -> None:
+        """Scale each seed's gradient to at most max_norm (its own norm, so seeds stay
+        independent; on the device, so the step still never syncs)."""
+        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+        squares = torch.stack([g.flatten(1).pow(2).sum(dim=1) for g in grads]).sum(dim=0)
+        scale = (max_norm / (squares.sqrt() + 1e-6)).clamp(max=1.0)
+        for grad in grads:
+            grad.mul_(scale.view(-1, *([1] * (grad.dim() - 1))))
 
     @torch.no_grad()
     def ascend(self, terms: Terms) -> None:

@@ -468,11 +468,9 @@ def _train(
                 if seed_run.status == "failed":
                     continue
                 writer.append_metrics(row)
-                if not (np.isfinite(row["loss/total"]) and np.isfinite(values["tables"][i]).all()):
-                    bad = "loss/total" if not np.isfinite(row["loss/total"]) else "the network"
-                    seed_run.status, seed_run.exit_code = "failed", 1
-                    seed_run.message = (f"diverged at step {step}: {bad} is not finite; "
-                                        "lower --learning-rate")
+                problem = failure(step, row["loss/total"], values["tables"][i])
+                if problem is not None:
+                    seed_run.status, seed_run.exit_code, seed_run.message = "failed", 1, problem
                     finish_run(seed_run, step, spent, timings)
                     continue
                 seed_run.last_row = row
@@ -571,6 +569,20 @@ def _train(
         finish_run(seed_run, step, spent, timings)
     handoff.finish([r.run for r in runs if r.status == "finished"])
     return [Outcome(r.run, r.status, r.exit_code, r.last_row, spent, r.message) for r in runs]
+
+
+def failure(step: int, loss: float, table: np.ndarray) -> str | None:
+    """Why a run cannot recover, or None: a non-finite loss or network, or a network
+    whose every output is the same in all cells (its ReLUs died: no gradient reaches
+    them again, so it would log cos 1/d until the end)."""
+    if not np.isfinite(loss) or not np.isfinite(table).all():
+        bad = "loss/total" if not np.isfinite(loss) else "the network"
+        return f"diverged at step {step}: {bad} is not finite; lower --learning-rate"
+    spread = float(np.ptp(table, axis=0).max())
+    if spread <= 1e-6 * max(1.0, float(np.abs(table).max())):
+        return (f"collapsed at step {step}: the network gives every cell the same values "
+                "(dead ReLUs); try --max-grad-norm 1, a lower --learning-rate or another seed")
+    return None
 
 
 def finish_run(seed_run: SeedRun, step: int, spent: float, timings: dict) -> None:

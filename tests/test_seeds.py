@@ -134,3 +134,23 @@ def test_cli_seeds_writes_one_run_per_seed(tmp_path):
         assert failed.returncode == 2
         assert why in failed.stderr and "Traceback" not in failed.stderr
         assert len(failed.stderr.strip().splitlines()) == 1
+
+
+def test_gradient_clipping_is_per_seed():
+    layout = load_builtin("room4")
+    law = empirical_pair_law(collect(layout, 50, 100, 100, seed=0), 0.8, layout.num_free)
+    cfg = TrainConfig(hidden_size=32, hidden_layers=2, batch_size=512, num_gradient_steps=20)
+    coords = torch.as_tensor(layout.coordinates())
+    learner = Learner(cfg, [0, 1], torch.device("cpu"),
+                      PairSampler([law, law], [0, 1], "cpu"), coords)
+    learner.step()
+    params = list(learner.model.parameters())
+    for p in params:
+        p.grad[1] *= 1e-3  # seed 1 has a tiny gradient
+    before = torch.stack([torch.cat([p.grad[s].flatten() for p in params]).norm()
+                          for s in (0, 1)])
+    learner.clip_gradients(float(before[0]) / 2)
+    after = torch.stack([torch.cat([p.grad[s].flatten() for p in params]).norm()
+                         for s in (0, 1)])
+    assert after[0] == pytest.approx(float(before[0]) / 2, rel=1e-4)
+    assert after[1] == pytest.approx(float(before[1]), rel=1e-6)  # untouched

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from allo import rundir
 from allo.config import TrainConfig
@@ -113,3 +114,26 @@ def test_training_leaves_ieee_floats_for_the_rest_of_the_process(small_layout, t
 def subnormals_survive() -> bool:
     tiny = sys.float_info.min
     return bool(np.float64(tiny) / np.float64(4.0) * np.float64(4.0) == tiny)
+
+
+def test_a_dead_network_is_a_failed_run_not_a_finished_one(small_layout, tmp_path, monkeypatch):
+    """All ReLUs dead: every cell gets the same output, forever. Say so and stop."""
+    from allo.learner import Learner
+
+    original = Learner.step
+
+    def kill_relus(self):
+        terms = original(self)
+        if int(self.step_index) == 40:
+            with torch.no_grad():
+                self.model.biases[0].fill_(-1e3)  # no input reaches the first layer's output
+        return terms
+
+    monkeypatch.setattr(Learner, "step", kill_relus)
+    outcome = train(tiny_config(small_layout, tmp_path / "run", num_gradient_steps=200,
+                                log_freq=20, checkpoint_freq=20))
+    assert outcome.status == "failed" and outcome.exit_code == 1
+    assert "collapsed at step 40" in outcome.message
+    info = rundir.RunReader(outcome.run_dir).info()
+    assert info["status"] == "failed" and "dead ReLUs" in info["message"]
+    assert rundir.checkpoint_steps(outcome.run_dir)[-1] == 20  # the last good one stays

@@ -581,7 +581,7 @@ def failure(step: int, loss: float, table: np.ndarray) -> str | None:
     spread = float(np.ptp(table, axis=0).max())
     if spread <= 1e-6 * max(1.0, float(np.abs(table).max())):
         return (f"collapsed at step {step}: the network gives every cell the same values "
-                "(dead ReLUs); try --max-grad-norm 1, a lower --learning-rate or another seed")
+                "(dead ReLUs); try a smaller --max-grad-norm or another seed")
     return None
 
 

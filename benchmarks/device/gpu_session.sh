@@ -11,6 +11,6 @@ timeout 120 python -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/tes
 timeout 150 python benchmarks/bench_train.py --device cuda --skip-accuracy --out "$OUT/train_cuda.json" > "$OUT/bench.txt" 2>&1; echo "rc=$?" >> "$OUT/bench.txt"
 ( time timeout 60 python -m allo.cli train room4 --results-dir "$OUT/runs" ) > "$OUT/e2e_default.txt" 2>&1
 ( time timeout 90 python -m allo.cli train room4 --seeds 0-31 --results-dir "$OUT/runs32" --plot-freq 12000 --checkpoint-freq 12000 ) > "$OUT/e2e_32.txt" 2>&1
-python benchmarks/device/summarise_runs.py "$OUT" > "$OUT/runs_summary.txt" 2>&1
+{ python benchmarks/device/summarise_runs.py "$OUT/runs" default; python benchmarks/device/summarise_runs.py "$OUT/runs32" "32 seeds"; } > "$OUT/runs_summary.txt" 2>&1
 rm -rf "$OUT"/runs "$OUT"/runs32
 [ "${ACCURACY_S:-0}" -gt 0 ] && timeout ${ACCURACY_S} python benchmarks/accuracy.py --batched --device cuda --seeds 5 --out "$OUT/accuracy_cuda.json" > "$OUT/accuracy.txt" 2>&1; echo "rc=$?" >> "$OUT/accuracy.txt"

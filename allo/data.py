@@ -187,6 +187,7 @@ class PairSampler:
         size = torch.tensor(self.sizes, dtype=torch.float64)[None, :, None]
         start = torch.tensor(self.segment_starts, dtype=torch.float64)[None, :, None]
         self.bucket_size = size.to(self.device)
+        self.last_bucket = self.bucket_size - 1
         self.bucket_start = (start + seed * size).to(self.device)
         self.generators = []
         for seed_value in seeds:
@@ -202,7 +203,7 @@ class PairSampler:
     def draw(self, count: int) -> torch.Tensor:
         """(S, 3, count) joint-table indices: pairs, then two constraint batches."""
         scaled = self.uniforms(3 * count).view(self.num_seeds, 3, count) * self.bucket_size
-        bucket = torch.minimum(scaled.floor(), self.bucket_size - 1)
+        bucket = torch.minimum(scaled.floor(), self.last_bucket)
         index = (bucket + self.bucket_start).long().view(-1)
         keep = self.keep.index_select(0, index).view_as(scaled) > scaled - bucket
         alias = self.alias.index_select(0, index).view_as(scaled)

@@ -79,8 +79,8 @@ class Learner:
         """Scale each seed's gradient to at most max_norm (its own norm, so seeds stay
         independent; on the device, so the step still never syncs)."""
         grads = [p.grad for p in self.model.parameters() if p.grad is not None]
-        squares = torch.stack([g.flatten(1).pow(2).sum(dim=1) for g in grads]).sum(dim=0)
-        scale = (max_norm / (squares.sqrt() + 1e-6)).clamp(max=1.0)
+        norms = torch.stack([torch.linalg.vector_norm(g.flatten(1), dim=1) for g in grads])
+        scale = (max_norm / (torch.linalg.vector_norm(norms, dim=0) + 1e-6)).clamp(max=1.0)
         for grad in grads:
             grad.mul_(scale.view(-1, *([1] * (grad.dim() - 1))))
 

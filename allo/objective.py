@@ -22,6 +22,7 @@ no stop-gradients.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -78,12 +79,18 @@ def stopgrad_gram(table: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
     return (table * states[..., None]).transpose(-1, -2) @ table.detach()
 
 
+@functools.cache
+def triangle_and_identity(d: int, device: torch.device, dtype: torch.dtype
+                          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Constant (d, d) masks, made once rather than at every step."""
+    return (torch.ones(d, d, device=device, dtype=dtype).tril(),
+            torch.eye(d, device=device, dtype=dtype))
+
+
 def allo_terms(
     table: torch.Tensor, weights: Weights, duals: torch.Tensor, barrier: torch.Tensor
 ) -> Terms:
-    d = table.shape[-1]
-    lower = torch.ones(d, d, device=table.device).tril()
-    eye = torch.eye(d, device=table.device)
+    lower, eye = triangle_and_identity(table.shape[-1], table.device, table.dtype)
     h1 = (stopgrad_gram(table, weights.states1) - eye) * lower
     h2 = (stopgrad_gram(table, weights.states2) - eye) * lower
     per_vector = graph_term(table, weights.pairs)

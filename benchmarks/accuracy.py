@@ -15,8 +15,12 @@ Per layout and objective it reports the final mean |cos| (mean and min over seed
 trainer's cosine is the eigenspace cosine where ground-truth eigenvalues repeat), the
 final mean relative eigenvalue error over eigenvalues 2..d, and the steps and seconds until
 the logged mean |cos| first reaches 0.99 (median over the seeds that reach it, and how
-many did). Prints a table, the machine and the command; writes benchmarks/results/
-accuracy.json, rewritten after every run so an interrupted benchmark keeps what it measured.
+many did). Beside them: the data ceiling (mean |cos| of the eigenvectors of the operator
+that the run's own data set defines, against the exact ones: no learner of that data does
+better; `allo.budget.data_ceiling`) and the steps `allo.budget.recommend` asks for. A run
+far below its ceiling is short of steps; a run at its ceiling is short of data. Prints a
+table, the machine and the command; writes benchmarks/results/accuracy.json, rewritten
+after every run so an interrupted benchmark keeps what it measured.
 """
 
 from __future__ import annotations
@@ -36,8 +40,11 @@ from pathlib import Path
 import torch
 
 from allo import rundir
+from allo.budget import data_ceiling, empirical_pair_law, recommend
 from allo.config import TrainConfig
+from allo.data import collect
 from allo.layouts import builtin_names, load_builtin, load_layout_file
+from allo.spectrum import ground_truth
 from allo.train import train
 
 HERE = Path(__file__).parent
@@ -78,6 +85,19 @@ def first_hit(rows: list[dict], target: float = TARGET) -> dict | None:
     return next((r for r in rows if (r.get("cos/mean") or 0.0) >= target), None)
 
 
+def ceiling_and_budget(cfg: TrainConfig, entry: dict) -> tuple[list[float], int]:
+    """Per-vector data ceiling of the run's own data set (same seed, same sizes) and the
+    recommended steps; the data is collected again (deterministic, under a second)."""
+    layout = load_layout_file(entry["file"]) if entry["file"] else load_builtin(entry["name"])
+    truth = ground_truth(layout, cfg.gamma, cfg.num_steps, cfg.max_episode_length)
+    d = cfg.num_eigenvectors
+    data = collect(layout, cfg.num_envs, cfg.num_steps, cfg.max_episode_length, cfg.seed)
+    joint = empirical_pair_law(data, cfg.gamma, cfg.num_envs, layout.num_free)
+    width = min(d + 1, len(truth.eigenvalues))
+    ceiling = data_ceiling(joint, truth.eigenvalues[:width], truth.eigenvectors[:, :width], d)
+    return ceiling.tolist(), recommend(truth.eigenvalues, d).steps
+
+
 def run_one(base: TrainConfig, entry: dict, objective: str, seed: int, folder: Path) -> dict:
     cfg = dataclasses.replace(
         base, seed=seed, objective=objective,
@@ -91,6 +111,7 @@ def run_one(base: TrainConfig, entry: dict, objective: str, seed: int, folder: P
     last = rows[-1] if rows else {}
     hit = first_hit(rows)
     blocks = (info.get("ground_truth") or {}).get("blocks") or []
+    ceiling, budget = ceiling_and_budget(cfg, entry)
     return {
         "layout": entry["name"], "source": entry["source"], "objective": objective,
         "seed": seed, "status": outcome.status, "steps": cfg.num_gradient_steps,
@@ -98,6 +119,9 @@ def run_one(base: TrainConfig, entry: dict, objective: str, seed: int, folder: P
         "final_cos": last.get("cos/mean"),
         "final_cos_per_vector": last.get("cos/per_vector"),
         "final_eig_rel_error": last.get("eig/mean_rel_error"),
+        "data_ceiling": sum(ceiling) / len(ceiling),
+        "data_ceiling_per_vector": ceiling,
+        "recommended_steps": budget,
         "steps_to_0.99": hit["step"] if hit else None,
         "seconds_to_0.99": hit["time"] if hit else None,
         "logged_steps": [r["step"] for r in rows],
@@ -120,6 +144,8 @@ def summarise(runs: list[dict]) -> dict:
         "cos_mean": statistics.fmean(cos) if cos else None,
         "cos_min": min(cos) if cos else None,
         "eig_rel_error_mean": statistics.fmean(errs) if errs else None,
+        "data_ceiling_mean": statistics.fmean(r["data_ceiling"] for r in runs),
+        "recommended_steps": runs[0]["recommended_steps"],
         "reached_0.99": len(hits),
         "median_steps_to_0.99": (statistics.median(r["steps_to_0.99"] for r in hits)
                                  if hits else None),
@@ -147,16 +173,17 @@ def fmt(value: object, spec: str) -> str:
 
 def table(summary: list[dict]) -> str:
     head = (f"{'layout':<16}{'cells':>6}{'obj':>6}{'seeds':>6}{'cos mean':>10}{'cos min':>9}"
-            f"{'eig rel':>9}{'0.99 hit':>9}{'steps':>8}{'secs':>8}  repeated")
+            f"{'eig rel':>9}{'ceiling':>9}{'0.99 hit':>9}{'steps':>8}{'secs':>8}{'advised':>9}"
+            "  repeated")
     lines = [head, "-" * len(head)]
     for s in summary:
         lines.append(
             f"{s['layout']:<16}{fmt(s.get('free_cells'), 'd'):>6}{s['objective']:>6}"
             f"{s['seeds']:>6}{fmt(s['cos_mean'], '.4f'):>10}{fmt(s['cos_min'], '.4f'):>9}"
-            f"{fmt(s['eig_rel_error_mean'], '.3f'):>9}"
+            f"{fmt(s['eig_rel_error_mean'], '.3f'):>9}{fmt(s['data_ceiling_mean'], '.4f'):>9}"
             f"{str(s['reached_0.99']) + '/' + str(s['seeds']):>9}"
             f"{fmt(s['median_steps_to_0.99'], '.0f'):>8}"
-            f"{fmt(s['median_seconds_to_0.99'], '.1f'):>8}"
+            f"{fmt(s['median_seconds_to_0.99'], '.1f'):>8}{s['recommended_steps']:>9}"
             f"  {' '.join(f'{a}-{b}' for a, b in s['repeated_eigenvalues']) or '-'}")
     return "\n".join(lines)
 
@@ -222,7 +249,8 @@ def main(argv: list[str] | None = None) -> int:
                     results["runs"].append(run)
                     print(f"  {entry['name']:<16}{objective:>5} seed {seed}: "
                           f"mean|cos| {fmt(run['final_cos'], '.4f')}, eig rel err "
-                          f"{fmt(run['final_eig_rel_error'], '.3f')}, 0.99 at step "
+                          f"{fmt(run['final_eig_rel_error'], '.3f')}, data ceiling "
+                          f"{run['data_ceiling']:.4f}, 0.99 at step "
                           f"{run['steps_to_0.99']}, {run['total_s']:.1f}s "
                           f"({run['status']})", flush=True)
                     write()

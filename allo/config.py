@@ -30,7 +30,9 @@ class TrainConfig:
     # environment and data
     doors: int = arg(0, "number of reversible moves made one-way (irreversible doors)")
     door_seed: int = arg(0, "seed choosing the doors")
-    num_envs: int = arg(1000, "parallel environments collecting experience")
+    num_envs: int = arg(4000, "parallel environments collecting experience (4e6 transitions: "
+                              "with 1e6 the data's own sampling error turns the eigenvectors "
+                              "of nearly equal eigenvalues, see BENCHMARKS.md)")
     num_steps: int = arg(1000, "random-policy steps per environment")
     max_episode_length: int = arg(1000, "steps before an episode is cut and restarted")
     gamma: float = arg(0.8, "discount of the offset law: k ~ Geometric(1 - gamma), k >= 1")

@@ -30,9 +30,10 @@ import numpy as np
 from allo.data import Transitions
 from allo.metrics import cosine_similarities, eigenspace_blocks
 
-# Measured (BENCHMARKS.md, accuracy): with the default optimiser settings, mean |cos| first
-# reaches 0.99 after about 30 / gap steps (room4 at gamma 0.8: gap 0.0050, 6000 steps;
-# maze at gamma 0.95: gap 0.0025, 11000 steps). The recommendation adds a margin of 1.5.
+# Measured (BENCHMARKS.md, accuracy): mean |cos| first reached 0.99 after 30 / gap steps
+# on room4 (gamma 0.8, gap 0.0050, step 6000) and 28 / gap on the maze (gamma 0.95, gap
+# 0.0025, step 11000: a pair that settled swapped and had to leave that saddle), 11 / gap
+# on obstacles (gap 0.0010, step 10500, no swap). 45 leaves a margin for swapped pairs.
 STEPS_TIMES_GAP = 45.0
 # Never recommend fewer steps than this (small layouts still need the cascade of all d
 # vectors to settle) nor more than this without saying so (a run of ~10 minutes here).

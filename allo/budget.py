@@ -16,7 +16,8 @@ pair law defines a slightly different operator; where two eigenvalues are close,
 eigenvectors are turned against the exact ones by about (perturbation / gap), and ALLO
 learns those (obstacles, seed 0: the learned vectors match the empirical operator's to
 0.9997 and the exact ones to 0.958). `data_ceiling` measures that limit once, before
-training, and `data_advice` says how much more data to collect.
+training (about 0.4 s per 10^6 transitions on one core), and `data_advice` says how much
+more data to collect.
 """
 
 from __future__ import annotations
@@ -123,14 +124,16 @@ def empirical_pair_law(data: Transitions, gamma: float, num_envs: int, n: int) -
     source = data.source.reshape(num_envs, steps)
     target = data.target.reshape(num_envs, steps)
     last = data.episode_last.reshape(num_envs, steps) == flat
-    rows = np.arange(num_envs)
-    joint = np.zeros((n, n))
+    rows, cells = np.arange(num_envs), np.arange(n)
+    joint = np.zeros(n * n)
     partner = np.zeros((num_envs, n))  # (E, n) law of the partner of each env's transition
     for t in range(steps - 1, -1, -1):
         partner *= np.where(last[:, t], 0.0, gamma)[:, None]
         partner[rows, target[:, t]] += np.where(last[:, t], 1.0, 1.0 - gamma)
-        np.add.at(joint, source[:, t], partner)
-    return joint / joint.sum()
+        # row source[e, t] of the joint law gains partner[e]; bincount is 5x np.add.at here
+        flat_index = (source[:, t, None] * n + cells).ravel()
+        joint += np.bincount(flat_index, weights=partner.ravel(), minlength=n * n)
+    return (joint / joint.sum()).reshape(n, n)
 
 
 def data_ceiling(joint: np.ndarray, truth_values: np.ndarray, truth_vectors: np.ndarray,

@@ -35,7 +35,9 @@ class TrainConfig:
     # environment and data
     doors: int = arg(0, "number of reversible moves made one-way (irreversible doors)")
     door_seed: int = arg(0, "seed choosing the doors")
-    num_envs: int = arg(1000, "parallel environments collecting experience")
+    num_envs: int = arg(4000, "parallel environments collecting experience (4e6 transitions: "
+                              "with 1e6 the data's own sampling error turns the eigenvectors "
+                              "of nearly equal eigenvalues, see BENCHMARKS.md)")
     num_steps: int = arg(1000, "random-policy steps per environment")
     max_episode_length: int = arg(1000, "steps before an episode is cut and restarted")
     gamma: float = arg(0.8, "discount of the offset law: k ~ Geometric(1 - gamma), k >= 1")
@@ -45,7 +47,9 @@ class TrainConfig:
     num_eigenvectors: int = arg(10, "d, the number of eigenvectors learned")
     hidden_layers: int = arg(4, "hidden layers of the MLP")
     hidden_size: int = arg(256, "units per hidden layer")
-    num_gradient_steps: int = arg(12000, "gradient steps", "--steps")
+    num_gradient_steps: int | None = arg(None, "gradient steps (default: from the layout's exact "
+                                               "spectrum, 12000 to 60000: allo/budget.py)",
+                                         "--steps")
     batch_size: int = arg(16384, "training pairs per step (and states per constraint batch)")
     learning_rate: float = arg(3e-3, "Adam learning rate of the network at step 0")
     lr_warmup_steps: int = arg(500, "the learning rate rises linearly from 0 over these steps "
@@ -73,7 +77,7 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
-        if self.num_gradient_steps < 0:
+        if self.num_gradient_steps is not None and self.num_gradient_steps < 0:
             raise ValueError("--num-gradient-steps must be at least 0")
         if not 0.0 < self.gamma < 1.0:
             raise ValueError("--gamma must lie strictly between 0 and 1")
@@ -117,7 +121,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         if f.name == "env":
             continue
         flags = [f"--{f.name.replace('_', '-')}", *f.metadata["aliases"]]
-        kind = {"int": int, "float": float, "str": str, "str | None": str}.get(str(f.type))
+        kind = {"int": int, "float": float, "str": str, "str | None": str,
+                "int | None": int}.get(str(f.type))
         if f.type in ("bool", bool):
             parser.add_argument(*flags, dest=f.name, action="store_true", help=f.metadata["help"])
             continue
@@ -139,7 +144,8 @@ def from_namespace(ns: argparse.Namespace, base: TrainConfig | None = None) -> T
 
 # The JSON types a recorded value of each declared field type may have.
 _JSON_TYPES = {"int": (int,), "float": (int, float), "str": (str,),
-               "str | None": (str, type(None)), "bool": (bool,)}
+               "str | None": (str, type(None)), "int | None": (int, type(None)),
+               "bool": (bool,)}
 
 
 def from_dict(data: object, source: object = "run.json") -> TrainConfig:

@@ -97,14 +97,18 @@ def empirical_pair_law(data: Transitions, gamma: float, num_cells: int) -> np.nd
     previous_index = previous_rows = None
     for level in range(len(starts) - 1):
         index = order[starts[level]:starts[level + 1]]
-        rows = torch.zeros(len(index), num_cells, dtype=torch.float64)
-        at = torch.arange(len(index))
+        flat_target = torch.arange(len(index)) * num_cells + target[index]
         if previous_rows is None:
-            rows[at, target[index]] = 1.0
+            rows = torch.zeros(len(index), num_cells, dtype=torch.float64)
+            rows.view(-1)[flat_target] = 1.0
         else:
-            follower = np.searchsorted(previous_index, index + 1)
-            rows = gamma * previous_rows[torch.from_numpy(follower)]
-            rows[at, target[index]] += 1.0 - gamma
+            if len(index) == len(previous_index) and (previous_index == index + 1).all():
+                rows = previous_rows  # the same episodes one step earlier: update in place
+            else:
+                follower = torch.from_numpy(np.searchsorted(previous_index, index + 1))
+                rows = previous_rows.index_select(0, follower)
+            rows.mul_(gamma).view(-1).index_add_(
+                0, flat_target, torch.full((len(index),), 1.0 - gamma, dtype=torch.float64))
         law.index_add_(0, source[index], rows)
         previous_index, previous_rows = index, rows
     return (law / size).numpy()

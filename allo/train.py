@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from allo import __version__, rundir
+from allo.budget import advice, data_advice, data_ceiling, recommend
 from allo.config import TrainConfig, parse_seeds
 from allo.data import PairSampler, collect, empirical_pair_law
 from allo.layouts import (
@@ -307,6 +308,12 @@ def plan_runs(cfg: TrainConfig, resume: Path | None) -> tuple[list[SeedRun], Lay
     return runs, layout
 
 
+def seed_data_law(layout: Layout, cfg: TrainConfig, seed: int) -> np.ndarray:
+    """Collect one seed's experience and sum it into its exact pair law."""
+    experience = collect(layout, cfg.num_envs, cfg.num_steps, cfg.max_episode_length, seed)
+    return empirical_pair_law(experience, cfg.gamma, layout.num_free)
+
+
 def use_cuda_graph(cfg: TrainConfig, device: torch.device) -> bool:
     if cfg.cuda_graph == "on" and device.type != "cuda":
         raise TrainError("--cuda-graph on needs a CUDA device (--device cuda)")
@@ -400,18 +407,42 @@ def _train(
     if reachable < d:
         raise TrainError(f"--num-eigenvectors {d}: the data reaches only {reachable} cells "
                          f"of layout {layout.name!r}")
+    # steps: as asked, or as many as the spectrum's closest pair needs (allo/budget.py)
+    budget = recommend(truth.eigenvalues, d)
+    chosen = cfg.num_gradient_steps is not None
+    if not chosen:
+        cfg = dataclasses.replace(cfg, num_gradient_steps=budget.steps)
+        for seed_run in runs:
+            seed_run.cfg = dataclasses.replace(seed_run.cfg, num_gradient_steps=budget.steps)
+    say = announce or (lambda line: print(line, file=sys.stderr))
+    line = advice(budget, cfg.num_gradient_steps, chosen)
+    if line and resume is None:
+        say(f"allo: note: {line}")
     for seed_run in runs:
         start_run(seed_run, layout, truth, device, seeds, resume)
 
     # data: collected once per seed (a resume collects the very same data), summed into
     # the exact pair law of that data set, which the sampler draws from
     phase = time.perf_counter()
-    laws = []
-    for seed in seeds:
-        experience = collect(layout, cfg.num_envs, cfg.num_steps, cfg.max_episode_length, seed)
-        laws.append(empirical_pair_law(experience, cfg.gamma, layout.num_free))
+    laws = [seed_data_law(layout, cfg, seed) for seed in seeds]
     sampler = PairSampler(laws, seeds, device)
     timings["data"] = time.perf_counter() - phase
+    # what each data set allows: its own operator's eigenvectors against the exact ones
+    width = block_complete_width(truth.eigenvalues, d)
+    ceilings = [data_ceiling(law, truth.eigenvalues[:width], truth.eigenvectors[:, :width], d)
+                for law in laws]
+    worst = min(ceilings, key=lambda c: float(np.mean(c)))
+    line = data_advice(worst, cfg.num_envs)
+    if line and resume is None:
+        say(f"allo: note: {line}")
+    for seed_run, ceiling in zip(runs, ceilings, strict=True):
+        assert seed_run.writer is not None
+        seed_run.writer.update_info(budget={
+            "recommended_steps": budget.steps, "needed_steps": budget.needed,
+            "closest_pair": list(budget.pair),
+            "gap": budget.gap if np.isfinite(budget.gap) else None,
+            "data_ceiling": float(np.mean(ceiling)),
+            "data_ceiling_per_vector": [float(c) for c in ceiling]})
     coords = torch.as_tensor(layout.coordinates(), device=device)  # (N, 2)
 
     learner = Learner(cfg, seeds, device, sampler, coords, capturable=graphed)

@@ -15,8 +15,12 @@ Per layout and objective it reports the final mean |cos| (mean and min over seed
 trainer's cosine is the eigenspace cosine where ground-truth eigenvalues repeat), the
 final mean relative eigenvalue error over eigenvalues 2..d, and the steps and seconds until
 the logged mean |cos| first reaches 0.99 (median over the seeds that reach it, and how
-many did). Prints a table, the machine and the command; writes benchmarks/results/
-accuracy.json, rewritten after every run so an interrupted benchmark keeps what it measured.
+many did). Beside them: the data ceiling (mean |cos| of the eigenvectors of the operator
+that the run's own data set defines, against the exact ones: no learner of that data does
+better; `allo.budget.data_ceiling`) and the steps `allo.budget.recommend` asks for. A run
+far below its ceiling is short of steps; a run at its ceiling is short of data. Prints a
+table, the machine and the command; writes benchmarks/results/accuracy.json, rewritten
+after every run so an interrupted benchmark keeps what it measured.
 """
 
 from __future__ import annotations
@@ -108,13 +112,17 @@ def describe(cfg: TrainConfig, entry: dict, objective: str, seed: int, outcome, 
     last = rows[-1] if rows else {}
     hit = first_hit(rows)
     blocks = (info.get("ground_truth") or {}).get("blocks") or []
+    budget = info.get("budget") or {}  # what the data set allows, what the spectrum asks
     return {
         "layout": entry["name"], "source": entry["source"], "objective": objective,
-        "seed": seed, "status": outcome.status, "steps": cfg.num_gradient_steps,
+        "seed": seed, "status": outcome.status, "steps": info.get("total_steps"),
         "final_step": last.get("step"),
         "final_cos": last.get("cos/mean"),
         "final_cos_per_vector": last.get("cos/per_vector"),
         "final_eig_rel_error": last.get("eig/mean_rel_error"),
+        "data_ceiling": budget.get("data_ceiling"),
+        "data_ceiling_per_vector": budget.get("data_ceiling_per_vector"),
+        "recommended_steps": budget.get("recommended_steps"),
         "steps_to_0.99": hit["step"] if hit else None,
         "seconds_to_0.99": hit["time"] if hit else None,
         "logged_steps": [r["step"] for r in rows],
@@ -138,6 +146,9 @@ def summarise(runs: list[dict]) -> dict:
         "cos_mean": statistics.fmean(cos) if cos else None,
         "cos_min": min(cos) if cos else None,
         "eig_rel_error_mean": statistics.fmean(errs) if errs else None,
+        "data_ceiling_mean": (statistics.fmean(r["data_ceiling"] for r in runs)
+                              if all(r["data_ceiling"] is not None for r in runs) else None),
+        "recommended_steps": runs[0]["recommended_steps"],
         "reached_0.99": len(hits),
         "median_steps_to_0.99": (statistics.median(r["steps_to_0.99"] for r in hits)
                                  if hits else None),
@@ -165,16 +176,17 @@ def fmt(value: object, spec: str) -> str:
 
 def table(summary: list[dict]) -> str:
     head = (f"{'layout':<16}{'cells':>6}{'obj':>6}{'seeds':>6}{'cos mean':>10}{'cos min':>9}"
-            f"{'eig rel':>9}{'0.99 hit':>9}{'steps':>8}{'secs':>8}  repeated")
+            f"{'eig rel':>9}{'ceiling':>9}{'0.99 hit':>9}{'steps':>8}{'secs':>8}{'advised':>9}"
+            "  repeated")
     lines = [head, "-" * len(head)]
     for s in summary:
         lines.append(
             f"{s['layout']:<16}{fmt(s.get('free_cells'), 'd'):>6}{s['objective']:>6}"
             f"{s['seeds']:>6}{fmt(s['cos_mean'], '.4f'):>10}{fmt(s['cos_min'], '.4f'):>9}"
-            f"{fmt(s['eig_rel_error_mean'], '.3f'):>9}"
+            f"{fmt(s['eig_rel_error_mean'], '.3f'):>9}{fmt(s['data_ceiling_mean'], '.4f'):>9}"
             f"{str(s['reached_0.99']) + '/' + str(s['seeds']):>9}"
             f"{fmt(s['median_steps_to_0.99'], '.0f'):>8}"
-            f"{fmt(s['median_seconds_to_0.99'], '.1f'):>8}"
+            f"{fmt(s['median_seconds_to_0.99'], '.1f'):>8}{fmt(s['recommended_steps'], 'd'):>9}"
             f"  {' '.join(f'{a}-{b}' for a, b in s['repeated_eigenvalues']) or '-'}")
     return "\n".join(lines)
 
@@ -242,7 +254,8 @@ def main(argv: list[str] | None = None) -> int:
                     results["runs"].append(run)
                     print(f"  {entry['name']:<16}{objective:>5} seed {seed}: "
                           f"mean|cos| {fmt(run['final_cos'], '.4f')}, eig rel err "
-                          f"{fmt(run['final_eig_rel_error'], '.3f')}, 0.99 at step "
+                          f"{fmt(run['final_eig_rel_error'], '.3f')}, data ceiling "
+                          f"{fmt(run['data_ceiling'], '.4f')}, 0.99 at step "
                           f"{run['steps_to_0.99']}, {run['total_s']:.1f}s "
                           f"({run['status']})", flush=True)
                     write()

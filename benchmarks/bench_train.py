@@ -16,6 +16,7 @@ Prints a table and writes benchmarks/results/train.json.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import statistics
@@ -66,6 +67,7 @@ def make_learner(cfg: TrainConfig, device: torch.device, seeds: int = 1,
     data = collect(layout, cfg.num_envs, cfg.num_steps, cfg.max_episode_length, 0)
     law = empirical_pair_law(data, cfg.gamma, layout.num_free)
     seed_list = list(range(seeds))
+    cfg = dataclasses.replace(cfg, num_gradient_steps=cfg.num_gradient_steps or 12000)
     sampler = PairSampler([law] * seeds, seed_list, device)
     coords = torch.as_tensor(layout.coordinates(), device=device)
     return Learner(cfg, seed_list, device, sampler, coords, capturable=graph)

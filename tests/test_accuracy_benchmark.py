@@ -47,7 +47,7 @@ def test_quick_run_writes_table_and_json(tmp_path, capsys):
     assert code == 0
     printed = capsys.readouterr().out
     assert "command:" in printed and "machine:" in printed
-    assert "cos mean" in printed and "maze7x9" in printed
+    assert "cos mean" in printed and "maze7x9" in printed and "ceiling" in printed
 
     data = json.loads(out.read_text())
     assert {"machine", "command", "config", "layouts", "runs", "summary", "table"} <= set(data)
@@ -66,6 +66,9 @@ def test_quick_run_writes_table_and_json(tmp_path, capsys):
         assert hit is None or hit in run["logged_steps"]
         assert (hit is None) == (run["seconds_to_0.99"] is None)
         assert run["total_s"] > 0
+        assert 0.0 <= run["data_ceiling"] <= 1.0 + 1e-9
+        assert len(run["data_ceiling_per_vector"]) == 10
+        assert run["recommended_steps"] >= 12000  # maze7x9's gaps are wide: the minimum
     for row in data["summary"]:
         assert row["seeds"] == 1 and row["free_cells"] == data["layouts"]["maze7x9"]["free_cells"]
         assert row["cos_min"] <= row["cos_mean"] + 1e-12

@@ -207,3 +207,68 @@ def test_exact_allo_recovers_spectrum():  # (10)
     cos = cosine_similarities(table.detach().numpy(), truth.eigenvectors[:, : d + 1],
                               truth.eigenvalues[: d + 1])
     assert cos.min() >= 0.999
+
+
+# A small room without symmetry: distinct eigenvalues, so each direction has one rate.
+ODD_ROOM = """\
+XXXXXXXX
+X      X
+X XX   X
+X   X  X
+X      X
+XXXXXXXX
+"""
+
+
+@pytest.mark.parametrize("barrier,lr_duals", [(1.0, 0.1), (10.0, 0.1), (1.0, 0.01)])
+def test_slow_direction_decays_at_the_gap_rate(barrier, lr_duals):  # (11)
+    """Start at the solution with u_2 tilted towards e_3; natural-gradient descent with
+    dual ascent shrinks the tilt by (1 - 2 eta (lambda_3 - lambda_2)) per step, whatever
+    the barrier and the dual step size."""
+    layout = parse_layout(ODD_ROOM)
+    truth = ground_truth(layout, gamma=0.8, num_steps=200, max_len=200)
+    d, eta, steps, tilt = 3, 0.02, 200, 1e-4
+    values, vectors = truth.eigenvalues, truth.eigenvectors
+    assert np.diff(values[: d + 1]).min() > 0.01
+    rho = torch.tensor(truth.rho)
+    weights = Weights(torch.tensor(truth.pair_law), rho, rho)
+    start = vectors[:, :d].copy()
+    start[:, 1] += tilt * vectors[:, 2]
+    # descent on v = R^(1/2) u: its Euclidean gradient is R^(1/2) times the rho gradient
+    v = torch.tensor(start * np.sqrt(truth.rho)[:, None], requires_grad=True)
+    duals = torch.tensor(np.diag(-2.0 * values[:d]))
+    b = torch.tensor(barrier, dtype=torch.float64)
+    for _ in range(steps):
+        terms = allo_terms(v / rho.sqrt()[:, None], weights, duals, b)
+        (grad,) = torch.autograd.grad(terms.total, v)
+        with torch.no_grad():
+            v -= eta * grad
+            duals += lr_duals * terms.constraint
+    u = (v / rho.sqrt()[:, None]).detach().numpy()
+    left = float(u[:, 1] @ (truth.rho * vectors[:, 2]))
+    expected = tilt * (1 - 2 * eta * (values[2] - values[1])) ** steps
+    assert left == pytest.approx(expected, rel=0.01)
+    # the rate is the gap's: a rate off by 10% would miss by far more than 1%
+    assert abs(expected - tilt * (1 - 2.2 * eta * (values[2] - values[1])) ** steps) > (
+        0.05 * expected)
+
+
+def test_gamma_keeps_eigenvectors_and_scales_small_eigenvalues():  # (12)
+    """The uncut operator T = (1 - g) P (I - g P)^-1 of a symmetric walk: lambda(mu)."""
+    layout = load_builtin("room4")  # no goals, no doors
+    walk = layout.transition_matrix()
+    n = layout.num_free
+    mu, basis = np.linalg.eigh(np.eye(n) - walk)
+    for gamma in (0.8, 0.95):
+        kernel = (1 - gamma) * walk @ np.linalg.inv(np.eye(n) - gamma * walk)
+        values, vectors = np.linalg.eigh(np.eye(n) - 0.5 * (kernel + kernel.T))
+        np.testing.assert_allclose(values, np.sort(mu / (1 - gamma + gamma * mu)), atol=1e-10)
+        # same eigenvectors, same order (lambda is increasing in mu)
+        cos = cosine_similarities(vectors[:, :10], basis[:, :11], mu[:11])
+        assert cos.min() > 0.999999
+    # the maze's smallest gap among lambda_1..11 (as allo.budget computes it) grows 3.5x
+    maze = load_builtin("maze")
+    gaps = [np.diff(ground_truth(maze, g, 1000, 1000).eigenvalues[:11]).min()
+            for g in (0.8, 0.95)]
+    assert gaps[0] == pytest.approx(0.00072, abs=2e-5)
+    assert gaps[1] == pytest.approx(0.00254, abs=2e-5)

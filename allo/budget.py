@@ -1,0 +1,143 @@
+"""How many gradient steps a layout needs, read from its exact spectrum before training.
+
+ALLO turns each learned vector u_i towards its eigenvector e_i at a speed proportional to
+the gap to the next eigenvalue: near the solution, the part of u_i along e_j (j > i)
+shrinks like (1 - 2 eta (lambda_j - lambda_i))^t, and neither the barrier nor the duals
+act on it (docs/math.md, section 8). The slowest direction of the whole representation is
+therefore set by the smallest gap among lambda_1 .. lambda_{d+1}, and the steps needed grow
+like 1 / gap. The ground truth is exact and known before the first step, so `allo train`
+can size the run (or say which --steps to use) instead of leaving the user to guess.
+
+Repeated eigenvalues (one eigenspace, `metrics.eigenspace_blocks`) need no separating:
+they are scored by the eigenspace cosine, so their zero gap is skipped.
+
+Steps are not the only limit. The sampler draws from one finite data set, whose empirical
+pair law defines a slightly different operator; where two eigenvalues are close, its
+eigenvectors are turned against the exact ones by about (perturbation / gap), and ALLO
+learns those (obstacles, seed 0: the learned vectors match the empirical operator's to
+0.9997 and the exact ones to 0.958). `data_ceiling` measures that limit once, before
+training (about 0.4 s per 10^6 transitions on one core), and `data_advice` says how much
+more data to collect.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from itertools import pairwise
+
+import numpy as np
+
+from allo.metrics import cosine_similarities, eigenspace_blocks
+
+# Measured (BENCHMARKS.md, accuracy): mean |cos| first reached 0.99 after 30 / gap steps
+# on room4 (gamma 0.8, gap 0.0050, step 6000) and 28 / gap on the maze (gamma 0.95, gap
+# 0.0025, step 11000: a pair that settled swapped and had to leave that saddle), 11 / gap
+# on obstacles (gap 0.0010, step 10500, no swap). 45 leaves a margin for swapped pairs.
+STEPS_TIMES_GAP = 45.0
+# Never recommend fewer steps than this (small layouts still need the cascade of all d
+# vectors to settle) nor more than this without saying so (a run of ~10 minutes here).
+MIN_STEPS = 12000
+MAX_STEPS = 60000
+ROUND_TO = 1000
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The recommendation and why: the closest pair of distinct eigenvalues."""
+
+    steps: int  # recommended --steps (rounded up, within MIN_STEPS..MAX_STEPS)
+    needed: int  # STEPS_TIMES_GAP / gap before the cap, rounded up
+    gap: float  # lambda_{i+1} - lambda_i of the closest distinct pair (inf if none)
+    pair: tuple[int, int]  # its 1-based indices (i, i + 1); (0, 0) if none
+
+    @property
+    def capped(self) -> bool:
+        return self.needed > self.steps
+
+
+def smallest_gap(eigenvalues: np.ndarray, d: int) -> tuple[float, tuple[int, int]]:
+    """Smallest lambda_{i+1} - lambda_i over i = 1..d between different eigenspaces.
+
+    Uses lambda_1 .. lambda_{d+1}: u_d must also turn away from e_{d+1}. Off-support
+    padding (NaN) is ignored.
+    """
+    values = np.asarray(eigenvalues, dtype=np.float64)
+    values = values[np.isfinite(values)][: d + 1]
+    best, pair = math.inf, (0, 0)
+    blocks = eigenspace_blocks(values)
+    for left, right in pairwise(blocks):
+        gap = float(values[right.start] - values[left.stop - 1])
+        if gap < best:
+            best, pair = gap, (left.stop, right.start + 1)  # 1-based
+    return best, pair
+
+
+def recommend(eigenvalues: np.ndarray, d: int) -> Budget:
+    """Steps for mean |cos| >= 0.99 with the default optimiser, from the exact spectrum."""
+    gap, pair = smallest_gap(eigenvalues, d)
+    raw = STEPS_TIMES_GAP / gap if gap > 0 else math.inf
+    needed = MAX_STEPS * 1000 if not math.isfinite(raw) else _round_up(raw)
+    return Budget(steps=min(MAX_STEPS, max(MIN_STEPS, needed)), needed=needed, gap=gap,
+                  pair=pair)
+
+
+def recommended_steps(eigenvalues: np.ndarray, d: int) -> int:
+    return recommend(eigenvalues, d).steps
+
+
+def advice(budget: Budget, steps: int, flag_given: bool) -> str | None:
+    """One line for `allo train` to print before training, or None when all is well.
+
+    `steps` is what the run will do; `flag_given` says whether the user chose it.
+    """
+    i, j = budget.pair
+    why = (f"lambda_{i} and lambda_{j} differ by only {budget.gap:.2g}; ALLO separates "
+           f"their eigenvectors at a speed proportional to that gap")
+    if budget.capped and steps <= budget.steps:
+        return (f"{why}: about {budget.needed} steps are needed for mean |cos| 0.99 "
+                f"(this run does {steps}; --steps {budget.needed} to go all the way, or "
+                "read the eigenspace of these vectors rather than each vector)")
+    if flag_given and steps < budget.steps:
+        return f"{why}: use --steps {budget.steps} or more for mean |cos| 0.99"
+    return None
+
+
+def _round_up(value: float) -> int:
+    return int(math.ceil(value / ROUND_TO) * ROUND_TO)
+
+
+# The data advice asks for mean |cos| of the empirical eigenvectors at least this high.
+CEILING_TARGET = 0.995
+
+
+def data_ceiling(joint: np.ndarray, truth_values: np.ndarray, truth_vectors: np.ndarray,
+                 d: int) -> np.ndarray:
+    """Per-vector |cos| between the eigenvectors of the empirical operator of `joint` and
+    the exact ones (the metric the trainer logs): the best a learner of this data gets."""
+    sym = 0.5 * (joint + joint.T)
+    rho = sym.sum(axis=1)
+    idx = np.flatnonzero(rho > 0)
+    inv_sqrt = 1.0 / np.sqrt(rho[idx])
+    kernel = sym[np.ix_(idx, idx)] * inv_sqrt[:, None] * inv_sqrt[None, :]
+    mu, vecs = np.linalg.eigh(0.5 * (kernel + kernel.T))
+    order = np.argsort(-mu, kind="stable")[:d]
+    vectors = np.zeros((len(rho), len(order)))
+    vectors[idx] = vecs[:, order] * inv_sqrt[:, None]
+    return cosine_similarities(vectors, truth_vectors, truth_values)
+
+
+def data_advice(ceiling: np.ndarray, num_envs: int) -> str | None:
+    """One line when the data set, not the optimiser, limits mean |cos|; else None.
+
+    The turn of an eigenvector shrinks like 1 / sqrt(data), so 1 - |cos| like 1 / data:
+    scale --num-envs by the factor that brings the mean to CEILING_TARGET (2x .. 16x).
+    """
+    mean = float(np.mean(ceiling))
+    if mean >= CEILING_TARGET:
+        return None
+    worst = [str(i + 1) for i in np.argsort(ceiling)[:2] if ceiling[i] < CEILING_TARGET]
+    factor = min(16, max(2, math.ceil((1.0 - mean) / (1.0 - CEILING_TARGET))))
+    return (f"this data set limits mean |cos| to {mean:.3f} (vectors {', '.join(sorted(worst))}"
+            f": too few transitions to pin down nearly equal eigenvalues); collect more with "
+            f"--num-envs {num_envs * factor}")

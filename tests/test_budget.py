@@ -1,0 +1,85 @@
+"""allo.budget: steps from the exact spectrum (the smallest gap between eigenspaces)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from allo.budget import (
+    MAX_STEPS,
+    MIN_STEPS,
+    STEPS_TIMES_GAP,
+    advice,
+    data_advice,
+    data_ceiling,
+    recommend,
+    smallest_gap,
+)
+from allo.layouts import load_builtin
+from allo.spectrum import ground_truth
+
+
+def test_smallest_gap_skips_repeated_eigenvalues_and_includes_lambda_d_plus_1():
+    values = np.array([0.0, 0.1, 0.1, 0.3, 0.31, 0.5])
+    assert smallest_gap(values, d=4) == (pytest.approx(0.01), (4, 5))
+    # d = 3 still looks at lambda_4: u_3 must turn away from e_4
+    assert smallest_gap(np.array([0.0, 0.3, 0.6, 0.61, 0.9]), d=3) == (
+        pytest.approx(0.01), (3, 4))
+    # a repeat that continues past d needs no separating at all
+    assert smallest_gap(np.array([0.0, 0.2, 0.5, 0.5]), d=3) == (pytest.approx(0.2), (1, 2))
+
+
+def test_smallest_gap_ignores_off_support_padding():
+    values = np.array([0.0, 0.05, 0.4, np.nan, np.nan])
+    assert smallest_gap(values, d=4) == (pytest.approx(0.05), (1, 2))
+
+
+def test_steps_grow_like_one_over_the_gap_within_the_bounds():
+    wide = recommend(np.array([0.0, 0.2, 0.4, 0.6]), d=3)
+    assert wide.steps == MIN_STEPS and not wide.capped
+    gap = 0.002
+    middle = recommend(np.array([0.0, 0.1, 0.1 + gap, 0.5]), d=3)
+    assert middle.needed == pytest.approx(STEPS_TIMES_GAP / gap, rel=0.05)
+    assert middle.steps == middle.needed and MIN_STEPS < middle.steps <= MAX_STEPS
+    assert middle.steps % 1000 == 0
+    tiny = recommend(np.array([0.0, 0.1, 0.1 + 1e-5, 0.5]), d=3)
+    assert tiny.capped and tiny.steps == MAX_STEPS and tiny.needed > MAX_STEPS
+    assert tiny.pair == (2, 3)
+
+
+def test_a_larger_gamma_widens_the_maze_gap_and_shortens_the_run():
+    maze = load_builtin("maze")
+    at_08 = recommend(ground_truth(maze, 0.8, 1000, 1000).eigenvalues, d=10)
+    at_095 = recommend(ground_truth(maze, 0.95, 1000, 1000).eigenvalues, d=10)
+    assert at_08.pair == at_095.pair == (2, 3)  # lambda_2, lambda_3: the slow pair
+    assert at_095.gap > 3 * at_08.gap
+    assert at_095.steps < at_08.steps
+
+
+def test_advice_names_the_pair_and_the_flag():
+    budget = recommend(np.array([0.0, 0.1, 0.102, 0.5]), d=3)
+    assert advice(budget, budget.steps, flag_given=False) is None
+    assert advice(budget, budget.steps + 1000, flag_given=True) is None
+    line = advice(budget, 5000, flag_given=True)
+    assert line is not None and f"--steps {budget.steps}" in line
+    assert "lambda_2 and lambda_3" in line
+    capped = recommend(np.array([0.0, 0.1, 0.1 + 1e-5, 0.5]), d=3)
+    line = advice(capped, capped.steps, flag_given=False)
+    assert line is not None and f"--steps {capped.needed}" in line and "eigenspace" in line
+
+
+def test_data_ceiling_is_one_for_exact_data_and_low_for_a_close_pair_on_little_data():
+    from allo.data import collect, empirical_pair_law
+
+    layout = load_builtin("obstacles")  # lambda_2, lambda_3 differ by 2%
+    truth = ground_truth(layout, 0.95, 1000, 1000)
+    values, vectors = truth.eigenvalues[:11], truth.eigenvectors[:, :11]
+    exact = data_ceiling(truth.pair_law, values, vectors, d=10)
+    assert exact.min() > 0.9999
+    assert data_advice(exact, 1000) is None
+    small = collect(layout, num_envs=100, num_steps=1000, max_episode_length=1000, seed=0)
+    ceiling = data_ceiling(empirical_pair_law(small, 0.95, layout.num_free), values,
+                           vectors, d=10)
+    assert ceiling.mean() < 0.99 and min(ceiling[1], ceiling[2]) < 0.95
+    line = data_advice(ceiling, 100)
+    assert line is not None and "--num-envs" in line and "2, 3" in line

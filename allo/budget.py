@@ -98,7 +98,9 @@ def advice(budget: Budget, steps: int, flag_given: bool) -> str | None:
         return (f"{why}: about {budget.needed} steps are needed for mean |cos| 0.99 "
                 f"(this run does {steps}; --steps {budget.needed} to go all the way, or "
                 "read the eigenspace of these vectors rather than each vector)")
-    if flag_given and steps < budget.steps:
+    if flag_given and steps < budget.steps and budget.needed > MIN_STEPS:
+        # only where the spectrum asks for more than the default floor: a deliberately
+        # short run of an easy layout needs no lecture
         return f"{why}: use --steps {budget.steps} or more for mean |cos| 0.99"
     return None
 

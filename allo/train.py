@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -424,7 +425,11 @@ def _train(
     # data: collected once per seed (a resume collects the very same data), summed into
     # the exact pair law of that data set, which the sampler draws from
     phase = time.perf_counter()
-    laws = [seed_data_law(layout, cfg, seed) for seed in seeds]
+    if len(seeds) > 1:  # numpy and torch release the GIL here: one seed per core
+        with ThreadPoolExecutor(max_workers=min(len(seeds), os.cpu_count() or 1)) as pool:
+            laws = list(pool.map(lambda seed: seed_data_law(layout, cfg, seed), seeds))
+    else:
+        laws = [seed_data_law(layout, cfg, seeds[0])]
     sampler = PairSampler(laws, seeds, device)
     timings["data"] = time.perf_counter() - phase
     # what each data set allows: its own operator's eigenvectors against the exact ones

@@ -83,3 +83,10 @@ def test_data_ceiling_is_one_for_exact_data_and_low_for_a_close_pair_on_little_d
     assert ceiling.mean() < 0.99 and min(ceiling[1], ceiling[2]) < 0.95
     line = data_advice(ceiling, 100)
     assert line is not None and "--num-envs" in line and "2, 3" in line
+
+
+def test_no_advice_for_a_short_run_of_an_easy_layout():
+    """A gap that needs fewer steps than the default floor: --steps 100 is a choice."""
+    easy = recommend(np.array([0.0, 0.3, 0.6, 0.9]), d=3)
+    assert easy.needed < easy.steps
+    assert advice(easy, 100, flag_given=True) is None

@@ -48,7 +48,7 @@ class TrainConfig:
     hidden_layers: int = arg(4, "hidden layers of the MLP")
     hidden_size: int = arg(256, "units per hidden layer")
     num_gradient_steps: int | None = arg(None, "gradient steps (default: from the layout's exact "
-                                               "spectrum, 12000 to 60000: allo/budget.py)",
+                                               "spectrum, 8000 to 60000: allo/budget.py)",
                                          "--steps")
     batch_size: int = arg(16384, "training pairs per step (and states per constraint batch)")
     learning_rate: float = arg(3e-3, "Adam learning rate of the network at step 0")

@@ -47,7 +47,14 @@ class Learner:
         self.barrier = torch.full((count,), cfg.barrier_initial, device=device)
         fractions = [learning_rate_fraction(cfg, s) for s in range(cfg.num_gradient_steps)]
         self.schedule = torch.tensor(fractions or [1.0], device=device) * cfg.learning_rate
+        # the duals warm up with the network: at full speed from step 0 they pile up
+        # while the network still barely moves, and that wind-up kills ReLUs
+        warmup = [min(1.0, (s + 1) / max(1, cfg.lr_warmup_steps))
+                  for s in range(cfg.num_gradient_steps)]
+        self.dual_warmup = torch.tensor(warmup or [1.0], device=device)
+        self.dual_scale = torch.ones((), device=device)
         self.step_index = torch.zeros((), dtype=torch.long, device=device)
+        self.grad_norm: torch.Tensor | None = None  # (S,) before clipping, when clipping
 
     def terms(self, table: torch.Tensor) -> Terms:
         weights = self.sampler.weights(self.cfg.batch_size)
@@ -60,6 +67,7 @@ class Learner:
         # index_select, not [], so reading the counter never syncs with the host
         now = self.step_index.clamp(max=len(self.schedule) - 1).view(1)
         self.lr.copy_(self.schedule.index_select(0, now).view(()))
+        self.dual_scale.copy_(self.dual_warmup.index_select(0, now).view(()))
         # forward every free cell once; the batch weighs rows of this table
         table = self.model(self.coords)  # (S, N, d)
         terms = self.terms(table)
@@ -80,7 +88,8 @@ class Learner:
         independent; on the device, so the step still never syncs)."""
         grads = [p.grad for p in self.model.parameters() if p.grad is not None]
         norms = torch.stack([torch.linalg.vector_norm(g.flatten(1), dim=1) for g in grads])
-        scale = (max_norm / (torch.linalg.vector_norm(norms, dim=0) + 1e-6)).clamp(max=1.0)
+        self.grad_norm = torch.linalg.vector_norm(norms, dim=0)  # logged: before clipping
+        scale = (max_norm / (self.grad_norm + 1e-6)).clamp(max=1.0)
         for grad in grads:
             grad.mul_(scale.view(-1, *([1] * (grad.dim() - 1))))
 
@@ -89,8 +98,9 @@ class Learner:
         """Gradient ascent on the duals, monotone growth of the barrier (in place)."""
         if self.cfg.objective == "ggdo":
             return
-        self.duals.add_(terms.constraint, alpha=self.cfg.lr_duals)
-        grown = self.barrier + self.cfg.lr_barrier * terms.barrier_signal.clamp(min=0.0)
+        self.duals.add_(terms.constraint * self.dual_scale, alpha=self.cfg.lr_duals)
+        growth = self.cfg.lr_barrier * self.dual_scale
+        grown = self.barrier + growth * terms.barrier_signal.clamp(min=0.0)
         self.barrier.copy_(grown.clamp(max=self.cfg.barrier_max))
 
     @torch.no_grad()

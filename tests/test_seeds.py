@@ -154,3 +154,20 @@ def test_gradient_clipping_is_per_seed():
                          for s in (0, 1)])
     assert after[0] == pytest.approx(float(before[0]) / 2, rel=1e-4)
     assert after[1] == pytest.approx(float(before[1]), rel=1e-6)  # untouched
+
+
+def test_duals_warm_up_with_the_learning_rate():
+    """Step 1 of a 10-step warm-up moves the duals a tenth of lr_duals times h."""
+    layout = load_builtin("room4")
+    law = empirical_pair_law(collect(layout, 50, 100, 100, seed=0), 0.8, layout.num_free)
+    cfg = TrainConfig(hidden_size=32, hidden_layers=2, batch_size=512, num_gradient_steps=20,
+                      lr_warmup_steps=10, lr_duals=0.5)
+    learner = Learner(cfg, [0], torch.device("cpu"), PairSampler([law], [0], "cpu"),
+                      torch.as_tensor(layout.coordinates()))
+    terms = learner.step()
+    torch.testing.assert_close(learner.duals, terms.constraint * 0.5 / 10)
+    for _ in range(12):
+        before = learner.duals.clone()
+        terms = learner.step()
+    torch.testing.assert_close(learner.duals - before, terms.constraint * 0.5)  # full speed
+    assert learner.grad_norm is not None and float(learner.grad_norm[0]) > 0

@@ -574,8 +574,8 @@ def _train(
                 # export and checkpoint
                 if step % cfg.plot_freq == 0:
                     export(step, elapsed + time.perf_counter() - clock)
-                    if announce and first_row(runs):
-                        announce(format_rows(runs))
+                    if announce:  # after this step's row is written, from the recorder
+                        recorder.submit(lambda: first_row(runs) and announce(format_rows(runs)))
                 if step % cfg.checkpoint_freq == 0 and step < cfg.num_gradient_steps:
                     checkpoint(step, elapsed + time.perf_counter() - clock, running())
 

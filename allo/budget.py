@@ -29,6 +29,7 @@ from itertools import pairwise
 import numpy as np
 
 from allo.metrics import cosine_similarities, eigenspace_blocks
+from allo.spectrum import operator_spectrum
 
 # Measured (BENCHMARKS.md, accuracy): mean |cos| first reached 0.99 after 30 / gap steps
 # on room4 (gamma 0.8, gap 0.0050, step 6000) and 28 / gap on the maze (gamma 0.95, gap
@@ -120,15 +121,7 @@ def data_ceiling(joint: np.ndarray, truth_values: np.ndarray, truth_vectors: np.
                  d: int) -> np.ndarray:
     """Per-vector |cos| between the eigenvectors of the empirical operator of `joint` and
     the exact ones (the metric the trainer logs): the best a learner of this data gets."""
-    sym = 0.5 * (joint + joint.T)
-    rho = sym.sum(axis=1)
-    idx = np.flatnonzero(rho > 0)
-    inv_sqrt = 1.0 / np.sqrt(rho[idx])
-    kernel = sym[np.ix_(idx, idx)] * inv_sqrt[:, None] * inv_sqrt[None, :]
-    mu, vecs = np.linalg.eigh(0.5 * (kernel + kernel.T))
-    order = np.argsort(-mu, kind="stable")[:d]
-    vectors = np.zeros((len(rho), len(order)))
-    vectors[idx] = vecs[:, order] * inv_sqrt[:, None]
+    _, vectors = operator_spectrum(joint).top(d)
     return cosine_similarities(vectors, truth_vectors, truth_values)
 
 

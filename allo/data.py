@@ -222,11 +222,6 @@ class PairSampler:
         pairs, states1, states2 = histogram.split([s * n * n, s * n, s * n])
         return Weights(pairs.view(s, n, n), states1.view(s, n), states2.view(s, n))
 
-    @staticmethod
-    def cells(index: torch.Tensor, size: int) -> torch.Tensor:
-        """Joint-table indices of one segment -> cell (or pair) indices within a seed."""
-        return index % size
-
     def get_state(self) -> list[torch.Tensor]:
         return [g.get_state() for g in self.generators]
 

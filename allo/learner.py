@@ -16,13 +16,15 @@ from allo.model import MLP
 from allo.objective import Terms, allo_terms, ggdo_terms
 
 
+def warmup_fraction(cfg: TrainConfig, step: int) -> float:
+    """Linear warm-up over lr_warmup_steps, then 1."""
+    return min(1.0, (step + 1) / max(1, cfg.lr_warmup_steps))
+
+
 def learning_rate_fraction(cfg: TrainConfig, step: int) -> float:
     """Linear warm-up, then linear decay to lr_final_fraction at the last step."""
     progress = step / max(1, cfg.num_gradient_steps)
-    fraction = 1.0 - (1.0 - cfg.lr_final_fraction) * progress
-    if step < cfg.lr_warmup_steps:
-        fraction *= (step + 1) / cfg.lr_warmup_steps
-    return fraction
+    return (1.0 - (1.0 - cfg.lr_final_fraction) * progress) * warmup_fraction(cfg, step)
 
 
 def make_adam(params: list[torch.Tensor], lr: torch.Tensor, capturable: bool
@@ -49,8 +51,7 @@ class Learner:
         self.schedule = torch.tensor(fractions or [1.0], device=device) * cfg.learning_rate
         # the duals warm up with the network: at full speed from step 0 they pile up
         # while the network still barely moves, and that wind-up kills ReLUs
-        warmup = [min(1.0, (s + 1) / max(1, cfg.lr_warmup_steps))
-                  for s in range(cfg.num_gradient_steps)]
+        warmup = [warmup_fraction(cfg, s) for s in range(cfg.num_gradient_steps)]
         self.dual_warmup = torch.tensor(warmup or [1.0], device=device)
         self.dual_scale = torch.ones((), device=device)
         self.step_index = torch.zeros((), dtype=torch.long, device=device)

@@ -105,7 +105,7 @@ def allo_terms(
 def ggdo_terms(table: torch.Tensor, weights: Weights, barrier: torch.Tensor) -> Terms:
     d = table.shape[-1]
     coefficients = torch.arange(d, 0, -1, device=table.device, dtype=table.dtype)
-    eye = torch.eye(d, device=table.device)
+    _, eye = triangle_and_identity(d, table.device, table.dtype)
     g1 = (table * weights.states1[..., None]).transpose(-1, -2) @ table - eye
     g2 = (table * weights.states2[..., None]).transpose(-1, -2) @ table - eye
     per_vector = graph_term(table, weights.pairs)

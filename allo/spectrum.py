@@ -125,11 +125,16 @@ def ground_truth(
     layout: Layout, gamma: float, num_steps: int, max_len: int
 ) -> GroundTruth:
     """Eigen-decomposition of L = I - T for the law allo's sampler really draws from."""
-    joint = pair_law(layout, gamma, num_steps, max_len)
+    return operator_spectrum(pair_law(layout, gamma, num_steps, max_len))
+
+
+def operator_spectrum(joint: np.ndarray) -> GroundTruth:
+    """Eigen-decomposition of L = I - T for any joint law of pairs (N, N): the exact one
+    above, or a data set's own (allo.budget.data_ceiling compares the two)."""
     sym = 0.5 * (joint + joint.T)
     rho = sym.sum(axis=1)
     support = rho > 1e-15
-    n = layout.num_free
+    n = joint.shape[0]
     idx = np.flatnonzero(support)
     inv_sqrt = 1.0 / np.sqrt(rho[idx])
     # S = R^-1/2 D_sym R^-1/2 is similar to T; its eigenvectors v give u = R^-1/2 v.

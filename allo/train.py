@@ -166,13 +166,13 @@ class Evaluator:
         self.d, self.objective = d, objective
 
     def device_values(self, learner: Learner, terms: Terms) -> dict[str, torch.Tensor]:
-        grads = [p.grad.flatten(1) for p in learner.model.parameters() if p.grad is not None]
-        count = len(learner.seeds)
         if learner.grad_norm is not None:  # clipping keeps the norm it clipped
             grad_norm = learner.grad_norm
         else:
+            grads = [p.grad.flatten(1) for p in learner.model.parameters()
+                     if p.grad is not None]
             grad_norm = (torch.cat(grads, dim=1).norm(dim=1) if grads
-                         else torch.zeros(count, device=learner.device))
+                         else torch.zeros(len(learner.seeds), device=learner.device))
         scalars = torch.stack([terms.total, terms.graph, terms.dual, terms.barrier,
                                terms.constraint.flatten(1).norm(dim=1), grad_norm,
                                learner.barrier]).T

@@ -80,15 +80,17 @@ def main(argv: list[str]) -> int:
         print(f"allo train: cannot write{where}: {err.strerror or err}", file=sys.stderr)
         return 1
     wall = time.perf_counter() - started
-    for outcome in outcomes:
+    seeds = config_module.parse_seeds(cfg.seeds) if cfg.seeds else [cfg.seed]
+    for seed, outcome in zip(seeds, outcomes, strict=True):
         row = outcome.last_row
         quality = format_row(row) if row else "no metrics logged"
+        status = f"seed {seed} {outcome.status}" if len(outcomes) > 1 else outcome.status
         if outcome.status == "finished":
-            print(f"{outcome.status}: {quality}  train {outcome.wall:.1f}s  total {wall:.1f}s")
+            print(f"{status}: {quality}  train {outcome.wall:.1f}s  total {wall:.1f}s")
         else:
-            info_line = f"{outcome.status}: {quality}"
+            info_line = f"{status}: {quality}"
             if outcome.message:  # what diverged, or which signal stopped it
-                info_line = f"{outcome.status}: {outcome.message} (last log: {quality})"
+                info_line = f"{status}: {outcome.message} (last log: {quality})"
             print(info_line, file=sys.stderr)
             if outcome.status == "interrupted":
                 print(f"resume with: allo train --resume {outcome.run_dir}", file=sys.stderr)

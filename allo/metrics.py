@@ -122,6 +122,22 @@ def eigenvalue_errors(estimates: np.ndarray, truth: np.ndarray) -> dict[str, obj
     }
 
 
+def rayleigh_eigenvalues(learned: np.ndarray, pair_law: np.ndarray) -> np.ndarray:
+    """<u_i, L u_i>_rho / <u_i, u_i>_rho for each column, L the operator of `pair_law`
+    (docs/math.md (13)).
+
+    Given the training data's own law this is an estimate a learner can make without the
+    ground truth, and its error is second order in the vector's (docs/math.md section 9),
+    while the duals' estimate carries their first-order noise.
+    """
+    sym = 0.5 * (pair_law + pair_law.T)
+    rho = sym.sum(axis=1)
+    learned = np.asarray(learned, dtype=np.float64)
+    norms = rho @ (learned * learned)
+    quadratic = norms - np.einsum("ni,ni->i", learned, sym @ learned)
+    return quadratic / np.maximum(norms, 1e-300)
+
+
 def quality_row(
     learned: np.ndarray,
     estimates: np.ndarray,

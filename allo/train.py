@@ -39,7 +39,13 @@ from allo.layouts import (
     load_layout_file,
 )
 from allo.learner import Learner
-from allo.metrics import eigenspace_bases, eigenspace_blocks, quality_row
+from allo.metrics import (
+    eigenspace_bases,
+    eigenspace_blocks,
+    eigenvalue_errors,
+    quality_row,
+    rayleigh_eigenvalues,
+)
 from allo.objective import Terms
 from allo.recorder import Recorder, to_host
 from allo.spectrum import CONVENTION, GroundTruth, ground_truth
@@ -158,8 +164,10 @@ class Evaluator:
     """Turns the learner's state into metrics rows, in two halves: `device_values` in the
     training thread (device tensors only, no sync), `rows` on the host (numpy)."""
 
-    def __init__(self, truth: GroundTruth, d: int, objective: str):
+    def __init__(self, truth: GroundTruth, d: int, objective: str,
+                 data_laws: list[np.ndarray]):
         width = block_complete_width(truth.eigenvalues, d)
+        self.data_laws = data_laws  # one per seed: the Rayleigh quotients' operator
         self.values = truth.eigenvalues[:width]
         self.vectors = truth.eigenvectors[:, :width]
         self.bases = eigenspace_bases(self.vectors, self.values, d)
@@ -200,6 +208,10 @@ class Evaluator:
                 row.pop("loss/dual")
             row.update(quality_row(table, estimates[seed], self.vectors, self.values, self.d,
                                    self.bases))
+            rayleigh = rayleigh_eigenvalues(table, self.data_laws[seed])
+            row["eig/rayleigh"] = rayleigh.tolist()
+            row["eig/rayleigh_mean_rel_error"] = eigenvalue_errors(
+                rayleigh, self.values[: self.d])["mean_rel"]
             rows.append(row)
         return rows
 
@@ -454,7 +466,7 @@ def _train(
     coords = torch.as_tensor(layout.coordinates(), device=device)  # (N, 2)
 
     learner = Learner(cfg, seeds, device, sampler, coords, capturable=graphed)
-    evaluator = Evaluator(truth, d, cfg.objective)
+    evaluator = Evaluator(truth, d, cfg.objective, laws)
     start_step, elapsed = 0, 0.0
     if resume is not None:
         writer = runs[0].writer

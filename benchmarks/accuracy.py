@@ -13,7 +13,9 @@ and --quick override), in a temporary directory.
 
 Per layout and objective it reports the final mean |cos| (mean and min over seeds; the
 trainer's cosine is the eigenspace cosine where ground-truth eigenvalues repeat), the
-final mean relative eigenvalue error over eigenvalues 2..d, and the steps and seconds until
+final mean relative eigenvalue error over eigenvalues 2..d (of the duals' estimates, and
+of the learned vectors' Rayleigh quotients under the run's own data, docs/math.md (13)),
+and the steps and seconds until
 the logged mean |cos| first reaches 0.99 (median over the seeds that reach it, and how
 many did). Beside them: the data ceiling (mean |cos| of the eigenvectors of the operator
 that the run's own data set defines, against the exact ones: no learner of that data does
@@ -120,6 +122,7 @@ def describe(cfg: TrainConfig, entry: dict, objective: str, seed: int, outcome, 
         "final_cos": last.get("cos/mean"),
         "final_cos_per_vector": last.get("cos/per_vector"),
         "final_eig_rel_error": last.get("eig/mean_rel_error"),
+        "final_rayleigh_rel_error": last.get("eig/rayleigh_mean_rel_error"),
         "data_ceiling": budget.get("data_ceiling"),
         "data_ceiling_per_vector": budget.get("data_ceiling_per_vector"),
         "recommended_steps": budget.get("recommended_steps"),
@@ -138,6 +141,8 @@ def summarise(runs: list[dict]) -> dict:
     """One table row from the runs of one layout and objective."""
     cos = [r["final_cos"] for r in runs if r["final_cos"] is not None]
     errs = [r["final_eig_rel_error"] for r in runs if r["final_eig_rel_error"] is not None]
+    rayleigh = [r["final_rayleigh_rel_error"] for r in runs
+                if r.get("final_rayleigh_rel_error") is not None]
     hits = [r for r in runs if r["steps_to_0.99"] is not None]
     return {
         "layout": runs[0]["layout"], "source": runs[0]["source"],
@@ -146,6 +151,7 @@ def summarise(runs: list[dict]) -> dict:
         "cos_mean": statistics.fmean(cos) if cos else None,
         "cos_min": min(cos) if cos else None,
         "eig_rel_error_mean": statistics.fmean(errs) if errs else None,
+        "rayleigh_rel_error_mean": statistics.fmean(rayleigh) if rayleigh else None,
         "data_ceiling_mean": (statistics.fmean(r["data_ceiling"] for r in runs)
                               if all(r["data_ceiling"] is not None for r in runs) else None),
         "recommended_steps": runs[0]["recommended_steps"],
@@ -176,14 +182,17 @@ def fmt(value: object, spec: str) -> str:
 
 def table(summary: list[dict]) -> str:
     head = (f"{'layout':<16}{'cells':>6}{'obj':>6}{'seeds':>6}{'cos mean':>10}{'cos min':>9}"
-            f"{'eig rel':>9}{'ceiling':>9}{'0.99 hit':>9}{'steps':>8}{'secs':>8}{'advised':>9}"
+            f"{'eig rel':>9}{'rayleigh':>9}{'ceiling':>9}{'0.99 hit':>9}{'steps':>8}{'secs':>8}"
+            f"{'advised':>9}"
             "  repeated")
     lines = [head, "-" * len(head)]
     for s in summary:
         lines.append(
             f"{s['layout']:<16}{fmt(s.get('free_cells'), 'd'):>6}{s['objective']:>6}"
             f"{s['seeds']:>6}{fmt(s['cos_mean'], '.4f'):>10}{fmt(s['cos_min'], '.4f'):>9}"
-            f"{fmt(s['eig_rel_error_mean'], '.3f'):>9}{fmt(s['data_ceiling_mean'], '.4f'):>9}"
+            f"{fmt(s['eig_rel_error_mean'], '.3f'):>9}"
+            f"{fmt(s.get('rayleigh_rel_error_mean'), '.3f'):>9}"
+            f"{fmt(s['data_ceiling_mean'], '.4f'):>9}"
             f"{str(s['reached_0.99']) + '/' + str(s['seeds']):>9}"
             f"{fmt(s['median_steps_to_0.99'], '.0f'):>8}"
             f"{fmt(s['median_seconds_to_0.99'], '.1f'):>8}{fmt(s['recommended_steps'], 'd'):>9}"
@@ -254,7 +263,8 @@ def main(argv: list[str] | None = None) -> int:
                     results["runs"].append(run)
                     print(f"  {entry['name']:<16}{objective:>5} seed {seed}: "
                           f"mean|cos| {fmt(run['final_cos'], '.4f')}, eig rel err "
-                          f"{fmt(run['final_eig_rel_error'], '.3f')}, data ceiling "
+                          f"{fmt(run['final_eig_rel_error'], '.3f')} (Rayleigh "
+                          f"{fmt(run['final_rayleigh_rel_error'], '.3f')}), data ceiling "
                           f"{fmt(run['data_ceiling'], '.4f')}, 0.99 at step "
                           f"{run['steps_to_0.99']}, {run['total_s']:.1f}s "
                           f"({run['status']})", flush=True)

@@ -63,6 +63,8 @@ def test_quick_run_writes_table_and_json(tmp_path, capsys):
         assert run["final_step"] == steps
         assert 0.0 <= run["final_cos"] <= 1.0 + 1e-9
         assert math.isfinite(run["final_eig_rel_error"]) and run["final_eig_rel_error"] >= 0
+        assert math.isfinite(run["final_rayleigh_rel_error"])
+        assert run["final_rayleigh_rel_error"] >= 0
         hit = run["steps_to_0.99"]
         assert hit is None or hit in run["logged_steps"]
         assert (hit is None) == (run["seconds_to_0.99"] is None)
@@ -73,6 +75,8 @@ def test_quick_run_writes_table_and_json(tmp_path, capsys):
     for row in data["summary"]:
         assert row["seeds"] == 1 and row["free_cells"] == data["layouts"]["maze7x9"]["free_cells"]
         assert row["cos_min"] <= row["cos_mean"] + 1e-12
+        assert row["rayleigh_rel_error_mean"] == pytest.approx(
+            data["runs"][0 if row["objective"] == "allo" else 1]["final_rayleigh_rel_error"])
         assert 0 <= row["reached_0.99"] <= row["seeds"]
 
 

@@ -8,7 +8,7 @@ import torch
 
 from allo.data import PairSampler, Transitions, collect, empirical_pair_law
 from allo.layouts import add_random_doors, load_builtin, parse_layout
-from allo.metrics import cosine_similarities
+from allo.metrics import cosine_similarities, rayleigh_eigenvalues
 from allo.objective import Weights, allo_terms, graph_term
 from allo.spectrum import (
     alive_mass,
@@ -207,6 +207,32 @@ def test_exact_allo_recovers_spectrum():  # (10)
     cos = cosine_similarities(table.detach().numpy(), truth.eigenvectors[:, : d + 1],
                               truth.eigenvalues[: d + 1])
     assert cos.min() >= 0.999
+
+
+def test_rayleigh_quotients_of_eigenvectors_are_the_eigenvalues():  # (13)
+    truth = ground_truth(load_builtin("room4"), gamma=0.8, num_steps=1000, max_len=1000)
+    d = 10
+    np.testing.assert_allclose(rayleigh_eigenvalues(truth.eigenvectors[:, :d], truth.pair_law),
+                               truth.eigenvalues[:d], atol=1e-12)
+    # scale-free: any length of u_i gives the same quotient
+    scaled = truth.eigenvectors[:, :d] * np.linspace(0.1, 7.0, d)
+    np.testing.assert_allclose(rayleigh_eigenvalues(scaled, truth.pair_law),
+                               truth.eigenvalues[:d], atol=1e-12)
+
+
+def test_rayleigh_error_is_second_order_in_the_vector_error():  # section 9
+    """Turn e_2 towards e_5 by an angle t: the quotient moves by sin^2 t (lambda_5 -
+    lambda_2), so a 10x smaller angle gives a 100x smaller error."""
+    truth = ground_truth(load_builtin("room4"), gamma=0.8, num_steps=1000, max_len=1000)
+    values, vectors = truth.eigenvalues, truth.eigenvectors
+    errors = []
+    for angle in (1e-2, 1e-3):
+        turned = np.cos(angle) * vectors[:, 1] + np.sin(angle) * vectors[:, 4]
+        estimate = rayleigh_eigenvalues(turned[:, None], truth.pair_law)[0]
+        expected = values[1] + np.sin(angle) ** 2 * (values[4] - values[1])
+        assert estimate == pytest.approx(expected, rel=1e-9)
+        errors.append(abs(estimate - values[1]))
+    assert errors[0] / errors[1] == pytest.approx(100.0, rel=1e-3)
 
 
 # A small room without symmetry: distinct eigenvalues, so each direction has one rate.

@@ -13,7 +13,9 @@ import torch
 
 from allo import rundir
 from allo.config import TrainConfig
-from allo.train import train
+from allo.layouts import load_layout_file
+from allo.metrics import rayleigh_eigenvalues
+from allo.train import seed_data_law, train
 
 SMALL = "XXXXXXXX\nX      X\nX XX   X\nX    X X\nXXXXXXXX\n"
 TINY_FLAGS = ["--num-envs", "100", "--num-steps", "100", "--max-episode-length", "100",
@@ -71,6 +73,14 @@ def test_run_directory_is_complete_and_consistent(small_layout, tmp_path):
                 "eig/mean_rel_error", "cos/per_vector", "cos/mean", "sps", "time"):
         assert key in row, key
     np.testing.assert_allclose(row["eig/estimate"], -np.asarray(row["dual/diag"]) / 2)
+    # the Rayleigh quotients of the final table under this run's own data (same seed,
+    # same data set: the trainer's collection is deterministic)
+    cfg = tiny_config(small_layout, tmp_path / "unused")
+    law = seed_data_law(load_layout_file(small_layout), cfg, cfg.seed)
+    np.testing.assert_allclose(row["eig/rayleigh"],
+                               rayleigh_eigenvalues(reader.final(), law), rtol=1e-4)
+    assert row["eig/rayleigh_mean_rel_error"] == pytest.approx(
+        np.mean(np.abs(np.asarray(row["eig/rayleigh"][1:]) - values[1:]) / values[1:]))
 
 
 def test_ggdo_objective_runs_and_reports_rayleigh_estimates(small_layout, tmp_path):

@@ -137,5 +137,6 @@ def data_advice(ceiling: np.ndarray, num_envs: int) -> str | None:
     worst = [str(i + 1) for i in np.argsort(ceiling)[:2] if ceiling[i] < CEILING_TARGET]
     factor = min(16, max(2, math.ceil((1.0 - mean) / (1.0 - CEILING_TARGET))))
     return (f"this data set limits mean |cos| to {mean:.3f} (vectors {', '.join(sorted(worst))}"
-            f": too few transitions to pin down nearly equal eigenvalues); collect more with "
+            f": too few transitions to pin them down, where eigenvalues are nearly equal or "
+            f"cells rarely visited); collect more with "
             f"--num-envs {num_envs * factor}")

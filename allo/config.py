@@ -50,7 +50,11 @@ class TrainConfig:
     num_gradient_steps: int | None = arg(None, "gradient steps (default: from the layout's exact "
                                                "spectrum, 8000 to 60000: allo/budget.py)",
                                          "--steps")
-    batch_size: int = arg(16384, "training pairs per step (and states per constraint batch)")
+    batch_size: int | None = arg(None, "pairs sampled from the data set per step (and states "
+                                       "per constraint batch), as in the paper; default: the "
+                                       "exact expectation over the whole data set each step "
+                                       "(no sampling noise; the network runs on every cell "
+                                       "anyway, so it costs no more)")
     learning_rate: float = arg(3e-3, "Adam learning rate of the network at step 0")
     lr_warmup_steps: int = arg(500, "the learning rate rises linearly from 0 over these steps "
                                     "(large early steps can kill the ReLUs)")
@@ -75,7 +79,8 @@ class TrainConfig:
                     "hidden_layers", "hidden_size", "batch_size", "log_freq", "plot_freq",
                     "checkpoint_freq")
         for name in positive:
-            if getattr(self, name) < 1:
+            value = getattr(self, name)
+            if value is not None and value < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
         if self.num_gradient_steps is not None and self.num_gradient_steps < 0:
             raise ValueError("--num-gradient-steps must be at least 0")

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from allo.layouts import Layout
-from allo.objective import Weights, counts
+from allo.objective import Weights, counts, pair_laplacian
 
 
 @dataclass
@@ -228,3 +228,49 @@ class PairSampler:
     def set_state(self, states: list[torch.Tensor]) -> None:
         for generator, state in zip(self.generators, states, strict=True):
             generator.set_state(state)
+
+
+class DataLawWeights:
+    """The exact expectation over each seed's whole data set, every step.
+
+    A batch of B pairs is an estimate, with noise of order 1 / sqrt(B), of the data's pair
+    law D_data and state law rho_data (docs/math.md section 3); the network already runs on
+    every cell, so the expectation itself costs no more than an estimate. Each step is then
+    the full-batch gradient of the data set's ALLO objective: no sampling noise in the
+    gradient, in the duals or in the barrier's h h' (which becomes h^2 exactly). Where rho
+    spans decades (a fixed start far from rarely reached cells) batch estimates are
+    heavy-tailed: a rare cell with a large value turns up in one batch of hundreds.
+
+    Same interface as PairSampler; there is no random state, so get_state gives an empty
+    tensor per seed (checkpoints keep their shape).
+    """
+
+    def __init__(self, pair_laws: list[np.ndarray], seeds: list[int], device: torch.device):
+        if len(pair_laws) != len(seeds) or not seeds:
+            raise ValueError("one pair law per seed")
+        self.device = torch.device(device)
+        self.num_seeds = len(seeds)
+        self.num_cells = pair_laws[0].shape[0]
+        self.generators: list[torch.Generator] = []
+        pairs = torch.as_tensor(np.stack(pair_laws), dtype=torch.float32, device=self.device)
+        states = torch.as_tensor(np.stack([state_law(law) for law in pair_laws]),
+                                 dtype=torch.float32, device=self.device)
+        self.expectation = Weights(pairs, states, states, pair_laplacian(pairs))
+
+    def weights(self, count: int | None = None) -> Weights:
+        return self.expectation
+
+    def get_state(self) -> list[torch.Tensor]:
+        return [torch.empty(0, dtype=torch.uint8) for _ in range(self.num_seeds)]
+
+    def set_state(self, states: list[torch.Tensor]) -> None:
+        if len(states) != self.num_seeds:
+            raise ValueError("one state per seed")
+
+
+def weight_source(pair_laws: list[np.ndarray], seeds: list[int], device: torch.device,
+                  batch_size: int | None) -> PairSampler | DataLawWeights:
+    """Sampled batches of `batch_size` (the paper's way), or the exact expectation (None)."""
+    if batch_size:
+        return PairSampler(pair_laws, seeds, device)
+    return DataLawWeights(pair_laws, seeds, device)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from allo.config import TrainConfig
-from allo.data import PairSampler
+from allo.data import DataLawWeights, PairSampler
 from allo.model import MLP
 from allo.objective import Terms, allo_terms, ggdo_terms
 
@@ -38,7 +38,8 @@ class Learner:
     """Everything a checkpoint must hold, for S seeds trained side by side."""
 
     def __init__(self, cfg: TrainConfig, seeds: list[int], device: torch.device,
-                 sampler: PairSampler, coords: torch.Tensor, capturable: bool = False):
+                 sampler: PairSampler | DataLawWeights, coords: torch.Tensor,
+                 capturable: bool = False):
         self.cfg, self.device, self.seeds = cfg, device, list(seeds)
         self.sampler, self.coords = sampler, coords
         d, count = cfg.num_eigenvectors, len(seeds)

@@ -46,6 +46,8 @@ class Weights:
     pairs: torch.Tensor  # (..., N, N) weight of each (s, s'); sums to 1
     states1: torch.Tensor  # (..., N) first constraint batch; sums to 1
     states2: torch.Tensor  # (..., N) second, independent constraint batch
+    # L_W of `pairs` (graph_term) when the weights are fixed and it can be built once
+    laplacian: torch.Tensor | None = None
 
 
 def counts(index: torch.Tensor, size: int, weight: torch.Tensor) -> torch.Tensor:
@@ -61,7 +63,15 @@ def batch_weights(batch: torch.Tensor, n: int) -> Weights:
     return Weights(pairs, counts(batch[2], n, weight), counts(batch[3], n, weight))
 
 
-def graph_term(table: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
+def pair_laplacian(pairs: torch.Tensor) -> torch.Tensor:
+    """2 L_W = diag(row + column sums of W) - W - W^T, graph_term's matrix without its
+    1/2; a caller whose weights never change builds it once."""
+    degree = pairs.sum(dim=-1) + pairs.sum(dim=-2)  # (..., N)
+    return torch.diag_embed(degree) - pairs - pairs.transpose(-1, -2)
+
+
+def graph_term(table: torch.Tensor, pairs: torch.Tensor,
+               laplacian: torch.Tensor | None = None) -> torch.Tensor:
     """Per-eigenvector 1/2 sum_ss' W(s,s') (u(s) - u(s'))^2 -> (..., d); = <u_i, L u_i>_rho.
 
     Written as u^T L_W u with the weights' graph Laplacian
@@ -69,8 +79,8 @@ def graph_term(table: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
     (no gradient), so autograd sees one matmul instead of the pairwise differences.
     Leading dimensions are seeds: a (S, N, d) table with (S, N, N) weights gives (S, d).
     """
-    degree = pairs.sum(dim=-1) + pairs.sum(dim=-2)  # (..., N)
-    laplacian = torch.diag_embed(degree) - pairs - pairs.transpose(-1, -2)
+    if laplacian is None:
+        laplacian = pair_laplacian(pairs)
     return 0.5 * (table * (laplacian @ table)).sum(dim=-2)
 
 
@@ -93,7 +103,7 @@ def allo_terms(
     lower, eye = triangle_and_identity(table.shape[-1], table.device, table.dtype)
     h1 = (stopgrad_gram(table, weights.states1) - eye) * lower
     h2 = (stopgrad_gram(table, weights.states2) - eye) * lower
-    per_vector = graph_term(table, weights.pairs)
+    per_vector = graph_term(table, weights.pairs, weights.laplacian)
     graph = per_vector.sum(dim=-1)
     dual = (duals * (h1 + h2)).sum(dim=(-2, -1)) * 0.5
     signal = (h1 * h2).sum(dim=(-2, -1))
@@ -108,7 +118,7 @@ def ggdo_terms(table: torch.Tensor, weights: Weights, barrier: torch.Tensor) -> 
     _, eye = triangle_and_identity(d, table.device, table.dtype)
     g1 = (table * weights.states1[..., None]).transpose(-1, -2) @ table - eye
     g2 = (table * weights.states2[..., None]).transpose(-1, -2) @ table - eye
-    per_vector = graph_term(table, weights.pairs)
+    per_vector = graph_term(table, weights.pairs, weights.laplacian)
     graph = (coefficients * per_vector).sum(dim=-1)
     signal = (g1 * g2).sum(dim=(-2, -1))
     barrier_loss = barrier * signal

@@ -30,7 +30,7 @@ import torch
 from allo import __version__, rundir
 from allo.budget import advice, data_advice, data_ceiling, recommend
 from allo.config import TrainConfig, parse_seeds
-from allo.data import PairSampler, collect, empirical_pair_law
+from allo.data import collect, empirical_pair_law, weight_source
 from allo.layouts import (
     Layout,
     LayoutError,
@@ -445,7 +445,7 @@ def _train(
             laws = list(pool.map(lambda seed: seed_data_law(layout, cfg, seed), seeds))
     else:
         laws = [seed_data_law(layout, cfg, seeds[0])]
-    sampler = PairSampler(laws, seeds, device)
+    sampler = weight_source(laws, seeds, device, cfg.batch_size)
     timings["data"] = time.perf_counter() - phase
     # what each data set allows: its own operator's eigenvectors against the exact ones
     width = block_complete_width(truth.eigenvalues, d)

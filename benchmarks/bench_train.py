@@ -29,7 +29,7 @@ import torch
 
 from allo import rundir
 from allo.config import TrainConfig
-from allo.data import PairSampler, collect, empirical_pair_law
+from allo.data import collect, empirical_pair_law, weight_source
 from allo.layouts import load_builtin
 from allo.learner import Learner
 from allo.spectrum import ground_truth
@@ -68,7 +68,7 @@ def make_learner(cfg: TrainConfig, device: torch.device, seeds: int = 1,
     law = empirical_pair_law(data, cfg.gamma, layout.num_free)
     seed_list = list(range(seeds))
     cfg = dataclasses.replace(cfg, num_gradient_steps=cfg.num_gradient_steps or 12000)
-    sampler = PairSampler([law] * seeds, seed_list, device)
+    sampler = weight_source([law] * seeds, seed_list, device, cfg.batch_size)
     coords = torch.as_tensor(layout.coordinates(), device=device)
     return Learner(cfg, seed_list, device, sampler, coords, capturable=graph)
 
@@ -93,8 +93,9 @@ def bench_step(cfg: TrainConfig, steps: int = 300) -> dict:
     learner = make_learner(cfg, cpu)
     n, d = learner.coords.shape[0], cfg.num_eigenvectors
     step_s = 1.0 / steps_per_second(learner.step, cpu, steps)
-    sample_s = 1.0 / steps_per_second(lambda: learner.sampler.weights(cfg.batch_size), cpu,
-                                      steps)
+    # sampled batches only (--batch-size); the default's expectation is fixed tensors
+    sample_s = (1.0 / steps_per_second(lambda: learner.sampler.weights(cfg.batch_size), cpu,
+                                       steps) if cfg.batch_size else 0.0)
     four = make_learner(cfg, cpu, seeds=4)
     four_s = 1.0 / steps_per_second(four.step, cpu, steps // 4)
     # the same matmuls as forward + backward (x W, grad x, grad W), nothing else
@@ -201,10 +202,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-accuracy", action="store_true")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                         help="cuda: eager vs CUDA-graph steps/s and runs on the GPU")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="sampled batches of this size instead of the default exact "
+                             "expectation over the data set")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
-    out = args.out or RESULTS.with_name(f"train_{args.device}.json")
-    cfg = TrainConfig(device=args.device)
+    suffix = f"_batch{args.batch_size}" if args.batch_size else ""
+    out = args.out or RESULTS.with_name(f"train_{args.device}{suffix}.json")
+    cfg = TrainConfig(device=args.device, batch_size=args.batch_size)
     results: dict = {
         "machine": {"processor": platform.processor() or platform.machine(),
                     "cores": __import__("os").cpu_count(), "torch": torch.__version__,

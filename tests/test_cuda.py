@@ -10,7 +10,7 @@ import torch
 from allo import rundir
 from allo.config import TrainConfig
 from allo.cuda_graph import GraphedStep
-from allo.data import PairSampler, collect, empirical_pair_law
+from allo.data import collect, empirical_pair_law, weight_source
 from allo.layouts import load_builtin
 from allo.learner import Learner
 from allo.train import train, train_seeds
@@ -19,23 +19,30 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUD
 CUDA = torch.device("cuda")
 
 
+# the default (exact expectation over the data set) and sampled batches
+BATCHES = [None, 4096]
+
+
 def learner(seeds: list[int], graph: bool, **changes) -> Learner:
     layout = load_builtin("room4")
     cfg = TrainConfig(num_gradient_steps=100, **changes)
     laws = [empirical_pair_law(collect(layout, 100, 100, 100, seed=s), 0.8, layout.num_free)
             for s in seeds]
     coords = torch.as_tensor(layout.coordinates(), device=CUDA)
-    return Learner(cfg, seeds, CUDA, PairSampler(laws, seeds, CUDA), coords, capturable=graph)
+    source = weight_source(laws, seeds, CUDA, cfg.batch_size)
+    return Learner(cfg, seeds, CUDA, source, coords, capturable=graph)
 
 
-def test_sampler_on_cuda_stays_on_the_device():
-    weights = learner([0], graph=False).sampler.weights(4096)
+@pytest.mark.parametrize("batch_size", BATCHES)
+def test_weights_on_cuda_stay_on_the_device(batch_size):
+    weights = learner([0], graph=False, batch_size=batch_size).sampler.weights(batch_size)
     assert weights.pairs.device.type == "cuda"
     assert float(weights.pairs.sum()) == pytest.approx(1.0)
 
 
-def test_the_eager_step_never_waits_for_the_host():
-    eager = learner([0, 1], graph=False)
+@pytest.mark.parametrize("batch_size", BATCHES)
+def test_the_eager_step_never_waits_for_the_host(batch_size):
+    eager = learner([0, 1], graph=False, batch_size=batch_size)
     eager.step()  # lazy initialisation may sync once
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
@@ -46,10 +53,11 @@ def test_the_eager_step_never_waits_for_the_host():
         torch.cuda.set_sync_debug_mode("default")
 
 
+@pytest.mark.parametrize("batch_size", BATCHES)
 @pytest.mark.parametrize("objective", ["allo", "ggdo"])
-def test_graphed_steps_equal_eager_steps(objective):
-    eager, graphed = learner([0, 1], False, objective=objective), learner([0, 1], True,
-                                                                          objective=objective)
+def test_graphed_steps_equal_eager_steps(objective, batch_size):
+    eager = learner([0, 1], False, objective=objective, batch_size=batch_size)
+    graphed = learner([0, 1], True, objective=objective, batch_size=batch_size)
     replay = GraphedStep(graphed)
     for _ in range(20):
         eager.step()

@@ -6,8 +6,18 @@ import numpy as np
 import pytest
 import torch
 
-from allo.data import AliasTable, PairSampler, Transitions, collect, empirical_pair_law
+from allo.data import (
+    AliasTable,
+    DataLawWeights,
+    PairSampler,
+    Transitions,
+    collect,
+    empirical_pair_law,
+    state_law,
+    weight_source,
+)
 from allo.layouts import load_builtin, parse_layout
+from allo.objective import graph_term, pair_laplacian
 
 CORRIDOR = "S....G"
 
@@ -119,3 +129,29 @@ def test_collection_is_fast_enough_to_not_matter():
     assert counts.min() > 0.5 * counts.mean()
     law = empirical_pair_law(data, 0.8, layout.num_free)
     assert law.sum() == pytest.approx(1.0) and (law >= 0).all()
+
+
+def test_exact_weights_are_the_data_sets_laws():
+    layout = load_builtin("room4")
+    laws = [empirical_pair_law(collect(layout, 50, 100, 100, seed=s), 0.8, layout.num_free)
+            for s in (0, 1)]
+    exact = weight_source(laws, [0, 1], torch.device("cpu"), batch_size=None)
+    assert isinstance(exact, DataLawWeights)
+    weights = exact.weights(None)
+    for s, law in enumerate(laws):
+        np.testing.assert_allclose(weights.pairs[s].numpy(), law, rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(weights.states1[s].numpy(), state_law(law), rtol=1e-6,
+                                   atol=1e-9)
+    assert weights.states2 is weights.states1  # h h' of the barrier is then h^2 exactly
+    torch.testing.assert_close(weights.laplacian, pair_laplacian(weights.pairs))
+    # a fixed Laplacian changes nothing in the graph term, only when it is built
+    table = torch.randn(2, layout.num_free, 4)
+    torch.testing.assert_close(graph_term(table, weights.pairs, weights.laplacian),
+                               graph_term(table, weights.pairs))
+    # and it is the limit of the sampled batches: the mean of many batches tends to it
+    sampled = weight_source(laws, [0, 1], torch.device("cpu"), batch_size=4096)
+    assert isinstance(sampled, PairSampler)
+    mean = sum(sampled.weights(4096).states1 for _ in range(200)) / 200
+    assert float((mean - weights.states1).abs().max()) < 2e-3
+    # checkpoints keep a (empty) state per seed
+    assert [t.numel() for t in exact.get_state()] == [0, 0]

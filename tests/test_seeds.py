@@ -45,12 +45,15 @@ def test_parse_seeds():
             parse_seeds(bad)
 
 
-@pytest.mark.parametrize("objective", ["allo", "ggdo"])
-def test_two_batched_seeds_match_two_single_runs(tmp_path, objective):
-    together = train_seeds(small_config(tmp_path / "b", seeds="3,5", objective=objective))
+@pytest.mark.parametrize("objective,batch_size", [("allo", 2048), ("ggdo", 2048),
+                                                  ("allo", None)])
+def test_two_batched_seeds_match_two_single_runs(tmp_path, objective, batch_size):
+    together = train_seeds(small_config(tmp_path / "b", seeds="3,5", objective=objective,
+                                        batch_size=batch_size))
     assert [o.status for o in together] == ["finished", "finished"]
     for seed, outcome in zip((3, 5), together, strict=True):
-        alone = train(small_config(tmp_path / f"s{seed}", seed=seed, objective=objective))
+        alone = train(small_config(tmp_path / f"s{seed}", seed=seed, objective=objective,
+                                   batch_size=batch_size))
         batched, single = rundir.RunReader(outcome.run_dir), rundir.RunReader(alone.run_dir)
         assert batched.info()["seed"] == seed and batched.info()["config"]["seeds"] is None
         np.testing.assert_allclose(batched.final(), single.final(), atol=1e-5)
@@ -63,8 +66,9 @@ def test_two_batched_seeds_match_two_single_runs(tmp_path, objective):
     assert np.abs(first - second).max() > 1e-2
 
 
-def test_a_seed_of_a_batch_resumes_alone(tmp_path):
-    cfg = small_config(tmp_path, seeds="0-1", num_gradient_steps=60)
+@pytest.mark.parametrize("batch_size", [2048, None])
+def test_a_seed_of_a_batch_resumes_alone(tmp_path, batch_size):
+    cfg = small_config(tmp_path, seeds="0-1", num_gradient_steps=60, batch_size=batch_size)
     outcomes = train_seeds(cfg)
     full = rundir.RunReader(outcomes[1].run_dir).final()
     # cut seed 1 back to its step-30 checkpoint and resume it on its own

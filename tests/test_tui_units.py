@@ -198,6 +198,9 @@ def test_duration_and_config_items() -> None:
     assert ("", "allo") in items and ("lr", "0.001") in items and ("batch", "256") in items
     assert ("dual lr", "0.1") in items
     assert all(value != "7" for _, value in items)  # only the highlighted fields
+    # the default batch (null) is the exact expectation over the whole data set
+    exact = runinfo.config_items({"config": {"batch_size": None, "lr_duals": None}})
+    assert exact == [("batch", "all data")]
 
 
 @settings(max_examples=60, deadline=None)

@@ -31,6 +31,8 @@ CONFIG_HIGHLIGHTS = (  # TrainConfig field -> short label
     ("num_envs", "envs"),
     ("max_episode_length", "ep len"),
 )
+# What a highlighted field's null means (the trainer's default for it).
+CONFIG_NULL_MEANING = {"batch_size": "all data"}  # the exact expectation, no sampling
 
 
 @dataclass
@@ -117,9 +119,13 @@ def config_items(info: dict) -> list[tuple[str, str]]:
     config = info.get("config") if isinstance(info.get("config"), dict) else {}
     shown: set[str] = set()
     for key, label in CONFIG_HIGHLIGHTS:
-        if key in config and label not in shown and config[key] is not None:
+        if key not in config or label in shown:
+            continue
+        value = config[key]
+        if value is None and key in CONFIG_NULL_MEANING:
+            value = CONFIG_NULL_MEANING[key]
+        if value is not None:
             shown.add(label)
-            value = config[key]
             items.append((label, f"{value:g}" if isinstance(value, float) else str(value)))
     return items
 

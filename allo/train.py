@@ -424,7 +424,7 @@ def _train(
         raise TrainError(f"--num-eigenvectors {d}: the data reaches only {reachable} cells "
                          f"of layout {layout.name!r}")
     # steps: as asked, or as many as the spectrum's closest pair needs (allo/budget.py)
-    budget = recommend(truth.eigenvalues, d)
+    budget = recommend(truth.eigenvalues, d, sampled=bool(cfg.batch_size))
     chosen = cfg.num_gradient_steps is not None
     if not chosen:
         cfg = dataclasses.replace(cfg, num_gradient_steps=budget.steps)

@@ -9,6 +9,7 @@ from allo.budget import (
     MAX_STEPS,
     MIN_STEPS,
     STEPS_TIMES_GAP,
+    STEPS_TIMES_GAP_SAMPLED,
     advice,
     data_advice,
     data_ceiling,
@@ -34,36 +35,44 @@ def test_smallest_gap_ignores_off_support_padding():
     assert smallest_gap(values, d=4) == (pytest.approx(0.05), (1, 2))
 
 
-def test_steps_grow_like_one_over_the_gap_within_the_bounds():
-    wide = recommend(np.array([0.0, 0.2, 0.4, 0.6]), d=3)
+@pytest.mark.parametrize("sampled,rate,gap", [(False, STEPS_TIMES_GAP, 1e-4),
+                                               (True, STEPS_TIMES_GAP_SAMPLED, 0.002)])
+def test_steps_grow_like_one_over_the_gap_within_the_bounds(sampled, rate, gap):
+    wide = recommend(np.array([0.0, 0.2, 0.4, 0.6]), d=3, sampled=sampled)
     assert wide.steps == MIN_STEPS and not wide.capped
-    gap = 0.002
-    middle = recommend(np.array([0.0, 0.1, 0.1 + gap, 0.5]), d=3)
-    assert middle.needed == pytest.approx(STEPS_TIMES_GAP / gap, rel=0.05)
+    middle = recommend(np.array([0.0, 0.1, 0.1 + gap, 0.5]), d=3, sampled=sampled)
+    assert middle.needed == pytest.approx(rate / gap, rel=0.05)
     assert middle.steps == middle.needed and MIN_STEPS < middle.steps <= MAX_STEPS
     assert middle.steps % 1000 == 0
-    tiny = recommend(np.array([0.0, 0.1, 0.1 + 1e-5, 0.5]), d=3)
+    tiny = recommend(np.array([0.0, 0.1, 0.1 + 1e-6, 0.5]), d=3, sampled=sampled)
     assert tiny.capped and tiny.steps == MAX_STEPS and tiny.needed > MAX_STEPS
     assert tiny.pair == (2, 3)
 
 
+def test_sampled_batches_need_more_steps_than_the_expectation():
+    values = ground_truth(load_builtin("obstacles"), 0.8, 1000, 1000).eigenvalues
+    exact, sampled = recommend(values, d=10), recommend(values, d=10, sampled=True)
+    assert exact.pair == sampled.pair
+    assert exact.steps == MIN_STEPS < sampled.steps  # measured: 6000 against 10500
+
+
 def test_a_larger_gamma_widens_the_maze_gap_and_shortens_the_run():
     maze = load_builtin("maze")
-    at_08 = recommend(ground_truth(maze, 0.8, 1000, 1000).eigenvalues, d=10)
-    at_095 = recommend(ground_truth(maze, 0.95, 1000, 1000).eigenvalues, d=10)
+    at_08 = recommend(ground_truth(maze, 0.8, 1000, 1000).eigenvalues, d=10, sampled=True)
+    at_095 = recommend(ground_truth(maze, 0.95, 1000, 1000).eigenvalues, d=10, sampled=True)
     assert at_08.pair == at_095.pair == (2, 3)  # lambda_2, lambda_3: the slow pair
     assert at_095.gap > 3 * at_08.gap
     assert at_095.steps < at_08.steps
 
 
 def test_advice_names_the_pair_and_the_flag():
-    budget = recommend(np.array([0.0, 0.1, 0.102, 0.5]), d=3)
+    budget = recommend(np.array([0.0, 0.1, 0.102, 0.5]), d=3, sampled=True)
     assert advice(budget, budget.steps, flag_given=False) is None
     assert advice(budget, budget.steps + 1000, flag_given=True) is None
     line = advice(budget, 5000, flag_given=True)
     assert line is not None and f"--steps {budget.steps}" in line
     assert "lambda_2 and lambda_3" in line
-    capped = recommend(np.array([0.0, 0.1, 0.1 + 1e-5, 0.5]), d=3)
+    capped = recommend(np.array([0.0, 0.1, 0.1 + 1e-6, 0.5]), d=3)
     line = advice(capped, capped.steps, flag_given=False)
     assert line is not None and f"--steps {capped.needed}" in line and "eigenspace" in line
 

@@ -122,6 +122,8 @@ def _round_up(value: float) -> int:
 
 # The data advice asks for mean |cos| of the empirical eigenvectors at least this high.
 CEILING_TARGET = 0.995
+# Without --num-envs, a data set grows at most this many times (allo.dataset).
+MAX_GROWTH = 16
 
 
 def data_ceiling(joint: np.ndarray, truth_values: np.ndarray, truth_vectors: np.ndarray,
@@ -132,18 +134,32 @@ def data_ceiling(joint: np.ndarray, truth_values: np.ndarray, truth_vectors: np.
     return cosine_similarities(vectors, truth_vectors, truth_values)
 
 
-def data_advice(ceiling: np.ndarray, num_envs: int) -> str | None:
+def growth_factor(ceiling: np.ndarray) -> int:
+    """How many times more data would bring the mean ceiling to CEILING_TARGET (1: none).
+
+    The turn of an eigenvector shrinks like 1 / sqrt(data), so 1 - |cos| like 1 / data
+    (2x .. MAX_GROWTH x). Eigenvalues closer than the data's error are not in that regime:
+    there more data helps little, and the advice says so after trying.
+    """
+    mean = float(np.mean(ceiling))
+    if mean >= CEILING_TARGET:
+        return 1
+    return min(MAX_GROWTH, max(2, math.ceil((1.0 - mean) / (1.0 - CEILING_TARGET))))
+
+
+def data_advice(ceiling: np.ndarray, num_envs: int, base_ceiling: float | None = None
+                ) -> str | None:
     """One line when the data set, not the optimiser, limits mean |cos|; else None.
 
-    The turn of an eigenvector shrinks like 1 / sqrt(data), so 1 - |cos| like 1 / data:
-    scale --num-envs by the factor that brings the mean to CEILING_TARGET (2x .. 16x).
+    `base_ceiling`: the mean ceiling of the smaller data set this one grew from, if any.
     """
     mean = float(np.mean(ceiling))
     if mean >= CEILING_TARGET:
         return None
     worst = [str(i + 1) for i in np.argsort(ceiling)[:2] if ceiling[i] < CEILING_TARGET]
-    factor = min(16, max(2, math.ceil((1.0 - mean) / (1.0 - CEILING_TARGET))))
-    return (f"this data set limits mean |cos| to {mean:.3f} (vectors {', '.join(sorted(worst))}"
-            f": too few transitions to pin them down, where eigenvalues are nearly equal or "
-            f"cells rarely visited); collect more with "
-            f"--num-envs {num_envs * factor}")
+    line = (f"this data set ({num_envs} environments) limits mean |cos| to {mean:.3f} "
+            f"(vectors {', '.join(sorted(worst))}: too few transitions to pin them down, "
+            "where eigenvalues are nearly equal or cells rarely visited)")
+    if base_ceiling is not None:
+        line += f"; growing it from {base_ceiling:.3f} got this far"
+    return f"{line}; collect more with --num-envs {num_envs * growth_factor(ceiling)}"

@@ -35,9 +35,10 @@ class TrainConfig:
     # environment and data
     doors: int = arg(0, "number of reversible moves made one-way (irreversible doors)")
     door_seed: int = arg(0, "seed choosing the doors")
-    num_envs: int = arg(4000, "parallel environments collecting experience (4e6 transitions: "
-                              "with 1e6 the data's own sampling error turns the eigenvectors "
-                              "of nearly equal eigenvalues, see BENCHMARKS.md)")
+    num_envs: int | None = arg(None, "parallel environments collecting experience (default: "
+                                     "4000, i.e. 4e6 transitions, grown up to 16x where the "
+                                     "data set's own operator would limit mean |cos|: its data "
+                                     "ceiling, see allo/dataset.py)")
     num_steps: int = arg(1000, "random-policy steps per environment")
     max_episode_length: int = arg(1000, "steps before an episode is cut and restarted")
     gamma: float = arg(0.8, "discount of the offset law: k ~ Geometric(1 - gamma), k >= 1")

@@ -38,7 +38,8 @@ class Transitions:
 
 
 def collect(
-    layout: Layout, num_envs: int, num_steps: int, max_episode_length: int, seed: int
+    layout: Layout, num_envs: int, num_steps: int, max_episode_length: int,
+    seed: int | list[int]
 ) -> Transitions:
     """Random-walk experience, vectorised over environments (time-major loop only)."""
     rng = np.random.default_rng(seed)

@@ -27,10 +27,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from allo import __version__, rundir
-from allo.budget import advice, data_advice, data_ceiling, recommend
+from allo import __version__, dataset, rundir
+from allo.budget import advice, data_advice, recommend
 from allo.config import TrainConfig, parse_seeds
-from allo.data import collect, empirical_pair_law, weight_source
+from allo.data import weight_source
 from allo.layouts import (
     Layout,
     LayoutError,
@@ -324,10 +324,22 @@ def plan_runs(cfg: TrainConfig, resume: Path | None) -> tuple[list[SeedRun], Lay
     return runs, layout
 
 
-def seed_data_law(layout: Layout, cfg: TrainConfig, seed: int) -> np.ndarray:
-    """Collect one seed's experience and sum it into its exact pair law."""
-    experience = collect(layout, cfg.num_envs, cfg.num_steps, cfg.max_episode_length, seed)
-    return empirical_pair_law(experience, cfg.gamma, layout.num_free)
+def data_notes(seeds: list[int], datasets: list[dataset.DataSet]) -> list[str]:
+    """What the data sets did and still limit, in at most two lines for all seeds."""
+    lines = []
+    grown = [(seed, data) for seed, data in zip(seeds, datasets, strict=True)
+             if data.base_ceiling is not None]
+    if grown:
+        parts = [f"seed {seed} to {data.num_envs} environments (ceiling {data.base_ceiling:.3f}"
+                 f" -> {float(np.mean(data.ceiling)):.3f})" for seed, data in grown[:4]]
+        more = f" and {len(grown) - 4} more seeds" if len(grown) > 4 else ""
+        lines.append(f"the data set's own operator limited mean |cos| (its data ceiling), so "
+                     f"it grew: {'; '.join(parts)}{more}")
+    worst = min(datasets, key=lambda data: float(np.mean(data.ceiling)))
+    advice_line = data_advice(worst.ceiling, worst.num_envs, worst.base_ceiling)
+    if advice_line:
+        lines.append(advice_line)
+    return lines
 
 
 def use_cuda_graph(cfg: TrainConfig, device: torch.device) -> bool:
@@ -438,31 +450,37 @@ def _train(
         start_run(seed_run, layout, truth, device, seeds, resume)
 
     # data: collected once per seed (a resume collects the very same data), summed into
-    # the exact pair law of that data set, which the sampler draws from
+    # the exact pair law of that data set; without --num-envs it grows where its own
+    # operator would limit the eigenvectors (allo/dataset.py)
     phase = time.perf_counter()
+    width = block_complete_width(truth.eigenvalues, d)
+    values, vectors = truth.eigenvalues[:width], truth.eigenvectors[:, :width]
+    cores = os.cpu_count() or 1
+
+    def build(seed: int, workers: int) -> dataset.DataSet:
+        return dataset.build(layout, cfg, seed, values, vectors, d, workers)
+
     if len(seeds) > 1:  # numpy and torch release the GIL here: one seed per core
-        with ThreadPoolExecutor(max_workers=min(len(seeds), os.cpu_count() or 1)) as pool:
-            laws = list(pool.map(lambda seed: seed_data_law(layout, cfg, seed), seeds))
+        with ThreadPoolExecutor(max_workers=min(len(seeds), cores)) as pool:
+            datasets = list(pool.map(lambda seed: build(seed, 1), seeds))
     else:
-        laws = [seed_data_law(layout, cfg, seeds[0])]
+        datasets = [build(seeds[0], cores)]
+    laws = [data.law for data in datasets]
     sampler = weight_source(laws, seeds, device, cfg.batch_size)
     timings["data"] = time.perf_counter() - phase
-    # what each data set allows: its own operator's eigenvectors against the exact ones
-    width = block_complete_width(truth.eigenvalues, d)
-    ceilings = [data_ceiling(law, truth.eigenvalues[:width], truth.eigenvectors[:, :width], d)
-                for law in laws]
-    worst = min(ceilings, key=lambda c: float(np.mean(c)))
-    line = data_advice(worst, cfg.num_envs)
-    if line and resume is None:
-        say(f"allo: note: {line}")
-    for seed_run, ceiling in zip(runs, ceilings, strict=True):
+    if resume is None:
+        for line in data_notes(seeds, datasets):
+            say(f"allo: note: {line}")
+    for seed_run, data in zip(runs, datasets, strict=True):
         assert seed_run.writer is not None
-        seed_run.writer.update_info(budget={
+        seed_run.cfg = dataclasses.replace(seed_run.cfg, num_envs=data.num_envs)
+        seed_run.writer.update_info(config=dataclasses.asdict(seed_run.cfg), budget={
             "recommended_steps": budget.steps, "needed_steps": budget.needed,
             "closest_pair": list(budget.pair),
             "gap": budget.gap if np.isfinite(budget.gap) else None,
-            "data_ceiling": float(np.mean(ceiling)),
-            "data_ceiling_per_vector": [float(c) for c in ceiling]})
+            "data_ceiling": float(np.mean(data.ceiling)),
+            "data_ceiling_per_vector": [float(c) for c in data.ceiling],
+            "num_envs": data.num_envs, "data_ceiling_before_growth": data.base_ceiling})
     coords = torch.as_tensor(layout.coordinates(), device=device)  # (N, 2)
 
     learner = Learner(cfg, seeds, device, sampler, coords, capturable=graphed)

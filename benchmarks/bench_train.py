@@ -30,6 +30,7 @@ import torch
 from allo import rundir
 from allo.config import TrainConfig
 from allo.data import collect, empirical_pair_law, weight_source
+from allo.dataset import BASE_ENVS
 from allo.layouts import load_builtin
 from allo.learner import Learner
 from allo.spectrum import ground_truth
@@ -64,7 +65,7 @@ def matmul_flops(n: int, d: int, hidden: int, layers: int) -> float:
 def make_learner(cfg: TrainConfig, device: torch.device, seeds: int = 1,
                  graph: bool = False) -> Learner:
     layout = load_builtin("room4")
-    data = collect(layout, cfg.num_envs, cfg.num_steps, cfg.max_episode_length, 0)
+    data = collect(layout, cfg.num_envs or BASE_ENVS, cfg.num_steps, cfg.max_episode_length, 0)
     law = empirical_pair_law(data, cfg.gamma, layout.num_free)
     seed_list = list(range(seeds))
     cfg = dataclasses.replace(cfg, num_gradient_steps=cfg.num_gradient_steps or 12000)

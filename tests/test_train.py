@@ -13,9 +13,10 @@ import torch
 
 from allo import rundir
 from allo.config import TrainConfig
+from allo.dataset import collect_law
 from allo.layouts import load_layout_file
 from allo.metrics import rayleigh_eigenvalues
-from allo.train import seed_data_law, train
+from allo.train import train
 
 SMALL = "XXXXXXXX\nX      X\nX XX   X\nX    X X\nXXXXXXXX\n"
 TINY_FLAGS = ["--num-envs", "100", "--num-steps", "100", "--max-episode-length", "100",
@@ -76,7 +77,7 @@ def test_run_directory_is_complete_and_consistent(small_layout, tmp_path):
     # the Rayleigh quotients of the final table under this run's own data (same seed,
     # same data set: the trainer's collection is deterministic)
     cfg = tiny_config(small_layout, tmp_path / "unused")
-    law = seed_data_law(load_layout_file(small_layout), cfg, cfg.seed)
+    law = collect_law(load_layout_file(small_layout), cfg, cfg.seed, cfg.num_envs)
     np.testing.assert_allclose(row["eig/rayleigh"],
                                rayleigh_eigenvalues(reader.final(), law), rtol=1e-4)
     assert row["eig/rayleigh_mean_rel_error"] == pytest.approx(

@@ -1,0 +1,87 @@
+"""The data set a run trains on: collected in chunks and, by default, sized by what it allows.
+
+Training on the exact expectation over the data set (allo.data.DataLawWeights) costs the
+same per step whatever the data's size, so the only price of more data is its collection.
+The data ceiling (allo.budget.data_ceiling) says, before training, how far the data set's
+own operator turns the eigenvectors from the exact ones. Without `--num-envs`, a seed whose
+ceiling is below allo.budget.CEILING_TARGET collects more (up to MAX_GROWTH times) before it trains:
+spiral's rarely visited centre, rooms16's nearly equal lambda_2 and lambda_3. The decision
+reads the exact ground truth, which this tool always has; it only ever adds data and keeps
+the grown set whatever its ceiling turns out to be, so it chooses how much data, never
+which (a close pair's turn is random: a grown set can land slightly further off).
+
+Experience is collected in chunks of CHUNK_ENVS environments and their pair laws are
+averaged, weighted by transitions (the pair law of a union of episodes is exactly that
+average, docs/math.md section 3). Chunk 0 is seeded with the run's seed alone, so a run of
+up to CHUNK_ENVS environments has the same data as before chunking; chunk k > 0 with
+(seed, k). Memory stays that of one chunk per worker.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from allo.budget import data_ceiling, growth_factor
+from allo.config import TrainConfig
+from allo.data import collect, empirical_pair_law
+from allo.layouts import Layout
+
+BASE_ENVS = 4000  # without --num-envs: 4e6 transitions to start from
+CHUNK_ENVS = 4000
+
+
+@dataclass
+class DataSet:
+    law: np.ndarray  # (N, N) pair law of all collected transitions
+    num_envs: int
+    ceiling: np.ndarray  # (d,) per-vector |cos| of this data set's eigenvectors
+    base_ceiling: float | None = None  # mean ceiling before it grew; None if it did not
+
+
+def chunk_sizes(num_envs: int) -> list[int]:
+    full, rest = divmod(num_envs, CHUNK_ENVS)
+    return [CHUNK_ENVS] * full + ([rest] if rest else [])
+
+
+def chunk_seed(seed: int, index: int) -> int | list[int]:
+    return seed if index == 0 else [seed, index]
+
+
+def chunk_law(layout: Layout, cfg: TrainConfig, seed: int, index: int, envs: int
+              ) -> np.ndarray:
+    experience = collect(layout, envs, cfg.num_steps, cfg.max_episode_length,
+                         chunk_seed(seed, index))
+    return empirical_pair_law(experience, cfg.gamma, layout.num_free)
+
+
+def collect_law(layout: Layout, cfg: TrainConfig, seed: int, num_envs: int,
+                workers: int = 1, first_chunk: int = 0) -> np.ndarray:
+    """Pair law of chunks first_chunk.. of a num_envs data set (weighted by size)."""
+    sizes = chunk_sizes(num_envs)[first_chunk:]
+    jobs = [(first_chunk + i, envs) for i, envs in enumerate(sizes)]
+    if workers > 1 and len(jobs) > 1:  # numpy and torch release the GIL in the heavy parts
+        with ThreadPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
+            laws = list(pool.map(lambda job: chunk_law(layout, cfg, seed, *job), jobs))
+    else:
+        laws = [chunk_law(layout, cfg, seed, *job) for job in jobs]
+    total = sum(sizes)
+    return sum(law * (envs / total) for law, envs in zip(laws, sizes, strict=True))
+
+
+def build(layout: Layout, cfg: TrainConfig, seed: int, truth_values: np.ndarray,
+          truth_vectors: np.ndarray, d: int, workers: int = 1) -> DataSet:
+    """The seed's data set: --num-envs as given, or BASE_ENVS grown by its ceiling."""
+    envs = cfg.num_envs or BASE_ENVS
+    law = collect_law(layout, cfg, seed, envs, workers)
+    ceiling = data_ceiling(law, truth_values, truth_vectors, d)
+    factor = growth_factor(ceiling)
+    if cfg.num_envs is not None or factor == 1:
+        return DataSet(law, envs, ceiling)
+    grown = envs * factor
+    extra = collect_law(layout, cfg, seed, grown, workers, first_chunk=len(chunk_sizes(envs)))
+    law = law * (envs / grown) + extra * ((grown - envs) / grown)
+    return DataSet(law, grown, data_ceiling(law, truth_values, truth_vectors, d),
+                   base_ceiling=float(np.mean(ceiling)))

@@ -30,7 +30,7 @@ import torch
 from allo import __version__, dataset, rundir
 from allo.budget import advice, data_advice, recommend
 from allo.config import TrainConfig, parse_seeds
-from allo.data import weight_source
+from allo.data import DataLawWeights, weight_source
 from allo.layouts import (
     Layout,
     LayoutError,
@@ -44,9 +44,8 @@ from allo.metrics import (
     eigenspace_blocks,
     eigenvalue_errors,
     quality_row,
-    rayleigh_eigenvalues,
 )
-from allo.objective import Terms
+from allo.objective import Terms, Weights, graph_term
 from allo.recorder import Recorder, to_host
 from allo.spectrum import CONVENTION, GroundTruth, ground_truth
 
@@ -164,10 +163,9 @@ class Evaluator:
     """Turns the learner's state into metrics rows, in two halves: `device_values` in the
     training thread (device tensors only, no sync), `rows` on the host (numpy)."""
 
-    def __init__(self, truth: GroundTruth, d: int, objective: str,
-                 data_laws: list[np.ndarray]):
+    def __init__(self, truth: GroundTruth, d: int, objective: str, data: Weights):
         width = block_complete_width(truth.eigenvalues, d)
-        self.data_laws = data_laws  # one per seed: the Rayleigh quotients' operator
+        self.data = data  # each seed's data-set laws on the device: the Rayleigh operator
         self.values = truth.eigenvalues[:width]
         self.vectors = truth.eigenvectors[:, :width]
         self.bases = eigenspace_bases(self.vectors, self.values, d)
@@ -189,8 +187,13 @@ class Evaluator:
         else:  # GGDO has no duals: <u_i, L u_i> / <u_i, u_i> from the batch
             norms = torch.diagonal(terms.constraint, dim1=-2, dim2=-1) + 1.0
             estimates = terms.graph_per_vector / norms.clamp(min=1e-12)
+        tables = learner.tables()
+        # docs/math.md (13) under each seed's own data, on the device (N^2 d per seed)
+        norms = (self.data.states1[..., None] * tables * tables).sum(dim=-2)
+        rayleigh = graph_term(tables, self.data.pairs, self.data.laplacian) / norms.clamp(
+            min=1e-30)
         return {"scalars": scalars.detach(), "estimates": estimates.detach(),
-                "tables": learner.tables()}
+                "rayleigh": rayleigh, "tables": tables}
 
     def rows(self, step: int, values: dict[str, np.ndarray]) -> list[dict]:
         """One row per seed from `device_values`, moved to the host."""
@@ -208,7 +211,7 @@ class Evaluator:
                 row.pop("loss/dual")
             row.update(quality_row(table, estimates[seed], self.vectors, self.values, self.d,
                                    self.bases))
-            rayleigh = rayleigh_eigenvalues(table, self.data_laws[seed])
+            rayleigh = values["rayleigh"][seed].astype(np.float64)
             row["eig/rayleigh"] = rayleigh.tolist()
             row["eig/rayleigh_mean_rel_error"] = eigenvalue_errors(
                 rayleigh, self.values[: self.d])["mean_rel"]
@@ -484,7 +487,9 @@ def _train(
     coords = torch.as_tensor(layout.coordinates(), device=device)  # (N, 2)
 
     learner = Learner(cfg, seeds, device, sampler, coords, capturable=graphed)
-    evaluator = Evaluator(truth, d, cfg.objective, laws)
+    own_laws = (sampler.expectation if isinstance(sampler, DataLawWeights)
+                else DataLawWeights(laws, seeds, device).expectation)
+    evaluator = Evaluator(truth, d, cfg.objective, own_laws)
     start_step, elapsed = 0, 0.0
     if resume is not None:
         writer = runs[0].writer

@@ -102,7 +102,9 @@ def allo_terms(
 ) -> Terms:
     lower, eye = triangle_and_identity(table.shape[-1], table.device, table.dtype)
     h1 = (stopgrad_gram(table, weights.states1) - eye) * lower
-    h2 = (stopgrad_gram(table, weights.states2) - eye) * lower
+    # the exact expectation gives both batches the same law: h' = h, computed once
+    h2 = h1 if weights.states2 is weights.states1 else (
+        (stopgrad_gram(table, weights.states2) - eye) * lower)
     per_vector = graph_term(table, weights.pairs, weights.laplacian)
     graph = per_vector.sum(dim=-1)
     dual = (duals * (h1 + h2)).sum(dim=(-2, -1)) * 0.5
@@ -117,7 +119,8 @@ def ggdo_terms(table: torch.Tensor, weights: Weights, barrier: torch.Tensor) -> 
     coefficients = torch.arange(d, 0, -1, device=table.device, dtype=table.dtype)
     _, eye = triangle_and_identity(d, table.device, table.dtype)
     g1 = (table * weights.states1[..., None]).transpose(-1, -2) @ table - eye
-    g2 = (table * weights.states2[..., None]).transpose(-1, -2) @ table - eye
+    g2 = g1 if weights.states2 is weights.states1 else (
+        (table * weights.states2[..., None]).transpose(-1, -2) @ table - eye)
     per_vector = graph_term(table, weights.pairs, weights.laplacian)
     graph = (coefficients * per_vector).sum(dim=-1)
     signal = (g1 * g2).sum(dim=(-2, -1))

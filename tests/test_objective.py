@@ -31,3 +31,27 @@ def test_weighted_terms_equal_per_sample_gather():
     assert torch.allclose(grad_weighted, grad_sampled)
     # weights are float32 counts / B: agreement to float32 precision
     assert (terms.constraint - 0.5 * (h1 + h2).detach()).abs().max() < 1e-6
+
+
+def test_one_law_for_both_constraint_batches_is_computed_once_and_changes_nothing():
+    """The exact expectation passes the same rho twice: h' = h is reused, not recomputed;
+    the loss and its gradient are those of two equal, separately computed batches."""
+    from allo.objective import Weights, ggdo_terms
+
+    torch.manual_seed(0)
+    n, d = 12, 4
+    pairs = torch.rand(n, n)
+    pairs /= pairs.sum()
+    rho = 0.5 * (pairs.sum(0) + pairs.sum(1))
+    duals, barrier = torch.randn(d, d).tril(), torch.tensor(2.0)
+    for terms_of in (lambda t, w: allo_terms(t, w, duals, barrier),
+                     lambda t, w: ggdo_terms(t, w, barrier)):
+        results = []
+        for weights in (Weights(pairs, rho, rho), Weights(pairs, rho, rho.clone())):
+            table = torch.randn(n, d, generator=torch.Generator().manual_seed(1),
+                                requires_grad=True)
+            terms = terms_of(table, weights)
+            terms.total.backward()
+            results.append((terms.total.detach(), terms.barrier_signal, table.grad))
+        for shared, separate in zip(*results, strict=True):
+            torch.testing.assert_close(shared, separate)

@@ -147,19 +147,26 @@ def growth_factor(ceiling: np.ndarray) -> int:
     return min(MAX_GROWTH, max(2, math.ceil((1.0 - mean) / (1.0 - CEILING_TARGET))))
 
 
-def data_advice(ceiling: np.ndarray, num_envs: int, base_ceiling: float | None = None
-                ) -> str | None:
+def data_advice(ceiling: np.ndarray, num_envs: int, base_ceiling: float | None = None,
+                more_data_helps: bool = True) -> str | None:
     """One line when the data set, not the optimiser, limits mean |cos|; else None.
 
-    `base_ceiling`: the mean ceiling of the smaller data set this one grew from, if any.
+    `base_ceiling`: the mean ceiling of the smaller data set this one grew from, if any;
+    `more_data_helps`: False when growing it barely moved the ceiling.
     """
     mean = float(np.mean(ceiling))
     if mean >= CEILING_TARGET:
         return None
     worst = [str(i + 1) for i in np.argsort(ceiling)[:2] if ceiling[i] < CEILING_TARGET]
     line = (f"this data set ({num_envs} environments) limits mean |cos| to {mean:.3f} "
-            f"(vectors {', '.join(sorted(worst))}: too few transitions to pin them down, "
-            "where eigenvalues are nearly equal or cells rarely visited)")
+            f"(vectors {', '.join(sorted(worst))}")
+    if not more_data_helps:
+        return (f"{line}; growing it from {base_ceiling:.3f} did not help: their eigenvalues "
+                "are too close together for any practical data set to tell the vectors "
+                "apart, though their span can still be learned; compare the eigenspace of "
+                "such vectors rather than each one)")
+    line += (": too few transitions to pin them down, where eigenvalues are nearly equal or "
+             "cells rarely visited)")
     if base_ceiling is not None:
         line += f"; growing it from {base_ceiling:.3f} got this far"
     return f"{line}; collect more with --num-envs {num_envs * growth_factor(ceiling)}"

@@ -339,7 +339,8 @@ def data_notes(seeds: list[int], datasets: list[dataset.DataSet]) -> list[str]:
         lines.append(f"the data set's own operator limited mean |cos| (its data ceiling), so "
                      f"it grew: {'; '.join(parts)}{more}")
     worst = min(datasets, key=lambda data: float(np.mean(data.ceiling)))
-    advice_line = data_advice(worst.ceiling, worst.num_envs, worst.base_ceiling)
+    advice_line = data_advice(worst.ceiling, worst.num_envs, worst.base_ceiling,
+                              worst.more_data_helps)
     if advice_line:
         lines.append(advice_line)
     return lines

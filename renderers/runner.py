@@ -8,7 +8,10 @@ under spawn. Only plain data (paths, names, numbers) crosses a process boundary.
 
 from __future__ import annotations
 
+import gc
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -142,15 +145,53 @@ def run_jobs(
     """Make all jobs, in `workers` processes at most (this one included)."""
     order = {job.stem: i for i, job in enumerate(jobs)}
     workers = min(workers, len(jobs))
-    if workers <= 1 or to_stdout:
+    if to_stdout:
         return draw(run, fmt, options, jobs, eigenvectors, out_dir, to_stdout)
+    _prepare(fmt, options, jobs)
+    with _frozen_gc():
+        if workers <= 1:
+            return draw(run, fmt, options, jobs, eigenvectors, out_dir, to_stdout)
+        outcomes = _fork_and_draw(run, fmt, options, jobs, eigenvectors, out_dir, workers)
+    return sorted(outcomes, key=lambda o: order.get(o.stem, 0))
+
+
+def _prepare(fmt: str, options: RenderOptions, jobs: list[Job]) -> None:
+    """Let the renderer import its heavy dependencies now, before any fork."""
     try:
         renderer = load(fmt)(options)
-        prepare = getattr(renderer, "prepare", None)
-        if callable(prepare):
-            prepare(sorted({job.kind for job in jobs}))
     except RendererError:
-        pass  # draw() reports it per figure
+        return  # draw() reports it per figure
+    prepare = getattr(renderer, "prepare", None)
+    if callable(prepare):
+        prepare(sorted({job.kind for job in jobs}))
+
+
+@contextmanager
+def _frozen_gc() -> Iterator[None]:
+    """Everything imported so far lives until exit: the collector stops visiting it.
+
+    A forked worker's collections then no longer write to the pages it shares with
+    this process (no copy-on-write of matplotlib's objects), and each collection while
+    drawing traverses only the figures' objects. Half of a worker's drawing CPU went
+    there (BENCHMARKS.md, "Rendering"). This is the recipe the `gc` docs give for fork.
+    """
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+def _fork_and_draw(
+    run: Path,
+    fmt: str,
+    options: RenderOptions,
+    jobs: list[Job],
+    eigenvectors: list[int] | None,
+    out_dir: Path | None,
+    workers: int,
+) -> list[Outcome]:
+    """This process draws the first share; forked workers draw the others."""
     # Imported here: the single-process path (text, one figure) does not pay for them.
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -172,4 +213,4 @@ def run_jobs(
                 outcomes.extend(
                     Outcome(job.stem, FAILED, f"worker failed: {_one_line(err)}") for job in share
                 )
-    return sorted(outcomes, key=lambda o: order.get(o.stem, 0))
+    return outcomes

@@ -1,0 +1,122 @@
+"""What `allo render` does to start and stop fast: lazy imports, frozen gc, fast exit."""
+
+from __future__ import annotations
+
+import gc
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from synthetic import make_run
+
+from renderers import RenderOptions, mplimport, runner
+from renderers.plan import Selection, make_plan
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def python(code: str, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, timeout=120
+    )
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    return make_run(tmp_path_factory.mktemp("startup") / "run", d=3, total_steps=300, exports=3)
+
+
+def test_import_agg_restores_kwdoc_and_gc_and_keeps_pictures_documented_later():
+    code = (
+        "import gc\n"
+        "from renderers.mplimport import import_agg\n"
+        "loaded = import_agg()\n"
+        "import matplotlib.artist as artist, matplotlib.lines as lines\n"
+        "print(gc.isenabled(), artist.kwdoc.__name__)\n"
+        "print('linewidth' in artist.kwdoc(lines.Line2D))\n"
+        "print(loaded['Figure'].__module__, loaded['Canvas'].__name__)\n"
+    )
+    result = python(code)
+    assert result.stdout.split() == [
+        "True",
+        "kwdoc",
+        "True",
+        "matplotlib.figure",
+        "FigureCanvasAgg",
+    ], result.stderr
+
+
+def test_import_agg_skips_the_property_lists_in_docstrings():
+    code = (
+        "from renderers.mplimport import import_agg\n"
+        "import_agg()\n"
+        "import matplotlib.lines as lines\n"
+        "print(repr(lines.Line2D.set.__doc__.rstrip()[-24:]))\n"
+    )
+    result = python(code)
+    assert result.stdout.strip() == "'Supported properties are'", result.stderr
+
+
+def test_gc_paused_restores_a_disabled_collector():
+    gc.disable()
+    try:
+        with mplimport.gc_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_run_jobs_draws_with_imports_frozen_and_unfreezes(run, monkeypatch):
+    seen = []
+    real = runner.draw
+
+    def draw(*args):
+        seen.append(gc.get_freeze_count())
+        return real(*args)
+
+    monkeypatch.setattr(runner, "draw", draw)
+    jobs = make_plan(rundir_reader(run), Selection(latest_only=True)).jobs[:1]
+    outcomes = runner.run_jobs(run, "svg", RenderOptions(), jobs, None, None, False, 1)
+    assert [o.status for o in outcomes] == [runner.MADE]
+    assert seen and seen[0] > 0
+    assert gc.get_freeze_count() == 0
+
+
+def rundir_reader(run: Path):
+    from allo import rundir
+
+    return rundir.RunReader(run)
+
+
+ENTRY = (
+    "import atexit, sys\n"
+    "atexit.register(lambda: print('TEARDOWN', flush=True))\n"
+    "sys.argv = ['allo', *sys.argv[1:]]\n"
+    "from allo.cli import entry\n"
+    "entry()\n"
+)
+
+
+def test_render_exits_without_teardown_and_delivers_its_output(run):
+    result = python(ENTRY, "render", str(run), "--format", "text", "--latest-only")
+    assert result.returncode == 0, result.stderr
+    assert "TEARDOWN" not in result.stdout
+    assert "Learning curves" in result.stdout
+    assert "made" in result.stderr  # the summary goes to stderr when figures go to stdout
+
+
+def test_render_fast_exit_keeps_the_exit_code():
+    result = python(ENTRY, "render", "/no/such/run")
+    assert result.returncode == 2
+    assert "TEARDOWN" not in result.stdout
+    assert "allo render" in result.stderr
+
+
+def test_other_commands_exit_normally():
+    result = python(ENTRY, "envs")
+    assert result.returncode == 0, result.stderr
+    assert "TEARDOWN" in result.stdout

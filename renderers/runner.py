@@ -156,14 +156,18 @@ def run_jobs(
 
 
 def _prepare(fmt: str, options: RenderOptions, jobs: list[Job]) -> None:
-    """Let the renderer import its heavy dependencies now, before any fork."""
+    """Let the renderer import its heavy dependencies now, before any fork.
+
+    Only a head start: whatever fails here fails again in draw(), which reports it per
+    figure instead of ending the command.
+    """
     try:
         renderer = load(fmt)(options)
-    except RendererError:
-        return  # draw() reports it per figure
-    prepare = getattr(renderer, "prepare", None)
-    if callable(prepare):
-        prepare(sorted({job.kind for job in jobs}))
+        prepare = getattr(renderer, "prepare", None)
+        if callable(prepare):
+            prepare(sorted({job.kind for job in jobs}))
+    except Exception:  # see the docstring
+        return
 
 
 @contextmanager

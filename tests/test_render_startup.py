@@ -95,6 +95,22 @@ def test_run_jobs_draws_with_imports_frozen_and_unfreezes(run, monkeypatch):
     assert gc.get_freeze_count() == 0
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_failing_prepare_does_not_end_the_render(run, tmp_path, monkeypatch, workers):
+    from renderers import png
+
+    def broken(self, kinds=()):
+        raise RuntimeError("prepare failed")
+
+    monkeypatch.setattr(png.PngRenderer, "prepare", broken)
+    jobs = make_plan(rundir_reader(run), Selection(latest_only=True)).jobs
+    outcomes = runner.run_jobs(
+        run, "png", RenderOptions(dpi=20), jobs, None, tmp_path, False, workers
+    )
+    assert {o.status for o in outcomes} == {runner.MADE}
+    assert len(outcomes) == len(jobs)
+
+
 def rundir_reader(run: Path):
     from allo import rundir
 

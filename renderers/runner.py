@@ -132,6 +132,46 @@ def default_jobs() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+MIN_TICKS = 20  # /proc/stat counts in 10 ms ticks per CPU: 0.1 s on two CPUs
+
+
+def cpu_times() -> tuple[int, int] | None:
+    """(idle, total) clock ticks of all CPUs so far, from /proc/stat; None without it."""
+    try:
+        with open("/proc/stat", "rb") as handle:
+            fields = handle.readline().split()
+    except OSError:
+        return None
+    if not fields or fields[0] != b"cpu" or len(fields) < 5:
+        return None
+    ticks = [int(value) for value in fields[1:]]
+    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle + iowait
+    return idle, sum(ticks[:8])  # guest time is already inside user time
+
+
+def idle_cpus(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
+    """How many CPUs sat idle, on average, between two cpu_times() samples."""
+    if before is None or after is None or after[1] - before[1] < MIN_TICKS:
+        return None  # too short an interval to tell
+    share = (after[0] - before[0]) / (after[1] - before[1])
+    return max(0.0, share) * default_jobs()
+
+
+def workers_while_busy(workers: int, since: tuple[int, int] | None) -> int:
+    """`workers` capped at this process plus the CPUs left idle since `since`.
+
+    While another session keeps the other cores busy, a second worker runs on the
+    same share of CPU as this process would alone (the scheduler splits CPU between
+    sessions) and only adds its own start-up: at load 1.5-2.3 `--latest-only` took a
+    median 1.71 s in one process against 1.96 s in two (BENCHMARKS.md, "Rendering").
+    Without a measurement (no /proc/stat) nothing changes.
+    """
+    idle = idle_cpus(since, cpu_times())
+    if idle is None:
+        return workers
+    return max(1, min(workers, 1 + int(idle + 0.5)))
+
+
 def run_jobs(
     run: Path,
     fmt: str,
@@ -141,13 +181,20 @@ def run_jobs(
     out_dir: Path | None,
     to_stdout: bool,
     workers: int,
+    idle_since: tuple[int, int] | None = None,
 ) -> list[Outcome]:
-    """Make all jobs, in `workers` processes at most (this one included)."""
+    """Make all jobs, in `workers` processes at most (this one included).
+
+    With `idle_since` (a cpu_times() sample), workers beyond the CPUs that stayed idle
+    from then until the fork are not started (workers_while_busy).
+    """
     order = {job.stem: i for i, job in enumerate(jobs)}
     workers = min(workers, len(jobs))
     if to_stdout:
         return draw(run, fmt, options, jobs, eigenvectors, out_dir, to_stdout)
     _prepare(fmt, options, jobs)
+    if idle_since is not None and workers > 1:
+        workers = workers_while_busy(workers, idle_since)
     with _frozen_gc():
         if workers <= 1:
             return draw(run, fmt, options, jobs, eigenvectors, out_dir, to_stdout)

@@ -145,3 +145,46 @@ def test_other_commands_exit_normally():
     result = python(ENTRY, "envs")
     assert result.returncode == 0, result.stderr
     assert "TEARDOWN" in result.stdout
+
+
+def test_idle_cpus_from_two_samples(monkeypatch):
+    monkeypatch.setattr(runner, "default_jobs", lambda: 2)
+    assert runner.idle_cpus((100, 1000), (150, 1100)) == pytest.approx(1.0)
+    assert runner.idle_cpus((100, 1000), (100, 1100)) == 0.0
+    assert runner.idle_cpus((100, 1000), (101, 1005)) is None  # too short to tell
+    assert runner.idle_cpus(None, (1, 2)) is None
+
+
+@pytest.mark.parametrize(("idle_ticks", "expected"), [(50, 2), (35, 2), (20, 1), (0, 1)])
+def test_workers_while_busy_keeps_a_worker_per_idle_cpu(monkeypatch, idle_ticks, expected):
+    """100 ticks on 2 CPUs while this process used one: 50 idle ticks = the other free."""
+    monkeypatch.setattr(runner, "default_jobs", lambda: 2)
+    monkeypatch.setattr(runner, "cpu_times", lambda: (1000 + idle_ticks, 10100))
+    assert runner.workers_while_busy(2, (1000, 10000)) == expected
+
+
+def test_workers_while_busy_without_a_measurement_changes_nothing(monkeypatch):
+    monkeypatch.setattr(runner, "cpu_times", lambda: None)
+    assert runner.workers_while_busy(2, (1000, 10000)) == 2
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/stat"), reason="Linux only")
+def test_cpu_times_reads_proc_stat():
+    first = runner.cpu_times()
+    assert first is not None and 0 <= first[0] <= first[1]
+
+
+@pytest.mark.parametrize(("argv", "measured"), [([], True), (["--jobs", "2"], False)])
+def test_render_measures_idle_cpus_only_for_the_default_jobs(run, monkeypatch, argv, measured):
+    from renderers import command
+
+    seen = {}
+
+    def fake_run_jobs(*args, idle_since=None):
+        seen["idle_since"] = idle_since
+        return []
+
+    monkeypatch.setattr(command, "run_jobs", fake_run_jobs)
+    monkeypatch.setattr(command, "cpu_times", lambda: (1, 2))
+    assert command.main([str(run), "--format", "svg", "--force", "--quiet", *argv]) == 0
+    assert (seen["idle_since"] is not None) == measured

@@ -154,16 +154,22 @@ def idle_cpus(before: tuple[int, int] | None, after: tuple[int, int] | None) -> 
     if before is None or after is None or after[1] - before[1] < MIN_TICKS:
         return None  # too short an interval to tell
     share = (after[0] - before[0]) / (after[1] - before[1])
-    return max(0.0, share) * default_jobs()
+    return max(0.0, share) * online_cpus()
+
+
+def online_cpus() -> int:
+    """The CPUs that /proc/stat's first line adds up (all of them, not our affinity)."""
+    return max(1, os.cpu_count() or 1)
 
 
 def workers_while_busy(workers: int, since: tuple[int, int] | None) -> int:
     """`workers` capped at this process plus the CPUs left idle since `since`.
 
     While another session keeps the other cores busy, a second worker runs on the
-    same share of CPU as this process would alone (the scheduler splits CPU between
-    sessions) and only adds its own start-up: at load 1.5-2.3 `--latest-only` took a
-    median 1.71 s in one process against 1.96 s in two (BENCHMARKS.md, "Rendering").
+    same share of CPU as this process would alone (Linux's autogroup scheduling, on by
+    default, splits CPU between sessions) and only adds its own start-up: at load
+    1.5-2.3 `--latest-only` took a median 1.71 s in one process against 1.96 s in two
+    (BENCHMARKS.md, "Rendering").
     Without a measurement (no /proc/stat) nothing changes.
     """
     idle = idle_cpus(since, cpu_times())

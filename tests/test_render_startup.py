@@ -148,7 +148,7 @@ def test_other_commands_exit_normally():
 
 
 def test_idle_cpus_from_two_samples(monkeypatch):
-    monkeypatch.setattr(runner, "default_jobs", lambda: 2)
+    monkeypatch.setattr(runner, "online_cpus", lambda: 2)
     assert runner.idle_cpus((100, 1000), (150, 1100)) == pytest.approx(1.0)
     assert runner.idle_cpus((100, 1000), (100, 1100)) == 0.0
     assert runner.idle_cpus((100, 1000), (101, 1005)) is None  # too short to tell
@@ -158,7 +158,7 @@ def test_idle_cpus_from_two_samples(monkeypatch):
 @pytest.mark.parametrize(("idle_ticks", "expected"), [(50, 2), (35, 2), (20, 1), (0, 1)])
 def test_workers_while_busy_keeps_a_worker_per_idle_cpu(monkeypatch, idle_ticks, expected):
     """100 ticks on 2 CPUs while this process used one: 50 idle ticks = the other free."""
-    monkeypatch.setattr(runner, "default_jobs", lambda: 2)
+    monkeypatch.setattr(runner, "online_cpus", lambda: 2)
     monkeypatch.setattr(runner, "cpu_times", lambda: (1000 + idle_ticks, 10100))
     assert runner.workers_while_busy(2, (1000, 10000)) == expected
 

@@ -22,7 +22,16 @@ from pathlib import Path
 from allo import rundir
 from renderers import RendererError, RenderOptions, available, entry_point_target, load
 from renderers.plan import Selection, inside_run_outside_plots, is_current, make_plan
-from renderers.runner import CURRENT, FAILED, MADE, NOT_YET, Outcome, default_jobs, run_jobs
+from renderers.runner import (
+    CURRENT,
+    FAILED,
+    MADE,
+    NOT_YET,
+    Outcome,
+    cpu_times,
+    default_jobs,
+    run_jobs,
+)
 
 PROG = "allo render"
 
@@ -77,7 +86,8 @@ def parser() -> argparse.ArgumentParser:
         "--jobs",
         type=int,
         default=None,
-        help="processes working in parallel (default: number of cores)",
+        help="processes working in parallel (default: number of cores, fewer while other "
+        "work keeps them busy)",
     )
     p.add_argument("--force", action="store_true", help="redo figures that are up to date")
     p.add_argument("--list-formats", action="store_true", help="list installed renderers")
@@ -130,6 +140,7 @@ def main(argv: list[str]) -> int:
 
 def render(args: argparse.Namespace) -> int:
     started = time.perf_counter()
+    cpu_started = cpu_times() if args.jobs is None else None  # --jobs given: no guessing
     if not args.run:
         raise UsageError("missing the run directory (allo render RUN)")
     if args.dpi < 10 or args.dpi > 1200:
@@ -189,6 +200,7 @@ def render(args: argparse.Namespace) -> int:
             out_dir,
             to_stdout,
             args.jobs or default_jobs(),
+            idle_since=cpu_started,
         )
     for outcome in outcomes:
         if outcome.text is not None:

@@ -28,21 +28,12 @@ LEGEND_W = 1.15
 
 
 def _mpl() -> dict[str, Any]:
-    """Import matplotlib once per process, Agg only."""
+    """Import matplotlib once per process, Agg only (renderers.mplimport says how)."""
     if not _MPL:
-        import matplotlib
+        from renderers.mplimport import import_agg
 
-        matplotlib.use("Agg", force=True)
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-        from matplotlib.ticker import (
-            LogFormatterSciNotation,
-            LogLocator,
-            MaxNLocator,
-            NullLocator,
-        )
-
-        matplotlib.rcParams.update(
+        loaded = import_agg()
+        loaded["matplotlib"].rcParams.update(
             {
                 "font.size": 9,
                 "axes.titlesize": 9,
@@ -55,13 +46,14 @@ def _mpl() -> dict[str, Any]:
                 "path.simplify": True,
             }
         )
+        ticker = loaded["ticker"]
         _MPL.update(
-            Figure=Figure,
-            Canvas=FigureCanvasAgg,
-            NullLocator=NullLocator,
-            MaxNLocator=MaxNLocator,
-            LogLocator=LogLocator,
-            LogFormatter=LogFormatterSciNotation,
+            Figure=loaded["Figure"],
+            Canvas=loaded["Canvas"],
+            NullLocator=ticker.NullLocator,
+            MaxNLocator=ticker.MaxNLocator,
+            LogLocator=ticker.LogLocator,
+            LogFormatter=ticker.LogFormatterSciNotation,
         )
     return _MPL
 

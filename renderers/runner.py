@@ -8,7 +8,10 @@ under spawn. Only plain data (paths, names, numbers) crosses a process boundary.
 
 from __future__ import annotations
 
+import gc
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -129,6 +132,52 @@ def default_jobs() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+MIN_TICKS = 20  # /proc/stat counts in 10 ms ticks per CPU: 0.1 s on two CPUs
+
+
+def cpu_times() -> tuple[int, int] | None:
+    """(idle, total) clock ticks of all CPUs so far, from /proc/stat; None without it."""
+    try:
+        with open("/proc/stat", "rb") as handle:
+            fields = handle.readline().split()
+    except OSError:
+        return None
+    if not fields or fields[0] != b"cpu" or len(fields) < 5:
+        return None
+    ticks = [int(value) for value in fields[1:]]
+    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle + iowait
+    return idle, sum(ticks[:8])  # guest time is already inside user time
+
+
+def idle_cpus(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
+    """How many CPUs sat idle, on average, between two cpu_times() samples."""
+    if before is None or after is None or after[1] - before[1] < MIN_TICKS:
+        return None  # too short an interval to tell
+    share = (after[0] - before[0]) / (after[1] - before[1])
+    return max(0.0, share) * online_cpus()
+
+
+def online_cpus() -> int:
+    """The CPUs that /proc/stat's first line adds up (all of them, not our affinity)."""
+    return max(1, os.cpu_count() or 1)
+
+
+def workers_while_busy(workers: int, since: tuple[int, int] | None) -> int:
+    """`workers` capped at this process plus the CPUs left idle since `since`.
+
+    While another session keeps the other cores busy, a second worker runs on the
+    same share of CPU as this process would alone (Linux's autogroup scheduling, on by
+    default, splits CPU between sessions) and only adds its own start-up: at load
+    1.5-2.3 `--latest-only` took a median 1.71 s in one process against 1.96 s in two
+    (BENCHMARKS.md, "Rendering").
+    Without a measurement (no /proc/stat) nothing changes.
+    """
+    idle = idle_cpus(since, cpu_times())
+    if idle is None:
+        return workers
+    return max(1, min(workers, 1 + int(idle + 0.5)))
+
+
 def run_jobs(
     run: Path,
     fmt: str,
@@ -138,19 +187,69 @@ def run_jobs(
     out_dir: Path | None,
     to_stdout: bool,
     workers: int,
+    idle_since: tuple[int, int] | None = None,
 ) -> list[Outcome]:
-    """Make all jobs, in `workers` processes at most (this one included)."""
+    """Make all jobs, in `workers` processes at most (this one included).
+
+    With `idle_since` (a cpu_times() sample), workers beyond the CPUs that stayed idle
+    from then until the fork are not started (workers_while_busy).
+    """
     order = {job.stem: i for i, job in enumerate(jobs)}
     workers = min(workers, len(jobs))
-    if workers <= 1 or to_stdout:
+    if to_stdout:
         return draw(run, fmt, options, jobs, eigenvectors, out_dir, to_stdout)
+    _prepare(fmt, options, jobs)
+    if idle_since is not None and workers > 1:
+        workers = workers_while_busy(workers, idle_since)
+    with _frozen_gc():
+        if workers <= 1:
+            return draw(run, fmt, options, jobs, eigenvectors, out_dir, to_stdout)
+        outcomes = _fork_and_draw(run, fmt, options, jobs, eigenvectors, out_dir, workers)
+    return sorted(outcomes, key=lambda o: order.get(o.stem, 0))
+
+
+def _prepare(fmt: str, options: RenderOptions, jobs: list[Job]) -> None:
+    """Let the renderer import its heavy dependencies now, before any fork.
+
+    Only a head start: whatever fails here fails again in draw(), which reports it per
+    figure instead of ending the command.
+    """
     try:
         renderer = load(fmt)(options)
         prepare = getattr(renderer, "prepare", None)
         if callable(prepare):
             prepare(sorted({job.kind for job in jobs}))
-    except RendererError:
-        pass  # draw() reports it per figure
+    except Exception:  # see the docstring
+        return
+
+
+@contextmanager
+def _frozen_gc() -> Iterator[None]:
+    """Everything imported so far lives until exit: the collector stops visiting it.
+
+    Each collection while drawing then traverses only the figures' objects, and a
+    forked worker's collections no longer write to the pages it shares with this process
+    (no copy-on-write of matplotlib's objects); this is the recipe the `gc` docs give for
+    fork. The collector's CPU while drawing the four `--latest-only` figures fell from
+    0.12 to 0.04 s (BENCHMARKS.md, "Rendering").
+    """
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+def _fork_and_draw(
+    run: Path,
+    fmt: str,
+    options: RenderOptions,
+    jobs: list[Job],
+    eigenvectors: list[int] | None,
+    out_dir: Path | None,
+    workers: int,
+) -> list[Outcome]:
+    """This process draws the first share; forked workers draw the others."""
     # Imported here: the single-process path (text, one figure) does not pay for them.
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -172,4 +271,4 @@ def run_jobs(
                 outcomes.extend(
                     Outcome(job.stem, FAILED, f"worker failed: {_one_line(err)}") for job in share
                 )
-    return sorted(outcomes, key=lambda o: order.get(o.stem, 0))
+    return outcomes

@@ -161,10 +161,10 @@ def data_advice(ceiling: np.ndarray, num_envs: int, base_ceiling: float | None =
     line = (f"this data set ({num_envs} environments) limits mean |cos| to {mean:.3f} "
             f"(vectors {', '.join(sorted(worst))}")
     if not more_data_helps:
-        return (f"{line}; growing it from {base_ceiling:.3f} did not help: their eigenvalues "
-                "are too close together for any practical data set to tell the vectors "
-                "apart, though their span can still be learned; compare the eigenspace of "
-                "such vectors rather than each one)")
+        return (f"{line}); growing it from {base_ceiling:.3f} did not raise that: these "
+                "vectors' eigenvalues may be too close together to tell apart with any "
+                "practical data set (compare their eigenspace rather than each vector), or "
+                f"need far more data (--num-envs {num_envs * growth_factor(ceiling)})")
     line += (": too few transitions to pin them down, where eigenvalues are nearly equal or "
              "cells rarely visited)")
     if base_ceiling is not None:

@@ -125,6 +125,7 @@ def describe(cfg: TrainConfig, entry: dict, objective: str, seed: int, outcome, 
         "final_rayleigh_rel_error": last.get("eig/rayleigh_mean_rel_error"),
         "data_ceiling": budget.get("data_ceiling"),
         "data_ceiling_per_vector": budget.get("data_ceiling_per_vector"),
+        "num_envs": budget.get("num_envs"),  # grown by allo/dataset.py where it had to
         "recommended_steps": budget.get("recommended_steps"),
         "steps_to_0.99": hit["step"] if hit else None,
         "seconds_to_0.99": hit["time"] if hit else None,

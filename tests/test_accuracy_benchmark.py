@@ -71,6 +71,7 @@ def test_quick_run_writes_table_and_json(tmp_path, capsys):
         assert run["total_s"] > 0
         assert 0.0 <= run["data_ceiling"] <= 1.0 + 1e-9
         assert len(run["data_ceiling_per_vector"]) == 10
+        assert run["num_envs"] == 50  # --quick gives --num-envs 50: never grown
         assert run["recommended_steps"] == MIN_STEPS  # maze7x9's gaps are wide: the floor
     for row in data["summary"]:
         assert row["seeds"] == 1 and row["free_cells"] == data["layouts"]["maze7x9"]["free_cells"]

@@ -8,8 +8,9 @@ therefore set by the smallest gap among lambda_1 .. lambda_{d+1}, and the steps 
 like 1 / gap. The ground truth is exact and known before the first step, so `allo train`
 can size the run (or say which --steps to use) instead of leaving the user to guess.
 
-Repeated eigenvalues (one eigenspace, `metrics.eigenspace_blocks`) need no separating:
-they are scored by the eigenspace cosine, so their zero gap is skipped.
+Repeated eigenvalues (one eigenspace, `metrics.eigenspace_blocks`, near-repeats within
+0.5% included) need no separating: they are scored by the eigenspace cosine, so their
+gap is skipped.
 
 Steps are not the only limit. The sampler draws from one finite data set, whose empirical
 pair law defines a slightly different operator; where two eigenvalues are close, its
@@ -28,7 +29,7 @@ from itertools import pairwise
 
 import numpy as np
 
-from allo.metrics import cosine_similarities, eigenspace_blocks
+from allo.metrics import REPEAT_TOLERANCE, cosine_similarities, eigenspace_blocks
 from allo.spectrum import operator_spectrum
 
 # With sampled batches (--batch-size 16384; BENCHMARKS.md, accuracy): mean |cos| first
@@ -65,8 +66,10 @@ class Budget:
         return self.needed > self.steps
 
 
-def smallest_gap(eigenvalues: np.ndarray, d: int) -> tuple[float, tuple[int, int]]:
-    """Smallest lambda_{i+1} - lambda_i over i = 1..d between different eigenspaces.
+def smallest_gap(eigenvalues: np.ndarray, d: int, tol: float = REPEAT_TOLERANCE
+                 ) -> tuple[float, tuple[int, int]]:
+    """Smallest lambda_{i+1} - lambda_i over i = 1..d between different eigenspaces
+    (near-repeats within `tol` are one eigenspace, as the quality metric scores them).
 
     Uses lambda_1 .. lambda_{d+1}: u_d must also turn away from e_{d+1}. Off-support
     padding (NaN) is ignored.
@@ -74,7 +77,7 @@ def smallest_gap(eigenvalues: np.ndarray, d: int) -> tuple[float, tuple[int, int
     values = np.asarray(eigenvalues, dtype=np.float64)
     values = values[np.isfinite(values)][: d + 1]
     best, pair = math.inf, (0, 0)
-    blocks = eigenspace_blocks(values)
+    blocks = eigenspace_blocks(values, tol)
     for left, right in pairwise(blocks):
         gap = float(values[right.start] - values[left.stop - 1])
         if gap < best:

@@ -30,6 +30,14 @@ def test_smallest_gap_skips_repeated_eigenvalues_and_includes_lambda_d_plus_1():
     assert smallest_gap(np.array([0.0, 0.2, 0.5, 0.5]), d=3) == (pytest.approx(0.2), (1, 2))
 
 
+def test_near_repeated_eigenvalues_need_no_separating():
+    # 0.1% apart: one eigenspace by metrics.REPEAT_TOLERANCE, so the run is not sized for it
+    near = recommend(np.array([0.0, 0.2, 0.2002, 0.5]), d=3)
+    assert near.pair == (1, 2) and near.steps == MIN_STEPS
+    # scored strictly (each vector alone) the same spectrum would need the cap
+    assert smallest_gap(np.array([0.0, 0.2, 0.2002, 0.5]), d=3, tol=0.0)[1] == (2, 3)
+
+
 def test_smallest_gap_ignores_off_support_padding():
     values = np.array([0.0, 0.05, 0.4, np.nan, np.nan])
     assert smallest_gap(values, d=4) == (pytest.approx(0.05), (1, 2))
@@ -40,11 +48,12 @@ def test_smallest_gap_ignores_off_support_padding():
 def test_steps_grow_like_one_over_the_gap_within_the_bounds(sampled, rate, gap):
     wide = recommend(np.array([0.0, 0.2, 0.4, 0.6]), d=3, sampled=sampled)
     assert wide.steps == MIN_STEPS and not wide.capped
-    middle = recommend(np.array([0.0, 0.1, 0.1 + gap, 0.5]), d=3, sampled=sampled)
+    middle = recommend(np.array([0.0, 0.01, 0.01 + gap, 0.5]), d=3, sampled=sampled)
     assert middle.needed == pytest.approx(rate / gap, rel=0.05)
     assert middle.steps == middle.needed and MIN_STEPS < middle.steps <= MAX_STEPS
     assert middle.steps % 1000 == 0
-    tiny = recommend(np.array([0.0, 0.1, 0.1 + 1e-6, 0.5]), d=3, sampled=sampled)
+    # 1% apart: distinct eigenspaces, but a gap too small for MAX_STEPS
+    tiny = recommend(np.array([0.0, 0.001, 0.001 + 1e-5, 0.5]), d=3, sampled=sampled)
     assert tiny.capped and tiny.steps == MAX_STEPS and tiny.needed > MAX_STEPS
     assert tiny.pair == (2, 3)
 
@@ -72,7 +81,7 @@ def test_advice_names_the_pair_and_the_flag():
     line = advice(budget, 5000, flag_given=True)
     assert line is not None and f"--steps {budget.steps}" in line
     assert "lambda_2 and lambda_3" in line
-    capped = recommend(np.array([0.0, 0.1, 0.1 + 1e-6, 0.5]), d=3)
+    capped = recommend(np.array([0.0, 0.001, 0.001 + 1e-5, 0.5]), d=3)
     line = advice(capped, capped.steps, flag_given=False)
     assert line is not None and f"--steps {capped.needed}" in line and "eigenspace" in line
 

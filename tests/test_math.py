@@ -8,7 +8,7 @@ import torch
 
 from allo.data import PairSampler, Transitions, collect, empirical_pair_law
 from allo.layouts import add_random_doors, load_builtin, parse_layout
-from allo.metrics import cosine_similarities, rayleigh_eigenvalues
+from allo.metrics import cosine_similarities, eigenspace_blocks, rayleigh_eigenvalues
 from allo.objective import Weights, allo_terms, graph_term
 from allo.spectrum import (
     alive_mass,
@@ -298,3 +298,38 @@ def test_gamma_keeps_eigenvectors_and_scales_small_eigenvalues():  # (12)
             for g in (0.8, 0.95)]
     assert gaps[0] == pytest.approx(0.00072, abs=2e-5)
     assert gaps[1] == pytest.approx(0.00254, abs=2e-5)
+
+
+def test_davis_kahan_bound_for_a_near_repeated_block():  # (DK), section 6
+    """A perturbation far smaller than the gap to the rest of the spectrum keeps a
+    near-repeated block's eigenspace (within |E| / delta) but turns its single vectors:
+    why metrics.eigenspace_blocks scores such a block as one eigenspace."""
+    rng = np.random.default_rng(0)
+    values = np.array([0.0, 0.05, 0.1, 0.2, 0.20008, 0.20016, 0.2003, 0.3, 0.4, 0.5])
+    basis, _ = np.linalg.qr(rng.standard_normal((10, 10)))
+    operator = basis @ np.diag(values) @ basis.T
+    noise = rng.standard_normal((10, 10))
+    noise = 1e-3 * (noise + noise.T) / np.linalg.norm(noise + noise.T, 2)  # |E|_2 = 1e-3
+    new_values, new_vectors = np.linalg.eigh(operator + noise)
+    block = slice(3, 7)
+    delta = min(new_values[7] - values[6], values[3] - new_values[2])
+    # (DK): sin of the largest principal angle between the old and the new block
+    overlap = np.linalg.svd(basis[:, block].T @ new_vectors[:, block], compute_uv=False)
+    sin_theta = np.sqrt(max(0.0, 1.0 - overlap.min() ** 2))
+    assert sin_theta <= 1e-3 / delta
+    # the single vectors inside the block are not determined by the perturbed operator
+    single = np.abs(np.sum(basis[:, block] * new_vectors[:, block], axis=0))
+    assert single.min() < 0.9
+    # the metric: strict per-vector scores expose the turn, the block's score does not
+    assert [(b.start, b.stop) for b in eigenspace_blocks(values) if len(b) > 1] == [(3, 7)]
+    strict = cosine_similarities(new_vectors[:, block], basis[:, block], values[block], tol=0.0)
+    grouped = cosine_similarities(new_vectors[:, block], basis[:, block], values[block])
+    assert strict.min() < 0.9 and grouped.min() > 0.999
+
+
+def test_near_repeats_do_not_chain_into_one_block():  # section 6
+    # each step is 0.4%, within the tolerance, but the run spans 1.6%: blocks of two
+    values = 0.2 * 1.004 ** np.arange(5)
+    assert [len(b) for b in eigenspace_blocks(values)] == [2, 2, 1]
+    # a 1% pair (rooms16's lambda_2, lambda_3 are 0.9% apart) stays two eigenspaces
+    assert len(eigenspace_blocks(np.array([0.01241, 0.01253]))) == 2

@@ -185,6 +185,19 @@ def summarise(runs: list[dict]) -> dict:
     }
 
 
+def summaries(results: dict) -> list[dict]:
+    """A table row per layout and objective over every run in `results`, in run order."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for run in results["runs"]:
+        groups.setdefault((run["layout"], run["objective"]), []).append(run)
+    rows = []
+    for (layout, _), runs in groups.items():
+        row = summarise(sorted(runs, key=lambda r: r["seed"]))
+        row["free_cells"] = results["layouts"][layout]["free_cells"]
+        rows.append(row)
+    return rows
+
+
 def machine() -> dict:
     try:
         load = [round(x, 2) for x in os.getloadavg()]
@@ -239,6 +252,10 @@ def main(argv: list[str] | None = None) -> int:
                              "of allo train; fast on a GPU); seconds are the batch's")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--append", action="store_true",
+                        help="keep the runs already in --out (a run of the same layout, "
+                             "objective and seed is replaced) and summarise them all: "
+                             "e.g. ggdo in a second command")
     args = parser.parse_args(argv)
 
     objectives = [o.strip() for o in args.objectives.split(",") if o.strip()]
@@ -264,9 +281,19 @@ def main(argv: list[str] | None = None) -> int:
 
     command = " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv[:1],
                                                 *(sys.argv[1:] if argv is None else argv)])
-    results: dict = {"machine": machine(), "command": command, "quick": args.quick,
-                     "target_cos": TARGET, "config": dataclasses.asdict(base),
-                     "layouts": {}, "runs": [], "summary": []}
+    results: dict = {"machine": machine(), "command": command, "commands": [command],
+                     "quick": args.quick, "target_cos": TARGET,
+                     "config": dataclasses.asdict(base), "layouts": {}, "runs": [],
+                     "summary": []}
+    if args.append and args.out.exists():
+        try:
+            earlier = json.loads(args.out.read_text())
+            results["runs"] = list(earlier["runs"])
+            results["layouts"] = dict(earlier["layouts"])
+            results["commands"] = [*earlier.get("commands", [earlier["command"]]), command]
+            results["machines"] = [*earlier.get("machines", [earlier["machine"]])]
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            parser.error(f"--append: cannot read {args.out}: {error}")
     for entry in entries:
         results["layouts"][entry["name"]] = {**entry, **layout_facts(entry)}
     print(f"machine: {results['machine']}")
@@ -281,7 +308,9 @@ def main(argv: list[str] | None = None) -> int:
             for objective in objectives:
                 runs = run_group(base, entry, objective, args.seeds, Path(tmp), args.batched)
                 for seed, run in enumerate(runs):
-                    results["runs"].append(run)
+                    results["runs"] = [r for r in results["runs"] if (
+                        r["layout"], r["objective"], r["seed"]) != (
+                        run["layout"], objective, seed)] + [run]
                     print(f"  {entry['name']:<16}{objective:>5} seed {seed}: "
                           f"mean|cos| {fmt(run['final_cos'], '.4f')}, eig rel err "
                           f"{fmt(run['final_eig_rel_error'], '.3f')} (Rayleigh "
@@ -290,11 +319,11 @@ def main(argv: list[str] | None = None) -> int:
                           f"{run['steps_to_0.99']}, {run['total_s']:.1f}s "
                           f"({run['status']})", flush=True)
                     write()
-                row = summarise(runs)
-                row["free_cells"] = results["layouts"][entry["name"]]["free_cells"]
-                results["summary"].append(row)
+                results["summary"] = summaries(results)
                 write()
     results["machine"]["load_average_end"] = machine()["load_average"]
+    results.setdefault("machines", []).append(results["machine"])
+    results["summary"] = summaries(results)
     text = table(results["summary"])
     print(text)
     results["table"] = text

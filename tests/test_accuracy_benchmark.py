@@ -115,3 +115,35 @@ def test_batched_seeds_are_the_same_runs_as_single_seeds(tmp_path):
     assert [r["seed"] for r in batched] == [0, 1]
     for a, b in zip(single, batched, strict=True):
         assert a["final_cos"] == pytest.approx(b["final_cos"], abs=1e-5)
+
+
+def test_append_adds_runs_replaces_reruns_and_summarises_all(tmp_path, capsys):
+    bench = load_benchmark()
+    out = tmp_path / "accuracy.json"
+    quick = ["--quick", "--layouts", "maze7x9", "--seeds", "1", "--out", str(out)]
+    assert bench.main([*quick, "--objectives", "allo"]) == 0
+    assert bench.main([*quick, "--objectives", "ggdo", "--append"]) == 0
+    data = json.loads(out.read_text())
+    assert [(r["objective"], r["seed"]) for r in data["runs"]] == [("allo", 0), ("ggdo", 0)]
+    assert [s["objective"] for s in data["summary"]] == ["allo", "ggdo"]
+    assert len(data["commands"]) == 2 and "--append" in data["commands"][1]
+    # the same layout, objective and seed again: replaced, not counted twice
+    assert bench.main([*quick, "--objectives", "allo", "--append"]) == 0
+    data = json.loads(out.read_text())
+    assert sorted((r["objective"], r["seed"]) for r in data["runs"]) == [("allo", 0),
+                                                                          ("ggdo", 0)]
+    assert all(s["seeds"] == 1 for s in data["summary"])
+    # without --append the file starts over
+    assert bench.main([*quick, "--objectives", "ggdo"]) == 0
+    assert [r["objective"] for r in json.loads(out.read_text())["runs"]] == ["ggdo"]
+    capsys.readouterr()
+
+
+def test_append_to_an_unreadable_file_is_one_line_and_exit_2(tmp_path, capsys):
+    out = tmp_path / "accuracy.json"
+    out.write_text("{not json")
+    with pytest.raises(SystemExit) as stop:
+        load_benchmark().main(["--quick", "--layouts", "maze7x9", "--seeds", "1",
+                               "--out", str(out), "--append"])
+    assert stop.value.code == 2
+    assert "--append: cannot read" in capsys.readouterr().err

@@ -232,3 +232,23 @@ def test_rundir_imports_no_numpy_for_the_first_frame() -> None:
     assert out.stdout.strip() == "False", out.stderr
 
 
+
+
+def test_eigenvalue_row_shows_both_estimates_and_the_duals_error():
+    import numpy as np
+
+    from tui.chart import format_number
+    from tui.widgets.eigenvalues import COLUMNS, Eigenvalues
+
+    table = Eigenvalues()
+    table.truth = np.array([0.0, 0.5])
+    table.latest = {"eig/estimate": [0.0, 0.55], "eig/rayleigh": [0.0, 0.4999],
+                    "cos/per_vector": [1.0, 0.9]}
+    cells = dict(zip(COLUMNS, (cell.plain for cell in table.row_cells(1)), strict=True))
+    assert cells["est. λ"] == format_number(0.55)
+    assert cells["vec. λ"] == format_number(0.4999)
+    assert cells["rel"] == "10.0%"  # of the duals' estimate
+    assert cells["|cos|"] == "0.900"
+    # a row written before Rayleigh quotients were logged: a dash, not a crash
+    table.latest = {"eig/estimate": [0.0, 0.55]}
+    assert table.row_cells(1)[COLUMNS.index("vec. λ")].plain == format_number(None)

@@ -35,6 +35,10 @@ METRICS_JSONL = "metrics.jsonl"
 METRICS_HISTORY = "metrics_history.json"
 GT_EIGENVALUES = "gt_eigenvalues.npy"
 GT_EIGENVECTORS = "gt_eigenvectors.npy"
+# Only where the eigenspace of lambda_d continues past d: its remaining eigenpairs, so a
+# learned vector of that eigenspace is scored against all of it (allo.metrics).
+GT_COMPLETION_VALUES = "gt_completion_eigenvalues.npy"
+GT_COMPLETION_VECTORS = "gt_completion_eigenvectors.npy"
 FINAL_LEARNED = "final_learned_eigenvectors.npy"
 CHECKPOINTS = "checkpoints"
 PLOTS = "plots"
@@ -153,8 +157,16 @@ class RunWriter:
         return info
 
     # arrays -------------------------------------------------------------------------
-    def write_ground_truth(self, eigenvalues: np.ndarray, eigenvectors: np.ndarray) -> None:
+    def write_ground_truth(self, eigenvalues: np.ndarray, eigenvectors: np.ndarray,
+                           completion: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+        """The top d eigenpairs; `completion`, the eigenpairs past d that complete the
+        eigenspace of lambda_d, is written first, so whoever sees the gt files sees it."""
         import numpy as np
+        if completion is not None and len(completion[0]):
+            atomic_save_npy(self.path / GT_COMPLETION_VALUES,
+                            np.asarray(completion[0], dtype=np.float64))
+            atomic_save_npy(self.path / GT_COMPLETION_VECTORS,
+                            np.asarray(completion[1], dtype=np.float64))
         atomic_save_npy(self.path / GT_EIGENVALUES, np.asarray(eigenvalues, dtype=np.float64))
         atomic_save_npy(self.path / GT_EIGENVECTORS, np.asarray(eigenvectors, dtype=np.float64))
 
@@ -508,6 +520,20 @@ class RunReader:
         values = load_npy(self.path / GT_EIGENVALUES, ndim=1)
         vectors = load_npy(self.path / GT_EIGENVECTORS, ndim=2, shape=(None, values.shape[0]))
         return values, vectors
+
+    def scoring_truth(self) -> tuple[np.ndarray, np.ndarray]:
+        """The ground truth to score learned vectors against: the top d plus, where the
+        eigenspace of lambda_d continues past d, the eigenpairs that complete it."""
+        import numpy as np
+        values, vectors = self.ground_truth()
+        extra = self.path / GT_COMPLETION_VALUES
+        if not extra.exists():
+            return values, vectors
+        more_values = load_npy(extra, ndim=1)
+        more_vectors = load_npy(self.path / GT_COMPLETION_VECTORS, ndim=2,
+                                shape=(vectors.shape[0], more_values.shape[0]))
+        return (np.concatenate([values, more_values]),
+                np.concatenate([vectors, more_vectors], axis=1))
 
     def export_steps(self) -> list[int]:
         return [step for step, _ in step_files(self.path, _EXPORT_RE)]

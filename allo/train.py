@@ -392,6 +392,8 @@ def start_run(seed_run: SeedRun, layout: Layout, truth: GroundTruth, device: tor
     now = time.time()
     reachable = int(truth.support.sum())
     blocks = eigenspace_blocks(truth.eigenvalues[: min(d + 1, reachable)])
+    width = block_complete_width(truth.eigenvalues, d)
+    completion = (truth.eigenvalues[d:width], truth.eigenvectors[:, d:width])
     if resume is None:
         writer.write_info({
             "name": run.name, "status": "running", "message": None, "step": 0,
@@ -409,10 +411,11 @@ def start_run(seed_run: SeedRun, layout: Layout, truth: GroundTruth, device: tor
             },
             "resumes": [],
         })
-        writer.write_ground_truth(*truth.top(d))
+        writer.write_ground_truth(*truth.top(d), completion=completion)
     elif not all((run / name).exists() for name in (rundir.GT_EIGENVALUES,
                                                       rundir.GT_EIGENVECTORS)):
-        writer.write_ground_truth(*truth.top(d))  # a kill came before it was written
+        # a kill came before it was written
+        writer.write_ground_truth(*truth.top(d), completion=completion)
 
 
 def _train(

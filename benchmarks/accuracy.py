@@ -116,7 +116,7 @@ def strict_cosines(reader: rundir.RunReader) -> list[float] | None:
     latest = reader.latest_learned()
     if latest is None:
         return None
-    values, vectors = reader.ground_truth()
+    values, vectors = reader.scoring_truth()
     return cosine_similarities(latest[1], vectors, values, tol=0.0).tolist()
 
 

@@ -140,6 +140,14 @@ class RunData:
 
         return self._once("gt", load)
 
+    def scoring_truth(self) -> tuple[np.ndarray, np.ndarray]:
+        """ground_truth() plus the eigenpairs completing the eigenspace of lambda_d."""
+        def load():
+            self.ground_truth()  # NotYet and the row check, as for the gt files
+            return self.reader.scoring_truth()  # corrupt: fails the learned figures only
+
+        return self._once("scoring", load)
+
     def ground_truth_values(self) -> np.ndarray:
         """Only gt_eigenvalues.npy: curve figures must not depend on the vectors file."""
         if "gt" in self._cache:
@@ -308,7 +316,9 @@ def _learned_panels(data: RunData, step: int | str, chosen: list[int]):
     d = min(learned.shape[1], truth.shape[1])
     learned = learned[:, :d]
     aligned = align_to_truth(learned, truth[:, :d], truth_values[:d])
-    cosines = cosine_similarities(learned, truth, truth_values)
+    # scored as training scores them: a block of lambda_d cut at d against all of it
+    scoring_values, scoring_vectors = data.scoring_truth()
+    cosines = cosine_similarities(learned, scoring_vectors, scoring_values)
     try:
         rows = data.rows()
     except rundir.RunDirError:

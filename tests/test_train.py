@@ -148,3 +148,48 @@ def test_a_dead_network_is_a_failed_run_not_a_finished_one(small_layout, tmp_pat
     info = rundir.RunReader(outcome.run_dir).info()
     assert info["status"] == "failed" and "dead ReLUs" in info["message"]
     assert rundir.checkpoint_steps(outcome.run_dir)[-1] == 20  # the last good one stays
+
+
+OPEN_ROOM = "XXXXX\nX   X\nX   X\nX   X\nXXXXX\n"  # lambda_2 = lambda_3 by symmetry
+
+
+def test_an_eigenspace_cut_at_d_is_completed_for_every_reader(tmp_path):
+    """d = 2 on a symmetric room cuts the eigenspace of lambda_2 = lambda_3 in half: the
+    run directory keeps its other half, and the trainer, the figures and the TUI watcher
+    all score the learned e_2 against the whole eigenspace."""
+    from renderers.figures import RunData, learned_figure
+    from tui.messages import ExportLanded
+    from tui.watcher import RunWatcher
+
+    layout = tmp_path / "open.txt"
+    layout.write_text(OPEN_ROOM)
+    outcome = train(tiny_config(layout, tmp_path / "run", num_eigenvectors=2,
+                                num_gradient_steps=300, log_freq=100, plot_freq=300,
+                                checkpoint_freq=300))
+    reader = rundir.RunReader(outcome.run_dir)
+    values, vectors = reader.ground_truth()
+    full_values, full_vectors = reader.scoring_truth()
+    assert vectors.shape == (9, 2) and full_vectors.shape == (9, 3)
+    assert full_values[2] == pytest.approx(full_values[1])
+    np.testing.assert_array_equal(full_vectors[:, :2], vectors)
+    logged = reader.metrics()[-1]["cos/per_vector"]
+    figure = learned_figure(RunData(reader), "final")
+    titled = [float(p.title.split("|cos| ")[1].split()[0]) for p in figure.panels]
+    assert titled == pytest.approx(logged, abs=6e-4)  # titles print 3 decimals
+    watcher = RunWatcher(outcome.run_dir)
+    messages = [m for _ in range(3) for m in watcher.poll()]
+    landed = [m for m in messages if isinstance(m, ExportLanded)]
+    assert landed and landed[-1].step == "final"
+    assert landed[-1].cosines == pytest.approx(logged, abs=1e-5)
+
+
+def test_scoring_truth_is_the_top_d_without_a_completion(tmp_path):
+    writer = rundir.RunWriter(tmp_path / "run")
+    writer.write_info({"name": "run", "d": 2})
+    values, vectors = np.array([0.0, 0.5]), np.eye(3)[:, :2]
+    writer.write_ground_truth(values, vectors, completion=(np.zeros(0), np.zeros((3, 0))))
+    reader = rundir.RunReader(tmp_path / "run")
+    assert not (tmp_path / "run" / rundir.GT_COMPLETION_VALUES).exists()
+    got_values, got_vectors = reader.scoring_truth()
+    np.testing.assert_array_equal(got_values, values)
+    assert got_vectors.shape == (3, 2)

@@ -102,7 +102,11 @@ class RunWatcher:
                 f"layout has {len(env.free_cells)} free cells",
             )
             return
-        self._truth = (values, vectors)
+        try:  # exports are scored against the completed eigenspace of lambda_d
+            self._truth = self.reader.scoring_truth()
+        except rundir.RunDirError as err:
+            self._problem(out, str(err))
+            return
         out.append(GroundTruthLoaded(env, values, vectors, run=self.path))
 
     def _poll_metrics(self, out: list[Message]) -> None:

@@ -17,7 +17,9 @@ repeats within 0.5% included, docs/math.md section 6), the strict mean |cos| bes
 (exact repeats only: each vector of a near-repeated cluster scored alone), the
 final mean relative eigenvalue error over eigenvalues 2..d (of the duals' estimates, and
 of the learned vectors' Rayleigh quotients under the run's own data, docs/math.md (13)),
-and the steps and seconds until
+the published average |cos| for the reference layouts ("paper", their README's table; the
+paper's is per vector after rotating exact repeats, like "strict"), and the steps and
+seconds until
 the logged mean |cos| first reaches 0.99 (median over the seeds that reach it, and how
 many did). Beside them: the data ceiling (mean |cos| of the eigenvectors of the operator
 that the run's own data set defines, against the exact ones: no learner of that data does
@@ -74,6 +76,24 @@ def find_layouts(reference: bool, reference_dir: Path = REFERENCE_LAYOUTS) -> li
             print(f"note: {reference_dir} is not present; --reference adds nothing",
                   file=sys.stderr)
     return found
+
+
+def published_scores(reference_dir: Path = REFERENCE_LAYOUTS) -> dict[str, dict[str, float]]:
+    """The paper's average |cos| per reference layout and objective, read from the table
+    in the reference layouts' README (`| layout | free cells | ALLO | GGDO |`); {} if absent."""
+    readme = reference_dir / "README.md"
+    if not readme.is_file():
+        return {}
+    scores: dict[str, dict[str, float]] = {}
+    for line in readme.read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != 4:
+            continue
+        try:
+            scores[cells[0]] = {"allo": float(cells[2]), "ggdo": float(cells[3])}
+        except ValueError:
+            continue  # the header and its rule
+    return scores
 
 
 def layout_facts(entry: dict) -> dict:
@@ -191,9 +211,12 @@ def summaries(results: dict) -> list[dict]:
     for run in results["runs"]:
         groups.setdefault((run["layout"], run["objective"]), []).append(run)
     rows = []
-    for (layout, _), runs in groups.items():
+    paper = published_scores()
+    for (layout, objective), runs in groups.items():
         row = summarise(sorted(runs, key=lambda r: r["seed"]))
         row["free_cells"] = results["layouts"][layout]["free_cells"]
+        if runs[0]["source"] == "reference":
+            row["paper_cos"] = paper.get(layout, {}).get(objective)
         rows.append(row)
     return rows
 
@@ -215,7 +238,7 @@ def fmt(value: object, spec: str) -> str:
 def table(summary: list[dict]) -> str:
     head = (f"{'layout':<16}{'cells':>6}{'obj':>6}{'seeds':>6}{'cos mean':>10}{'cos min':>9}"
             f"{'strict':>8}{'eig rel':>9}{'rayleigh':>9}{'ceiling':>9}{'0.99 hit':>9}"
-            f"{'steps':>8}{'secs':>8}"
+            f"{'steps':>8}{'secs':>8}{'paper':>8}"
             f"{'advised':>9}"
             "  repeated")
     lines = [head, "-" * len(head)]
@@ -229,7 +252,8 @@ def table(summary: list[dict]) -> str:
             f"{fmt(s['data_ceiling_mean'], '.4f'):>9}"
             f"{str(s['reached_0.99']) + '/' + str(s['seeds']):>9}"
             f"{fmt(s['median_steps_to_0.99'], '.0f'):>8}"
-            f"{fmt(s['median_seconds_to_0.99'], '.1f'):>8}{fmt(s['recommended_steps'], 'd'):>9}"
+            f"{fmt(s['median_seconds_to_0.99'], '.1f'):>8}"
+            f"{fmt(s.get('paper_cos'), '.4f'):>8}{fmt(s['recommended_steps'], 'd'):>9}"
             f"  {' '.join(f'{a}-{b}' for a, b in s['repeated_eigenvalues']) or '-'}")
     return "\n".join(lines)
 

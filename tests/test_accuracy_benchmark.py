@@ -147,3 +147,15 @@ def test_append_to_an_unreadable_file_is_one_line_and_exit_2(tmp_path, capsys):
                                "--out", str(out), "--append"])
     assert stop.value.code == 2
     assert "--append: cannot read" in capsys.readouterr().err
+
+
+def test_published_scores_are_read_from_the_reference_readme(tmp_path):
+    bench = load_benchmark()
+    assert bench.published_scores(tmp_path) == {}  # no README: no paper column
+    (tmp_path / "README.md").write_text(
+        "Published average |cos|:\n\n| layout | free cells | ALLO | GGDO |\n|---|---|---|---|\n"
+        "| GridMaze-7 | 11 | 0.9996 | 0.2959 |\n| GridRoomSym-4 | 104 | 0.8411 | 0.8326 |\n\n"
+        "| a | note | with | words |\n")
+    assert bench.published_scores(tmp_path) == {
+        "GridMaze-7": {"allo": 0.9996, "ggdo": 0.2959},
+        "GridRoomSym-4": {"allo": 0.8411, "ggdo": 0.8326}}

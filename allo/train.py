@@ -43,6 +43,7 @@ from allo.metrics import (
     eigenspace_bases,
     eigenspace_blocks,
     eigenvalue_errors,
+    near_repeat_note,
     quality_row,
 )
 from allo.objective import Terms, Weights, graph_term
@@ -451,6 +452,9 @@ def _train(
             seed_run.cfg = dataclasses.replace(seed_run.cfg, num_gradient_steps=budget.steps)
     say = announce or (lambda line: print(line, file=sys.stderr))
     line = advice(budget, cfg.num_gradient_steps, chosen)
+    if line and resume is None:
+        say(f"allo: note: {line}")
+    line = near_repeat_note(truth.eigenvalues[:reachable], d)
     if line and resume is None:
         say(f"allo: note: {line}")
     for seed_run in runs:

@@ -333,3 +333,14 @@ def test_near_repeats_do_not_chain_into_one_block():  # section 6
     assert [len(b) for b in eigenspace_blocks(values)] == [2, 2, 1]
     # a 1% pair (rooms16's lambda_2, lambda_3 are 0.9% apart) stays two eigenspaces
     assert len(eigenspace_blocks(np.array([0.01241, 0.01253]))) == 2
+
+
+def test_a_near_repeat_is_named_before_training_an_exact_one_is_not():  # section 6
+    from allo.metrics import near_repeat_note
+
+    values = np.array([0.0, 0.015, 0.015, 0.0308, 0.20212, 0.2022, 0.2022, 0.20228, 0.226])
+    line = near_repeat_note(values, d=8)
+    assert line is not None and "lambda_5..lambda_8 (0.2021-0.2023)" in line
+    assert "lambda_2" not in line  # the exact pair needs no explaining
+    assert near_repeat_note(values, d=4) is None  # the cluster lies past d
+    assert near_repeat_note(np.array([0.0, 0.1, 0.1, 0.3]), d=3) is None

@@ -521,11 +521,13 @@ class RunReader:
         vectors = load_npy(self.path / GT_EIGENVECTORS, ndim=2, shape=(None, values.shape[0]))
         return values, vectors
 
-    def scoring_truth(self) -> tuple[np.ndarray, np.ndarray]:
+    def scoring_truth(self, top: tuple[np.ndarray, np.ndarray] | None = None
+                      ) -> tuple[np.ndarray, np.ndarray]:
         """The ground truth to score learned vectors against: the top d plus, where the
-        eigenspace of lambda_d continues past d, the eigenpairs that complete it."""
+        eigenspace of lambda_d continues past d, the eigenpairs that complete it.
+        `top`: ground_truth() when the caller has already read it."""
         import numpy as np
-        values, vectors = self.ground_truth()
+        values, vectors = top if top is not None else self.ground_truth()
         extra = self.path / GT_COMPLETION_VALUES
         if not extra.exists():
             return values, vectors

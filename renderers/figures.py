@@ -143,8 +143,9 @@ class RunData:
     def scoring_truth(self) -> tuple[np.ndarray, np.ndarray]:
         """ground_truth() plus the eigenpairs completing the eigenspace of lambda_d."""
         def load():
-            self.ground_truth()  # NotYet and the row check, as for the gt files
-            return self.reader.scoring_truth()  # corrupt: fails the learned figures only
+            # NotYet and the row check come with ground_truth(); a corrupt completion
+            # fails the learned figures only
+            return self.reader.scoring_truth(self.ground_truth())
 
         return self._once("scoring", load)
 

@@ -103,7 +103,7 @@ class RunWatcher:
             )
             return
         try:  # exports are scored against the completed eigenspace of lambda_d
-            self._truth = self.reader.scoring_truth()
+            self._truth = self.reader.scoring_truth((values, vectors))
         except rundir.RunDirError as err:
             self._problem(out, str(err))
             return

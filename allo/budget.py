@@ -93,8 +93,11 @@ def smallest_gap(eigenvalues: np.ndarray, d: int, tol: float = REPEAT_TOLERANCE
                  ) -> tuple[float, tuple[int, int]]:
     """The closest pair of neighbouring eigenspaces: (gap, 1-based pair); (inf, (0, 0))
     when there is none."""
-    return min(gaps_between_eigenspaces(eigenvalues, d, tol), default=(math.inf, (0, 0)),
-               key=lambda item: item[0])
+    return closest_pair(gaps_between_eigenspaces(eigenvalues, d, tol))
+
+
+def closest_pair(between: list[tuple[float, tuple[int, int]]]) -> tuple[float, tuple[int, int]]:
+    return min(between, default=(math.inf, (0, 0)), key=lambda item: item[0])
 
 
 def recommend(eigenvalues: np.ndarray, d: int, sampled: bool = False) -> Budget:
@@ -103,8 +106,9 @@ def recommend(eigenvalues: np.ndarray, d: int, sampled: bool = False) -> Budget:
 
     The larger of the closest pair's need (rate / gap) and the cascade's (sum of 1 / gap).
     """
-    gaps = [g for g, _ in gaps_between_eigenspaces(eigenvalues, d)]
-    gap, pair = smallest_gap(eigenvalues, d)
+    between = gaps_between_eigenspaces(eigenvalues, d)
+    gap, pair = closest_pair(between)
+    gaps = [g for g, _ in between]
     rate = STEPS_TIMES_GAP_SAMPLED if sampled else STEPS_TIMES_GAP
     if gap <= 0:
         raw, cascade = math.inf, False

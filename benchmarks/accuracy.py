@@ -205,6 +205,11 @@ def summarise(runs: list[dict]) -> dict:
     }
 
 
+def run_key(run: dict) -> tuple[str, str, int]:
+    """What makes two runs the same run: a later one replaces an earlier one."""
+    return run["layout"], run["objective"], run["seed"]
+
+
 def summaries(results: dict) -> list[dict]:
     """A table row per layout and objective over every run in `results`, in run order."""
     groups: dict[tuple[str, str], list[dict]] = {}
@@ -332,9 +337,8 @@ def main(argv: list[str] | None = None) -> int:
             for objective in objectives:
                 runs = run_group(base, entry, objective, args.seeds, Path(tmp), args.batched)
                 for seed, run in enumerate(runs):
-                    results["runs"] = [r for r in results["runs"] if (
-                        r["layout"], r["objective"], r["seed"]) != (
-                        run["layout"], objective, seed)] + [run]
+                    results["runs"] = [r for r in results["runs"]
+                                       if run_key(r) != run_key(run)] + [run]
                     print(f"  {entry['name']:<16}{objective:>5} seed {seed}: "
                           f"mean|cos| {fmt(run['final_cos'], '.4f')}, eig rel err "
                           f"{fmt(run['final_eig_rel_error'], '.3f')} (Rayleigh "

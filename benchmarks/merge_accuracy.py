@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from accuracy import summaries, table  # noqa: E402
+from accuracy import run_key, summaries, table  # noqa: E402
 
 from allo import rundir  # noqa: E402
 
@@ -27,7 +27,7 @@ def merge(parts: list[dict]) -> dict:
     runs: dict[tuple, dict] = {}
     for part in parts:
         for run in part["runs"]:
-            runs[(run["layout"], run["objective"], run["seed"])] = run
+            runs[run_key(run)] = run
         merged["layouts"].update(part["layouts"])
         merged["commands"] += part.get("commands", [part["command"]])
         merged["machines"] += part.get("machines", [part["machine"]])

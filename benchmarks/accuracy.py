@@ -3,6 +3,7 @@
     python benchmarks/accuracy.py                          # every layout, 5 seeds, allo + ggdo
     python benchmarks/accuracy.py --seeds 1 --layouts room4,maze19 --objectives allo
     python benchmarks/accuracy.py --reference              # also ../shared/reference-layouts
+    python benchmarks/accuracy.py --seeds 5-9 --append     # five more seeds, same file
     python benchmarks/accuracy.py --quick --layouts maze7x9 --seeds 1   # smoke test, seconds
 
 Layouts: every built-in (`allo envs`), every benchmarks/layouts/*.txt, and with
@@ -46,7 +47,7 @@ from pathlib import Path
 import torch
 
 from allo import rundir
-from allo.config import TrainConfig
+from allo.config import TrainConfig, parse_seeds
 from allo.layouts import builtin_names, load_builtin, load_layout_file
 from allo.metrics import cosine_similarities
 from allo.train import train, train_seeds
@@ -102,16 +103,26 @@ def layout_facts(entry: dict) -> dict:
             "components": layout.components()}
 
 
+def seed_list(text: str) -> list[int]:
+    """'5' -> seeds 0..4 (a count, as before); '3,4' or '5-9' -> those seeds."""
+    if text.strip().isdigit():
+        count = int(text)
+        if count < 1:
+            raise ValueError("--seeds must be at least 1")
+        return list(range(count))
+    return parse_seeds(text)
+
+
 def first_hit(rows: list[dict], target: float = TARGET) -> dict | None:
     """The first logged row whose mean |cos| reaches the target, or None."""
     return next((r for r in rows if (r.get("cos/mean") or 0.0) >= target), None)
 
 
-def run_group(base: TrainConfig, entry: dict, objective: str, seeds: int, folder: Path,
+def run_group(base: TrainConfig, entry: dict, objective: str, seeds: list[int], folder: Path,
               batched: bool) -> list[dict]:
-    """Seeds 0..seeds-1 of one layout and objective: one train() each, or with `batched`
-    one train_seeds() for all (one process, one batched model; seconds are then those
-    of the whole batch)."""
+    """These seeds of one layout and objective: one train() each, or with `batched` one
+    train_seeds() for all (one process, one batched model; seconds are then those of the
+    whole batch)."""
     cfg = dataclasses.replace(
         base, objective=objective,
         env=entry["name"] if entry["file"] is None else base.env, env_file=entry["file"],
@@ -119,15 +130,15 @@ def run_group(base: TrainConfig, entry: dict, objective: str, seeds: int, folder
     outcomes, totals = [], []
     if batched:
         started = time.perf_counter()
-        outcomes = train_seeds(dataclasses.replace(cfg, seeds=f"0-{seeds - 1}"))
-        totals = [time.perf_counter() - started] * seeds
+        outcomes = train_seeds(dataclasses.replace(cfg, seeds=",".join(map(str, seeds))))
+        totals = [time.perf_counter() - started] * len(seeds)
     else:
-        for seed in range(seeds):
+        for seed in seeds:
             started = time.perf_counter()
             outcomes.append(train(dataclasses.replace(cfg, seed=seed)))
             totals.append(time.perf_counter() - started)
     return [describe(cfg, entry, objective, seed, outcome, total)
-            for seed, (outcome, total) in enumerate(zip(outcomes, totals, strict=True))]
+            for seed, outcome, total in zip(seeds, outcomes, totals, strict=True)]
 
 
 def strict_cosines(reader: rundir.RunReader) -> list[float] | None:
@@ -151,7 +162,8 @@ def describe(cfg: TrainConfig, entry: dict, objective: str, seed: int, outcome, 
     budget = info.get("budget") or {}  # what the data set allows, what the spectrum asks
     return {
         "layout": entry["name"], "source": entry["source"], "objective": objective,
-        "seed": seed, "status": outcome.status, "steps": info.get("total_steps"),
+        "seed": (info.get("config") or {}).get("seed", seed), "status": outcome.status,
+        "steps": info.get("total_steps"),
         "final_step": last.get("step"),
         "final_cos": last.get("cos/mean"),
         "final_cos_per_vector": last.get("cos/per_vector"),
@@ -265,7 +277,9 @@ def table(summary: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 (default 5)")
+    parser.add_argument("--seeds", default="5",
+                        help="N: seeds 0..N-1 (default 5); or a list such as 3,4 or 5-9 "
+                             "(with --append, to add seeds to an earlier file)")
     parser.add_argument("--objectives", default=",".join(OBJECTIVES),
                         help="comma-separated: allo,ggdo (default both)")
     parser.add_argument("--layouts", default=None,
@@ -291,8 +305,10 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [o for o in objectives if o not in OBJECTIVES]
     if unknown or not objectives:
         parser.error(f"--objectives: unknown {unknown}; choose from {', '.join(OBJECTIVES)}")
-    if args.seeds < 1:
-        parser.error("--seeds must be at least 1")
+    try:
+        seeds = seed_list(args.seeds)
+    except ValueError as error:
+        parser.error(str(error))
     entries = find_layouts(args.reference)
     if args.layouts:
         wanted = [n.strip() for n in args.layouts.split(",") if n.strip()]
@@ -330,13 +346,14 @@ def main(argv: list[str] | None = None) -> int:
 
     def write() -> None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(rundir.to_json_safe(results), indent=2) + "\n")
+        rundir.atomic_write_text(args.out, json.dumps(rundir.to_json_safe(results), indent=2)
+                                 + "\n")
 
     with tempfile.TemporaryDirectory(prefix="allo-accuracy-") as tmp:
         for entry in entries:
             for objective in objectives:
-                runs = run_group(base, entry, objective, args.seeds, Path(tmp), args.batched)
-                for seed, run in enumerate(runs):
+                runs = run_group(base, entry, objective, seeds, Path(tmp), args.batched)
+                for seed, run in zip(seeds, runs, strict=True):
                     results["runs"] = [r for r in results["runs"]
                                        if run_key(r) != run_key(run)] + [run]
                     print(f"  {entry['name']:<16}{objective:>5} seed {seed}: "

@@ -139,6 +139,23 @@ def test_append_adds_runs_replaces_reruns_and_summarises_all(tmp_path, capsys):
     capsys.readouterr()
 
 
+def test_listed_seeds_add_to_an_earlier_file(tmp_path, capsys):
+    """--seeds 1 then --seeds 2,3 --append: seeds 0..3, each run under its own seed."""
+    bench = load_benchmark()
+    out = tmp_path / "accuracy.json"
+    quick = ["--quick", "--layouts", "maze7x9", "--objectives", "allo", "--out", str(out)]
+    assert bench.main([*quick, "--seeds", "1"]) == 0
+    assert bench.main([*quick, "--seeds", "2,3", "--batched", "--append"]) == 0
+    data = json.loads(out.read_text())
+    assert [r["seed"] for r in data["runs"]] == [0, 2, 3]
+    assert data["summary"][0]["seeds"] == 3
+    assert bench.seed_list("3") == [0, 1, 2] and bench.seed_list("5-6") == [5, 6]
+    for bad in ("0", "x", "4-2"):
+        with pytest.raises(SystemExit):
+            bench.main([*quick, "--seeds", bad])
+    capsys.readouterr()
+
+
 def test_append_to_an_unreadable_file_is_one_line_and_exit_2(tmp_path, capsys):
     out = tmp_path / "accuracy.json"
     out.write_text("{not json")

@@ -36,7 +36,7 @@ class TrainConfig:
     doors: int = arg(0, "number of reversible moves made one-way (irreversible doors)")
     door_seed: int = arg(0, "seed choosing the doors")
     num_envs: int | None = arg(None, "parallel environments collecting experience (default: "
-                                     "4000, i.e. 4e6 transitions, grown up to 16x where the "
+                                     "4000, i.e. 4e6 transitions, grown up to 32x where the "
                                      "data set's own operator would limit mean |cos|: its data "
                                      "ceiling, see allo/dataset.py)")
     num_steps: int = arg(1000, "random-policy steps per environment")

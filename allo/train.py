@@ -336,7 +336,8 @@ def data_notes(seeds: list[int], datasets: list[dataset.DataSet]) -> list[str]:
     if grown:
         parts = [f"seed {seed} to {data.num_envs} environments (ceiling {data.base_ceiling:.3f}"
                  f" -> {float(np.mean(data.ceiling)):.3f})" for seed, data in grown[:4]]
-        more = f" and {len(grown) - 4} more seeds" if len(grown) > 4 else ""
+        extra = len(grown) - 4
+        more = f" and {extra} more seed{'s' if extra > 1 else ''}" if extra > 0 else ""
         lines.append(f"the data set's own operator limited mean |cos| (its data ceiling), so "
                      f"it grew: {'; '.join(parts)}{more}")
     worst = min(datasets, key=lambda data: float(np.mean(data.ceiling)))

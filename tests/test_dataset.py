@@ -132,6 +132,9 @@ def test_notes_say_what_grew_and_what_still_limits():
     assert "64000 environments" in lines[1] and "vectors 10, 9" in lines[1]
     assert "--num-envs" in lines[1] and "growing it from 0.900" in lines[1]
     assert float(np.mean(still.ceiling)) < CEILING_TARGET
+    five = data_notes([0, 1, 2, 3, 4], [grew] * 5)[0]
+    assert five.endswith("and 1 more seed") and "seed 3 to" in five
+    assert data_notes(list(range(6)), [grew] * 6)[0].endswith("and 2 more seeds")
 
 
 def test_a_growth_that_did_not_help_is_told_without_overclaiming(small_chunks, monkeypatch):

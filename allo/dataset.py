@@ -19,12 +19,13 @@ up to CHUNK_ENVS environments has the same data as before chunking; chunk k > 0 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
-from allo.budget import MAX_GROWTH, data_ceiling, growth_factor
+from allo.budget import CEILING_TARGET, MAX_GROWTH, data_ceiling, growth_factor
 from allo.config import TrainConfig
 from allo.data import collect, empirical_pair_law
 from allo.layouts import Layout
@@ -73,7 +74,8 @@ def collect_law(layout: Layout, cfg: TrainConfig, seed: int, num_envs: int,
 
 
 def build(layout: Layout, cfg: TrainConfig, seed: int, truth_values: np.ndarray,
-          truth_vectors: np.ndarray, d: int, workers: int = 1) -> DataSet:
+          truth_vectors: np.ndarray, d: int, workers: int = 1,
+          announce: Callable[[str], None] | None = None) -> DataSet:
     """The seed's data set: --num-envs as given, or BASE_ENVS grown until its ceiling
     reaches CEILING_TARGET or the data set is MAX_GROWTH times larger.
 
@@ -83,6 +85,7 @@ def build(layout: Layout, cfg: TrainConfig, seed: int, truth_values: np.ndarray,
     noisy draw that can even fall as data grows (rooms16 seed 2: 0.9965 at 16000
     environments, 0.9858 at 64000, 0.9926 at 128000), so only the target or the cap ends
     it. Whether the growth cut 1 - |cos| by a quarter is recorded for the note.
+    `announce` gets a line before each growth step (they can take a minute).
     """
     envs = cfg.num_envs or BASE_ENVS
     law = collect_law(layout, cfg, seed, envs, workers)
@@ -92,6 +95,9 @@ def build(layout: Layout, cfg: TrainConfig, seed: int, truth_values: np.ndarray,
     cap = envs * MAX_GROWTH
     while (factor := growth_factor(ceiling)) > 1 and envs < cap:
         grown = min(cap, envs * factor)
+        if announce:
+            announce(f"seed {seed}: data ceiling {np.mean(ceiling):.3f} with {envs} "
+                     f"environments (target {CEILING_TARGET}); growing it to {grown}")
         extra = collect_law(layout, cfg, seed, grown, workers,
                             first_chunk=len(chunk_sizes(envs)))
         law = law * (envs / grown) + extra * ((grown - envs) / grown)

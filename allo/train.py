@@ -470,7 +470,8 @@ def _train(
     cores = os.cpu_count() or 1
 
     def build(seed: int, workers: int) -> dataset.DataSet:
-        return dataset.build(layout, cfg, seed, values, vectors, d, workers)
+        return dataset.build(layout, cfg, seed, values, vectors, d, workers,
+                             announce=lambda line: say(f"allo: {line}"))
 
     if len(seeds) > 1:  # numpy and torch release the GIL here: one seed per core
         with ThreadPoolExecutor(max_workers=min(len(seeds), cores)) as pool:

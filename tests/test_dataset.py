@@ -95,9 +95,15 @@ def test_growth_goes_on_until_the_ceiling_reaches_the_target(small_chunks, monke
     monkeypatch.setattr(dataset, "data_ceiling", fake_ceiling)
     layout = load_builtin("room4")
     cfg = TrainConfig(num_steps=20, max_episode_length=20)
-    data = dataset.build(layout, cfg, 0, np.zeros(11), np.zeros((104, 11)), 10)
+    said = []
+    data = dataset.build(layout, cfg, 0, np.zeros(11), np.zeros((104, 11)), 10,
+                         announce=said.append)
     # 0.96 asks for 8x, 0.99 for 2x more, 0.996 is enough
     assert data.num_envs == 16000 and len(seen) == 3
+    assert said == ["seed 0: data ceiling 0.960 with 1000 environments (target 0.995); "
+                    "growing it to 8000",
+                    "seed 0: data ceiling 0.990 with 8000 environments (target 0.995); "
+                    "growing it to 16000"]
     assert data.base_ceiling == pytest.approx(0.96) and data.more_data_helps
     # every chunk collected is kept: the same data as asking for 16000 outright
     np.testing.assert_allclose(data.law, dataset.collect_law(layout, cfg, 0, 16000),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -17,7 +19,7 @@ from allo.budget import (
     recommend,
     smallest_gap,
 )
-from allo.layouts import load_builtin
+from allo.layouts import load_builtin, load_layout_file
 from allo.spectrum import ground_truth
 
 
@@ -71,6 +73,20 @@ def test_steps_grow_like_one_over_the_gap_within_the_bounds(sampled, rate, gap):
     tiny = recommend(np.array([0.0, 0.001, 0.001 + 1e-5, 0.5]), d=3, sampled=sampled)
     assert tiny.capped and tiny.steps == MAX_STEPS and tiny.needed > MAX_STEPS
     assert tiny.pair == (2, 3)
+
+
+def test_rooms16_gets_room_for_a_swapped_pair_and_easy_layouts_keep_the_floor():
+    """rooms16's lambda_2, lambda_3 (1.16e-4 apart): a pair that starts swapped needed
+    steps x gap = 3.4 on one seed of five (BENCHMARKS.md), so 4 / gap; room4 and the maze
+    stay at the floor."""
+    rooms16 = Path(__file__).resolve().parent.parent / "benchmarks" / "layouts" / "rooms16.txt"
+    values = ground_truth(load_layout_file(rooms16), 0.8, 1000, 1000).eigenvalues
+    budget = recommend(values, d=10)
+    assert budget.pair == (2, 3) and not budget.cascade
+    assert budget.steps == 35000 and budget.steps * budget.gap > 3.4
+    for name in ("room4", "maze"):
+        easy = ground_truth(load_builtin(name), 0.8, 1000, 1000).eigenvalues
+        assert recommend(easy, d=10).steps == MIN_STEPS
 
 
 def test_sampled_batches_need_more_steps_than_the_expectation():

@@ -78,6 +78,10 @@ def collect(
     return Transitions(source=source, target=target, episode_last=last)
 
 
+# empirical_pair_law's rows grow like 1 / scale; renormalise long before float64's 1e308
+RESCALE_BELOW = 1e-150
+
+
 def empirical_pair_law(data: Transitions, gamma: float, num_cells: int) -> np.ndarray:
     """(N, N) law of (s, s') over this data set (docs/math.md (4)-(5)); sums to 1.
 
@@ -85,6 +89,11 @@ def empirical_pair_law(data: Transitions, gamma: float, num_cells: int) -> np.nd
     episode's last transition and F_i = (1 - gamma) e_target(i) + gamma F_(i+1) before
     it. Transitions are processed by their distance to the episode's end, all episodes
     at once, so the loop runs max-episode-length times, not once per transition.
+
+    The rows are kept as F / scale with scale = gamma^level, so a level adds (1 - gamma) /
+    scale at each target and the rows are never multiplied by gamma (a pass over all of
+    them per level: 40% of the time); they are renormalised before 1 / scale nears
+    float64's range. All terms are positive, so nothing cancels.
     """
     if not 0.0 < gamma < 1.0:
         raise ValueError("gamma must lie in (0, 1)")
@@ -96,6 +105,7 @@ def empirical_pair_law(data: Transitions, gamma: float, num_cells: int) -> np.nd
     target = torch.from_numpy(data.target)
     law = torch.zeros(num_cells, num_cells, dtype=torch.float64)
     previous_index = previous_rows = None
+    scale = 1.0  # the true rows are rows * scale
     for level in range(len(starts) - 1):
         index = order[starts[level]:starts[level + 1]]
         flat_target = torch.arange(len(index)) * num_cells + target[index]
@@ -108,9 +118,14 @@ def empirical_pair_law(data: Transitions, gamma: float, num_cells: int) -> np.nd
             else:
                 follower = torch.from_numpy(np.searchsorted(previous_index, index + 1))
                 rows = previous_rows.index_select(0, follower)
-            rows.mul_(gamma).view(-1).index_add_(
-                0, flat_target, torch.full((len(index),), 1.0 - gamma, dtype=torch.float64))
-        law.index_add_(0, source[index], rows)
+            scale *= gamma
+            if scale < RESCALE_BELOW:
+                rows.mul_(scale)
+                scale = 1.0
+            rows.view(-1).index_add_(
+                0, flat_target,
+                torch.full((len(index),), (1.0 - gamma) / scale, dtype=torch.float64))
+        law.index_add_(0, source[index], rows, alpha=scale)
         previous_index, previous_rows = index, rows
     return (law / size).numpy()
 

@@ -98,6 +98,25 @@ def test_offset_law_is_geometric_and_cut_at_the_episode_end():  # (4)
         assert law[i].sum() == pytest.approx(1.0)
 
 
+@pytest.mark.parametrize("length,gamma,rescale_below", [(12, 0.8, None), (700, 0.5, None),
+                                                         (40, 0.8, 0.3)])
+def test_offset_law_survives_the_rows_rescaling(monkeypatch, length, gamma, rescale_below):
+    """The law's rows are kept divided by gamma^level and renormalised (past 1e-150, or
+    every few levels here): the offset law stays exact along a long chain."""
+    from allo import data as data_module
+
+    if rescale_below is not None:
+        monkeypatch.setattr(data_module, "RESCALE_BELOW", rescale_below)
+    chain = Transitions(source=np.arange(length), target=np.arange(1, length + 1),
+                        episode_last=np.full(length, length - 1))
+    law = empirical_pair_law(chain, gamma, length + 1) * length
+    for i in (0, 1, length // 2, length - 2, length - 1):
+        ks = np.arange(1, length - i)
+        np.testing.assert_allclose(law[i, i + ks], (1 - gamma) * gamma ** (ks - 1), rtol=1e-12)
+        assert law[i, length] == pytest.approx(gamma ** (length - i - 1), rel=1e-12)
+        assert law[i].sum() == pytest.approx(1.0, rel=1e-12)
+
+
 def test_offset_recursion_matches_direct_sum():  # (5)
     layout = parse_layout(GOAL_ROOM)
     from allo.spectrum import absorbing_transitions

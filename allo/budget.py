@@ -205,3 +205,34 @@ def data_advice(ceiling: np.ndarray, num_envs: int, base_ceiling: float | None =
     if base_ceiling is not None:
         line += f"; growing it from {base_ceiling:.3f} got this far"
     return f"{line}; collect more with --num-envs {num_envs * growth_factor(ceiling)}"
+
+
+# A vector this far below its data ceiling at the end is still turning, not data-limited.
+UNSETTLED_LAG = 0.05
+
+
+def unsettled_advice(cos: list[float], ceiling: list[float], steps: int, run_dir: str,
+                     recommended: int | None = None) -> str | None:
+    """One line after training when some vectors ended far below what their data allows;
+    else None.
+
+    A pair of nearly equal eigenvalues that starts swapped (u_i nearer e_(i+1)) leaves
+    that saddle at the rate of their gap from however deep it started (docs/math.md
+    section 8), so no budget fixed in advance always suffices (rooms16: one seed in five
+    or more). The ground truth says which vectors lag; more steps are what helps.
+    """
+    lagging = sorted((i for i, (c, top) in enumerate(zip(cos, ceiling, strict=True))
+                      if top - c > UNSETTLED_LAG), key=lambda i: cos[i] - ceiling[i])
+    if not lagging:
+        return None
+    shown = sorted(lagging[:4])
+    names = ", ".join(str(i + 1) for i in shown)
+    got = ", ".join(f"{cos[i]:.3f}" for i in shown)
+    allowed = ", ".join(f"{ceiling[i]:.3f}" for i in shown)
+    more = f" (and {len(lagging) - 4} more)" if len(lagging) > 4 else ""
+    why = ("nearly equal eigenvalues that start swapped turn slowly, docs/math.md section 8"
+           if recommended is None or steps >= recommended else
+           f"this run did {steps} steps; its spectrum asks for {recommended}")
+    return (f"vectors {names}{more} ended at |cos| {got}, below what this data set allows "
+            f"({allowed}): they are still turning ({why}); to go on: allo train --resume "
+            f"{run_dir} --steps {max(2 * steps, recommended or 0)}")

@@ -58,6 +58,20 @@ def resolve_config(args: argparse.Namespace) -> tuple[TrainConfig, Path | None]:
     return config_module.from_namespace(args, base), run
 
 
+def unsettled_note(run_dir: Path, row: dict | None) -> str | None:
+    """Which vectors ended still turning (far below their data ceiling), if any."""
+    from allo.budget import unsettled_advice
+    from allo.rundir import RunReader
+
+    info = RunReader(run_dir).info()
+    budget = info.get("budget") or {}
+    ceiling, cos = budget.get("data_ceiling_per_vector"), (row or {}).get("cos/per_vector")
+    if not ceiling or not cos or len(ceiling) != len(cos):
+        return None
+    steps = int(info.get("total_steps") or row["step"])
+    return unsettled_advice(cos, ceiling, steps, str(run_dir), budget.get("recommended_steps"))
+
+
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -87,6 +101,10 @@ def main(argv: list[str]) -> int:
         status = f"seed {seed} {outcome.status}" if len(outcomes) > 1 else outcome.status
         if outcome.status == "finished":
             print(f"{status}: {quality}  train {outcome.wall:.1f}s  total {wall:.1f}s")
+            line = unsettled_note(outcome.run_dir, row)
+            if line:
+                who = f"seed {seed}: " if len(outcomes) > 1 else ""
+                print(f"allo: note: {who}{line}", file=sys.stderr)
         else:
             info_line = f"{status}: {quality}"
             if outcome.message:  # what diverged, or which signal stopped it

@@ -18,6 +18,7 @@ from allo.budget import (
     data_ceiling,
     recommend,
     smallest_gap,
+    unsettled_advice,
 )
 from allo.layouts import load_builtin, load_layout_file
 from allo.spectrum import ground_truth
@@ -139,3 +140,21 @@ def test_no_advice_for_a_short_run_of_an_easy_layout():
     easy = recommend(np.array([0.0, 0.3, 0.6, 0.9]), d=3)
     assert easy.needed < easy.steps
     assert advice(easy, 100, flag_given=True) is None
+
+
+def test_vectors_still_turning_are_named_with_the_command_that_goes_on():
+    """rooms16 seed 2 at 18000 steps: its pair at 0.57 against a data ceiling of 0.965."""
+    cos = [1.0, 0.573, 0.573, 1.0, 0.999, 0.999, 1.0, 1.0, 0.999, 0.999]
+    ceiling = [1.0, 0.965, 0.965, 1.0, 0.999, 0.999, 1.0, 1.0, 0.999, 0.999]
+    line = unsettled_advice(cos, ceiling, 18000, "results/rooms16/run", recommended=18000)
+    assert line.startswith("vectors 2, 3 ended at |cos| 0.573, 0.573")
+    assert "(0.965, 0.965)" in line and "start swapped" in line
+    assert line.endswith("allo train --resume results/rooms16/run --steps 36000")
+    # at (or above) the ceiling, or within the lag: nothing to say
+    assert unsettled_advice([0.95, 0.99], [0.96, 0.999], 8000, "r") is None
+    assert unsettled_advice([0.99, 1.0], [0.97, 0.99], 8000, "r") is None
+    # a deliberately short run is told its budget instead, and the worst four are named
+    short = unsettled_advice([0.1 * i for i in range(6)], [1.0] * 6, 300, "r", 8000)
+    assert short.startswith("vectors 1, 2, 3, 4 (and 2 more)")
+    assert "this run did 300 steps; its spectrum asks for 8000" in short
+    assert short.endswith("--steps 8000")

@@ -87,7 +87,7 @@ def build(layout: Layout, cfg: TrainConfig, seed: int, truth_values: np.ndarray,
     it. Whether the growth cut 1 - |cos| by a quarter is recorded for the note.
     `announce` gets a line before each growth step (they can take a minute).
     """
-    envs = cfg.num_envs or BASE_ENVS
+    envs = first = cfg.num_envs or BASE_ENVS
     law = collect_law(layout, cfg, seed, envs, workers)
     ceiling = base = data_ceiling(law, truth_values, truth_vectors, d)
     if cfg.num_envs is not None:
@@ -103,7 +103,7 @@ def build(layout: Layout, cfg: TrainConfig, seed: int, truth_values: np.ndarray,
         law = law * (envs / grown) + extra * ((grown - envs) / grown)
         envs = grown
         ceiling = data_ceiling(law, truth_values, truth_vectors, d)
-    if envs == (cfg.num_envs or BASE_ENVS):
+    if envs == first:
         return DataSet(law, envs, ceiling)
     helps = 1.0 - np.mean(ceiling) < 0.75 * (1.0 - np.mean(base))
     return DataSet(law, envs, ceiling, float(np.mean(base)), bool(helps))

@@ -48,7 +48,7 @@ import torch
 
 from allo import rundir
 from allo.config import TrainConfig, parse_seeds
-from allo.layouts import builtin_names, load_builtin, load_layout_file
+from allo.layouts import Layout, builtin_names, load_builtin, load_layout_file
 from allo.metrics import cosine_similarities
 from allo.train import train, train_seeds
 
@@ -97,8 +97,13 @@ def published_scores(reference_dir: Path = REFERENCE_LAYOUTS) -> dict[str, dict[
     return scores
 
 
+def entry_layout(entry: dict) -> Layout:
+    """The layout of a find_layouts() entry: a built-in by name, or its file."""
+    return load_layout_file(entry["file"]) if entry["file"] else load_builtin(entry["name"])
+
+
 def layout_facts(entry: dict) -> dict:
-    layout = (load_layout_file(entry["file"]) if entry["file"] else load_builtin(entry["name"]))
+    layout = entry_layout(entry)
     return {"height": layout.height, "width": layout.width, "free_cells": layout.num_free,
             "components": layout.components()}
 

@@ -23,13 +23,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from accuracy import find_layouts, machine  # noqa: E402
+from accuracy import entry_layout, find_layouts, machine  # noqa: E402
 
 from allo import rundir  # noqa: E402
 from allo.budget import data_ceiling  # noqa: E402
 from allo.config import TrainConfig, parse_seeds  # noqa: E402
 from allo.dataset import CHUNK_ENVS, chunk_law  # noqa: E402
-from allo.layouts import load_builtin, load_layout_file  # noqa: E402
 from allo.spectrum import ground_truth  # noqa: E402
 from allo.train import block_complete_width  # noqa: E402
 
@@ -73,9 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         parser.error(str(error))
     torch.set_num_threads(1)
-    entry = entries[args.layout]
-    layout = load_builtin(entry["name"]) if entry["file"] is None else load_layout_file(
-        entry["file"])
+    layout = entry_layout(entries[args.layout])
     cfg = TrainConfig()
     d = cfg.num_eigenvectors
     truth = ground_truth(layout, cfg.gamma, cfg.num_steps, cfg.max_episode_length)

@@ -52,10 +52,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     merged = merge(parts)
     out = Path(args[0])
-    text = json.dumps(rundir.to_json_safe(merged), indent=2) + "\n"
-    temporary = out.with_name(out.name + ".tmp")
-    temporary.write_text(text)
-    temporary.replace(out)
+    rundir.atomic_write_text(out, json.dumps(rundir.to_json_safe(merged), indent=2) + "\n")
     print(merged["table"])
     print(f"wrote {out}")
     return 0

@@ -47,7 +47,9 @@ STEPS_TIMES_GAP_SAMPLED = 45.0
 # at the rate of the gap from however deep in it started: one seed took 3.4 (step 29500),
 # and at 2 it ended at 0.91. 4 covers that seed with a margin, not every seed: in a second
 # run at 4, two of five started swapped and were still turning at the end (8 of 10 seeds
-# over both runs, 4 of 5 at 2; BENCHMARKS.md, accuracy). unsettled_advice says so.
+# over both runs, 4 of 5 at 2; BENCHMARKS.md, accuracy). Such seeds now go on past the
+# budget while their vectors still turn (allo/settling.py); unsettled_advice names any
+# that are still turning at the end.
 STEPS_TIMES_GAP = 4.0
 # The vectors settle as a cascade (u_i aims at e_i only once u_1 .. u_(i-1) are in place),
 # and the time constants of a cascade add: steps also grow like sum_i 1 / gap_i

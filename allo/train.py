@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from allo import __version__, dataset, rundir
+from allo import __version__, dataset, rundir, settling
 from allo.budget import advice, data_advice, recommend
 from allo.config import TrainConfig, parse_seeds
 from allo.data import DataLawWeights, weight_source
@@ -298,6 +298,9 @@ class SeedRun:
     exit_code: int = 0
     message: str | None = None
     last_row: dict | None = None
+    end_step: int | None = None  # set when it concludes (seeds may go on past the budget)
+    end_spent: float = 0.0
+    end_training: float = 0.0
 
 
 def plan_runs(cfg: TrainConfig, resume: Path | None) -> tuple[list[SeedRun], Layout]:
@@ -326,6 +329,22 @@ def plan_runs(cfg: TrainConfig, resume: Path | None) -> tuple[list[SeedRun], Lay
                              "--run-dir")
         runs.append(SeedRun(seed, own, run))
     return runs, layout
+
+
+def going_on_limit(cfg: TrainConfig, chosen: bool, resume: Path | None) -> int:
+    """The last step a seed still turning may go on to (allo/settling.py): only ALLO runs
+    whose steps the budget chose; a resume keeps what its run recorded unless --steps
+    changes."""
+    steps = cfg.num_gradient_steps
+    assert steps is not None
+    if cfg.objective != "allo":
+        return steps
+    if resume is None:
+        return steps if chosen else settling.extension_limit(steps)
+    info = rundir.read_json(resume / rundir.RUN_JSON)
+    recorded = (info.get("budget") or {}).get("extension_limit")
+    same = (info.get("config") or {}).get("num_gradient_steps") == steps
+    return int(recorded) if recorded and same else steps
 
 
 def data_notes(seeds: list[int], datasets: list[dataset.DataSet]) -> list[str]:
@@ -451,6 +470,7 @@ def _train(
         cfg = dataclasses.replace(cfg, num_gradient_steps=budget.steps)
         for seed_run in runs:
             seed_run.cfg = dataclasses.replace(seed_run.cfg, num_gradient_steps=budget.steps)
+    limit = going_on_limit(cfg, chosen, resume)
     say = announce or (lambda line: print(line, file=sys.stderr))
     line = advice(budget, cfg.num_gradient_steps, chosen)
     if line and resume is None:
@@ -493,10 +513,11 @@ def _train(
             "gap": budget.gap if np.isfinite(budget.gap) else None,
             "data_ceiling": float(np.mean(data.ceiling)),
             "data_ceiling_per_vector": [float(c) for c in data.ceiling],
-            "num_envs": data.num_envs, "data_ceiling_before_growth": data.base_ceiling})
+            "num_envs": data.num_envs, "data_ceiling_before_growth": data.base_ceiling,
+            "extension_limit": limit if limit > cfg.num_gradient_steps else None})
     coords = torch.as_tensor(layout.coordinates(), device=device)  # (N, 2)
 
-    learner = Learner(cfg, seeds, device, sampler, coords, capturable=graphed)
+    learner = Learner(cfg, seeds, device, sampler, coords, capturable=graphed, limit=limit)
     own_laws = (sampler.expectation if isinstance(sampler, DataLawWeights)
                 else DataLawWeights(laws, seeds, device).expectation)
     evaluator = Evaluator(truth, d, cfg.objective, own_laws)
@@ -526,7 +547,7 @@ def _train(
 
     phase = time.perf_counter()
     step_once = learner.step
-    if graphed and start_step < cfg.num_gradient_steps:
+    if graphed and start_step < limit:
         from allo.cuda_graph import GraphedStep
 
         step_once = GraphedStep(learner)
@@ -534,13 +555,17 @@ def _train(
 
     recorder = Recorder()
     heartbeats = [0.0] * len(runs)
+    # each seed's last step: the budget, moved on while its vectors still turn (settle)
+    ends = [cfg.num_gradient_steps] * len(runs)
+    blocks = [range(b.start, min(b.stop, d)) for b in eigenspace_blocks(values) if b.start < d]
 
     def running() -> list[int]:
         return [i for i, r in enumerate(runs) if r.status == "running"]
 
-    def log(step: int, terms: Terms, tick: float, sps: float) -> None:
+    def log(step: int, terms: Terms, tick: float, sps: float,
+            only: list[int] | None = None) -> None:
         ready = to_host(evaluator.device_values(learner, terms))
-        spent, targets = elapsed + tick - clock, running()
+        spent, targets = elapsed + tick - clock, running() if only is None else only
 
         def job() -> None:
             values = ready()
@@ -564,8 +589,9 @@ def _train(
 
         recorder.submit(job)
 
-    def export(step: int, spent: float, final: bool = False) -> None:
-        ready, targets = to_host({"tables": learner.tables()}), running()
+    def export(step: int, spent: float, final: bool = False,
+               only: list[int] | None = None) -> None:
+        ready, targets = to_host({"tables": learner.tables()}), running() if only is None else only
 
         def job() -> None:
             tables = ready()["tables"]
@@ -595,34 +621,85 @@ def _train(
 
         recorder.submit(job)
 
+    def conclude(targets: list[int], step: int, terms: Terms | None, sps: float) -> None:
+        """Last row, checkpoint and exports of seeds at their end; they stop running."""
+        tick = time.perf_counter()
+        spent = elapsed + tick - clock
+        if terms is not None and step % cfg.log_freq != 0:
+            log(step, terms, tick, sps, only=targets)
+        checkpoint(step, spent, targets)
+        export(step, spent, final=True, only=targets)
+        if step % cfg.plot_freq != 0:
+            export(step, spent, only=targets)
+        for i in targets:
+            runs[i].status = "finished"
+            runs[i].end_step, runs[i].end_spent, runs[i].end_training = step, spent, tick - clock
+
+            def job(seed_run: SeedRun = runs[i]) -> None:  # watchers see it end now
+                if seed_run.writer is not None and seed_run.status == "finished":
+                    seed_run.writer.update_info(status="finished", step=step, total_steps=step,
+                                                heartbeat=time.time(), finished=time.time(),
+                                                elapsed=spent)
+
+            recorder.submit(job)
+
+    def settle(due: list[int], step: int, terms: Terms | None, sps: float) -> None:
+        """At a seed's end: go on while its vectors still turn (allo/settling.py), or
+        conclude it."""
+        going_on = []
+        if step < limit:
+            tables = learner.tables().double().cpu().numpy()  # a sync, once per CHECK_EVERY
+            for i in due:
+                alignment = settling.ritz_alignment(tables[i], laws[i], blocks)
+                if not settling.turning(alignment):
+                    continue
+                if ends[i] == cfg.num_gradient_steps:
+                    say(f"allo: {settling.going_on_note(runs[i].seed, step, alignment, limit)}")
+                    writer = runs[i].writer
+                    assert writer is not None
+                    recorder.submit(lambda writer=writer: writer.update_info(total_steps=limit))
+                ends[i] = min(limit, step + settling.CHECK_EVERY)
+                going_on.append(i)
+        if going_on and step % cfg.checkpoint_freq == 0:  # the loop left them to conclude
+            checkpoint(step, elapsed + time.perf_counter() - clock, going_on)
+        conclude([i for i in due if i not in going_on], step, terms, sps)
+
     step = start_step
     clock = time.perf_counter()
     interval_start, interval_step = clock, step
-    shown = None
+    shown, terms, sps = None, None, 0.0
     try:
         with StopRequest() as stop:
-            while step < cfg.num_gradient_steps and running():
+            while running():
+                due = [i for i in running() if step >= ends[i]]
+                if due:
+                    settle(due, step, terms, sps)
+                    if not running():
+                        break
                 terms = step_once()
                 step += 1
 
                 # log: a snapshot for the recorder thread; nothing here waits for the device
-                if step % cfg.log_freq == 0 or step == cfg.num_gradient_steps:
+                if step % cfg.log_freq == 0:
                     tick = time.perf_counter()
                     sps = (step - interval_step) / max(tick - interval_start, 1e-9)
                     log(step, terms, tick, sps)
                     interval_start, interval_step = time.perf_counter(), step
                 if progress and step % 10 == 0:
                     row = first_row(runs)
-                    progress(step, cfg.num_gradient_steps, row if row is not shown else None)
+                    total = max((ends[i] for i in running()), default=step)
+                    progress(step, total, row if row is not shown else None)
                     shown = row
 
-                # export and checkpoint
+                # export and checkpoint (a seed at its end gets both when it concludes)
                 if step % cfg.plot_freq == 0:
                     export(step, elapsed + time.perf_counter() - clock)
                     if announce:  # after this step's row is written, from the recorder
                         recorder.submit(lambda: first_row(runs) and announce(format_rows(runs)))
-                if step % cfg.checkpoint_freq == 0 and step < cfg.num_gradient_steps:
-                    checkpoint(step, elapsed + time.perf_counter() - clock, running())
+                if step % cfg.checkpoint_freq == 0:
+                    targets = [i for i in running() if step < ends[i]]
+                    if targets:
+                        checkpoint(step, elapsed + time.perf_counter() - clock, targets)
 
                 if stop.signal is not None:
                     for i in running():
@@ -635,11 +712,7 @@ def _train(
         spent = elapsed + time.perf_counter() - clock
         timings["training"] = time.perf_counter() - clock
         # a failed run keeps its last good checkpoint; an interrupted one gets one now
-        checkpoint(step, spent, [i for i, r in enumerate(runs) if r.status != "failed"])
-        if running():
-            export(step, spent, final=True)
-            if step % cfg.plot_freq != 0:
-                export(step, spent)
+        checkpoint(step, spent, [i for i, r in enumerate(runs) if r.status == "interrupted"])
     finally:
         drain = time.perf_counter()
         recorder.close()  # every row, export and checkpoint is on disk after this
@@ -648,11 +721,14 @@ def _train(
     for seed_run in runs:
         if seed_run.status == "failed":
             continue  # finished by the recorder when it diverged
-        if seed_run.status == "running":
-            seed_run.status = "finished"
-        finish_run(seed_run, step, spent, timings)
+        if seed_run.end_step is None:  # interrupted
+            seed_run.end_step, seed_run.end_spent = step, spent
+            seed_run.end_training = timings["training"]
+        finish_run(seed_run, seed_run.end_step, seed_run.end_spent,
+                   {**timings, "training": seed_run.end_training})
     handoff.finish([r.run for r in runs if r.status == "finished"])
-    return [Outcome(r.run, r.status, r.exit_code, r.last_row, spent, r.message) for r in runs]
+    return [Outcome(r.run, r.status, r.exit_code, r.last_row, r.end_spent or spent, r.message)
+            for r in runs]
 
 
 def failure(step: int, loss: float, table: np.ndarray) -> str | None:
@@ -675,6 +751,7 @@ def finish_run(seed_run: SeedRun, step: int, spent: float, timings: dict) -> Non
     assert writer is not None
     writer.write_metrics_history()
     writer.update_info(status=seed_run.status, message=seed_run.message, step=step,
+                       **({"total_steps": step} if seed_run.status == "finished" else {}),
                        heartbeat=time.time(), finished=time.time(), elapsed=spent,
                        timings={k: round(v, 3) for k, v in timings.items()})
     writer.close()

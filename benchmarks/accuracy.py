@@ -202,7 +202,9 @@ def summarise(runs: list[dict]) -> dict:
     return {
         "layout": runs[0]["layout"], "source": runs[0]["source"],
         "objective": runs[0]["objective"], "seeds": len(runs),
-        "steps": runs[0]["steps"],
+        # seeds still turning at the budget go on past it (allo/settling.py): the most taken
+        "steps": max((r["steps"] for r in runs if r["steps"] is not None), default=None),
+        "steps_per_seed": [r["steps"] for r in runs],
         "cos_mean": statistics.fmean(cos) if cos else None,
         "cos_min": min(cos) if cos else None,
         "cos_strict_mean": statistics.fmean(strict) if strict else None,

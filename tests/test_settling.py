@@ -1,0 +1,166 @@
+"""Runs of the default length go on while a seed's vectors still turn (allo/settling.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_seeds import small_config
+
+from allo import budget as budget_module
+from allo import rundir, settling
+from allo.config import TrainConfig
+from allo.layouts import load_builtin
+from allo.learner import learning_rate_fraction
+from allo.metrics import eigenspace_blocks
+from allo.spectrum import operator_spectrum, pair_law
+from allo.train import train, train_seeds
+
+
+def law_and_vectors(name: str, d: int) -> tuple[np.ndarray, np.ndarray, list[range]]:
+    layout = load_builtin(name)
+    law = pair_law(layout, 0.9, 200, 200)
+    spectrum = operator_spectrum(law)
+    values, vectors = spectrum.top(d)
+    blocks = [range(b.start, min(b.stop, d)) for b in eigenspace_blocks(spectrum.eigenvalues)
+              if b.start < d]
+    return law, vectors, blocks
+
+
+def test_eigenvectors_of_the_data_are_settled_whatever_their_length():
+    law, vectors, blocks = law_and_vectors("room4", 6)
+    scaled = vectors * np.array([0.5, 1.0, 3.0, 1.0, 0.2, 7.0])
+    np.testing.assert_allclose(settling.ritz_alignment(scaled, law, blocks), 1.0, atol=1e-9)
+    assert settling.turning(settling.ritz_alignment(scaled, law, blocks)) == []
+
+
+@pytest.mark.parametrize("angle", [0.1, 0.4, 0.8, np.pi / 2])
+def test_a_pair_turned_within_its_span_has_alignment_cos_of_the_angle(angle):
+    law, vectors, blocks = law_and_vectors("room4", 6)
+    assert all(len(b) == 1 for b in blocks[1:4])  # lambda_2..lambda_4 distinct
+    turned = vectors.copy()
+    c, s = np.cos(angle), np.sin(angle)
+    turned[:, 2], turned[:, 3] = c * vectors[:, 2] + s * vectors[:, 3], \
+        -s * vectors[:, 2] + c * vectors[:, 3]
+    alignment = settling.ritz_alignment(turned, law, blocks)
+    np.testing.assert_allclose(alignment[[2, 3]], abs(c), atol=1e-9)
+    np.testing.assert_allclose(np.delete(alignment, [2, 3]), 1.0, atol=1e-9)
+    assert settling.turning(alignment) == ([] if abs(c) >= settling.SETTLED_ALIGNMENT
+                                           else [2, 3])
+
+
+def test_turning_inside_a_repeated_eigenspace_is_settled():
+    law, vectors, blocks = law_and_vectors("empty", 5)
+    block = next(b for b in blocks if len(b) > 1)
+    i, j = block.start, block.start + 1
+    turned = vectors.copy()
+    turned[:, i], turned[:, j] = (vectors[:, i] + vectors[:, j]) / np.sqrt(2), \
+        (vectors[:, i] - vectors[:, j]) / np.sqrt(2)
+    np.testing.assert_allclose(settling.ritz_alignment(turned, law, blocks), 1.0, atol=1e-6)
+
+
+def test_vectors_that_are_not_independent_have_no_ritz_basis():
+    law, vectors, blocks = law_and_vectors("room4", 4)
+    vectors[:, 3] = vectors[:, 2]
+    assert settling.ritz_alignment(vectors, law, blocks).tolist() == [0.0] * 4
+
+
+def small_budget(monkeypatch, steps: int) -> None:
+    """The budget of a real layout is thousands of steps; the mechanism is the same."""
+    fake = budget_module.Budget(steps=steps, needed=steps, gap=1e-3, pair=(2, 3))
+    monkeypatch.setattr("allo.train.recommend", lambda *args, **kwargs: fake)
+    monkeypatch.setattr(settling, "CHECK_EVERY", 30)
+
+
+def record_alignments(monkeypatch) -> list[np.ndarray]:
+    seen: list[np.ndarray] = []
+    real = settling.ritz_alignment
+
+    def spy(*args):
+        seen.append(real(*args))
+        return seen[-1]
+
+    monkeypatch.setattr(settling, "ritz_alignment", spy)
+    return seen
+
+
+def test_a_default_run_goes_on_until_its_vectors_settle(tmp_path, monkeypatch, capsys):
+    small_budget(monkeypatch, 60)
+    seen = record_alignments(monkeypatch)
+    outcome = train(small_config(tmp_path, num_gradient_steps=None, learning_rate=3e-3))
+    assert outcome.status == "finished"
+    # one look every 30 steps from step 60; it ends at the first settled look, or at the
+    # limit without another look
+    turning = [bool(settling.turning(a)) for a in seen]
+    looks = [60 + 30 * k for k in range(len(seen))]
+    assert turning[0], "the test needs vectors still turning at the budget"
+    assert all(turning[:-1])
+    end = looks[-1] + 30 if turning[-1] else looks[-1]
+    if turning[-1]:
+        assert end == settling.extension_limit(60)
+    reader = rundir.RunReader(outcome.run_dir)
+    info = reader.info()
+    assert info["step"] == info["total_steps"] == end > 60
+    assert info["budget"]["extension_limit"] == 120
+    assert info["config"]["num_gradient_steps"] == 60  # the schedule's length: the budget
+    assert reader.metrics()[-1]["step"] == end
+    np.testing.assert_array_equal(reader.final(), reader.learned(end))
+    # a checkpoint every 30 steps while it goes on, the last at its end
+    assert rundir.checkpoint_steps(outcome.run_dir)[-2:] == [end - 30, end]
+    err = capsys.readouterr().err
+    assert err.count("still turning at step 60") == 1 and "at most to step 120" in err
+
+
+def test_given_steps_and_ggdo_never_go_on(tmp_path, monkeypatch):
+    small_budget(monkeypatch, 60)
+    seen = record_alignments(monkeypatch)
+    given = train(small_config(tmp_path / "a", num_gradient_steps=60, learning_rate=3e-3))
+    ggdo = train(small_config(tmp_path / "b", num_gradient_steps=None, objective="ggdo",
+                              learning_rate=3e-3))
+    assert seen == []
+    for outcome in (given, ggdo):
+        info = rundir.RunReader(outcome.run_dir).info()
+        assert info["step"] == info["total_steps"] == 60
+        assert info["budget"]["extension_limit"] is None
+
+
+def test_batched_seeds_go_on_each_as_it_would_alone(tmp_path, monkeypatch):
+    small_budget(monkeypatch, 60)
+    together = train_seeds(small_config(tmp_path / "b", seeds="0-1", num_gradient_steps=None,
+                                        learning_rate=3e-3))
+    for seed, outcome in zip((0, 1), together, strict=True):
+        alone = train(small_config(tmp_path / f"s{seed}", seed=seed, num_gradient_steps=None,
+                                   learning_rate=3e-3))
+        batched, single = rundir.RunReader(outcome.run_dir), rundir.RunReader(alone.run_dir)
+        assert batched.info()["step"] == single.info()["step"] > 60
+        np.testing.assert_allclose(batched.final(), single.final(), atol=1e-5)
+        assert [r["step"] for r in batched.metrics()] == [r["step"] for r in single.metrics()]
+
+
+def test_a_resume_goes_on_where_the_run_left_off(tmp_path, monkeypatch):
+    small_budget(monkeypatch, 60)
+    outcome = train(small_config(tmp_path, num_gradient_steps=None, learning_rate=3e-3))
+    run = outcome.run_dir
+    end = rundir.RunReader(run).info()["step"]
+    assert end > 90, "the test needs a run that went on past step 90"
+    full = rundir.RunReader(run).final()
+    for step in rundir.checkpoint_steps(run):
+        if step > 90:
+            (run / rundir.CHECKPOINTS / rundir.checkpoint_name(step)).unlink()
+    info = rundir.RunReader(run).info()
+    resumed = train(TrainConfig(**info["config"]), resume=run)
+    assert resumed.status == "finished"
+    assert rundir.RunReader(run).info()["step"] == end
+    np.testing.assert_allclose(rundir.RunReader(run).final(), full, atol=1e-5)
+
+
+def test_past_the_budget_the_learning_rate_runs_a_second_shorter_cycle():
+    cfg = TrainConfig(num_gradient_steps=1000, lr_warmup_steps=100, lr_final_fraction=0.3)
+    plain = [learning_rate_fraction(cfg, s) for s in range(1000)]
+    cycled = [learning_rate_fraction(cfg, s, limit=2000) for s in range(2000)]
+    assert cycled[:1000] == plain  # nothing changes within the budget
+    assert plain[-1] == pytest.approx(0.3, abs=1e-3)
+    assert cycled[1000] == pytest.approx(0.3, abs=0.01)  # no jump at the budget
+    assert max(np.abs(np.diff(cycled))) < 0.01  # a ramp, never a jump
+    assert cycled[1099] == pytest.approx(1.0 - 0.7 * 99 / 1000, abs=1e-9)  # back at the top
+    assert cycled[1999] == pytest.approx(0.3, abs=1e-3)  # and down again at the limit
+    assert [learning_rate_fraction(cfg, s, limit=1000) for s in range(1000)] == plain

@@ -21,22 +21,10 @@ def warmup_fraction(cfg: TrainConfig, step: int) -> float:
     return min(1.0, (step + 1) / max(1, cfg.lr_warmup_steps))
 
 
-def learning_rate_fraction(cfg: TrainConfig, step: int, limit: int | None = None) -> float:
-    """Linear warm-up, then linear decay to lr_final_fraction at the budget's last step.
-
-    Past the budget, up to `limit` (seeds still turning, allo/settling.py), the cycle
-    runs once more, shorter: from the final fraction up to 1 over the warm-up steps, then
-    down to the final fraction at `limit`. A swapped pair turns out at a speed
-    proportional to the learning rate (docs/math.md (11)), so it leaves about three times
-    faster than at the final rate. A function of the step alone: batched seeds share it.
-    """
-    budget, final = cfg.num_gradient_steps, cfg.lr_final_fraction
-    if limit is None or step < budget or limit <= budget:
-        progress = step / max(1, budget)
-        return (1.0 - (1.0 - final) * progress) * warmup_fraction(cfg, step)
-    into = step - budget
-    top = 1.0 - (1.0 - final) * into / (limit - budget)
-    return final + (top - final) * warmup_fraction(cfg, into)
+def learning_rate_fraction(cfg: TrainConfig, step: int) -> float:
+    """Linear warm-up, then linear decay to lr_final_fraction at the last step."""
+    progress = step / max(1, cfg.num_gradient_steps)
+    return (1.0 - (1.0 - cfg.lr_final_fraction) * progress) * warmup_fraction(cfg, step)
 
 
 def make_adam(params: list[torch.Tensor], lr: torch.Tensor, capturable: bool
@@ -51,7 +39,7 @@ class Learner:
 
     def __init__(self, cfg: TrainConfig, seeds: list[int], device: torch.device,
                  sampler: PairSampler | DataLawWeights, coords: torch.Tensor,
-                 capturable: bool = False, limit: int | None = None):
+                 capturable: bool = False):
         self.cfg, self.device, self.seeds = cfg, device, list(seeds)
         self.sampler, self.coords = sampler, coords
         d, count = cfg.num_eigenvectors, len(seeds)
@@ -60,13 +48,11 @@ class Learner:
         self.optimizer = make_adam(list(self.model.parameters()), self.lr, capturable)
         self.duals = torch.zeros(count, d, d, device=device)  # lower triangle used
         self.barrier = torch.full((count,), cfg.barrier_initial, device=device)
-        # `limit`: the last step a seed still turning may go on to (allo/settling.py)
-        length = max(cfg.num_gradient_steps, limit or 0)
-        fractions = [learning_rate_fraction(cfg, s, limit) for s in range(length)]
+        fractions = [learning_rate_fraction(cfg, s) for s in range(cfg.num_gradient_steps)]
         self.schedule = torch.tensor(fractions or [1.0], device=device) * cfg.learning_rate
         # the duals warm up with the network: at full speed from step 0 they pile up
         # while the network still barely moves, and that wind-up kills ReLUs
-        warmup = [warmup_fraction(cfg, s) for s in range(length)]
+        warmup = [warmup_fraction(cfg, s) for s in range(cfg.num_gradient_steps)]
         self.dual_warmup = torch.tensor(warmup or [1.0], device=device)
         self.dual_scale = torch.ones((), device=device)
         self.step_index = torch.zeros((), dtype=torch.long, device=device)

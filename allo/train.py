@@ -517,7 +517,7 @@ def _train(
             "extension_limit": limit if limit > cfg.num_gradient_steps else None})
     coords = torch.as_tensor(layout.coordinates(), device=device)  # (N, 2)
 
-    learner = Learner(cfg, seeds, device, sampler, coords, capturable=graphed, limit=limit)
+    learner = Learner(cfg, seeds, device, sampler, coords, capturable=graphed)
     own_laws = (sampler.expectation if isinstance(sampler, DataLawWeights)
                 else DataLawWeights(laws, seeds, device).expectation)
     evaluator = Evaluator(truth, d, cfg.objective, own_laws)

@@ -10,7 +10,6 @@ from allo import budget as budget_module
 from allo import rundir, settling
 from allo.config import TrainConfig
 from allo.layouts import load_builtin
-from allo.learner import learning_rate_fraction
 from allo.metrics import eigenspace_blocks
 from allo.spectrum import operator_spectrum, pair_law
 from allo.train import train, train_seeds
@@ -152,15 +151,3 @@ def test_a_resume_goes_on_where_the_run_left_off(tmp_path, monkeypatch):
     assert rundir.RunReader(run).info()["step"] == end
     np.testing.assert_allclose(rundir.RunReader(run).final(), full, atol=1e-5)
 
-
-def test_past_the_budget_the_learning_rate_runs_a_second_shorter_cycle():
-    cfg = TrainConfig(num_gradient_steps=1000, lr_warmup_steps=100, lr_final_fraction=0.3)
-    plain = [learning_rate_fraction(cfg, s) for s in range(1000)]
-    cycled = [learning_rate_fraction(cfg, s, limit=2000) for s in range(2000)]
-    assert cycled[:1000] == plain  # nothing changes within the budget
-    assert plain[-1] == pytest.approx(0.3, abs=1e-3)
-    assert cycled[1000] == pytest.approx(0.3, abs=0.01)  # no jump at the budget
-    assert max(np.abs(np.diff(cycled))) < 0.01  # a ramp, never a jump
-    assert cycled[1099] == pytest.approx(1.0 - 0.7 * 99 / 1000, abs=1e-9)  # back at the top
-    assert cycled[1999] == pytest.approx(0.3, abs=1e-3)  # and down again at the limit
-    assert [learning_rate_fraction(cfg, s, limit=1000) for s in range(1000)] == plain

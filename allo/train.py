@@ -367,6 +367,42 @@ def data_notes(seeds: list[int], datasets: list[dataset.DataSet]) -> list[str]:
     return lines
 
 
+@dataclass
+class Batch:
+    """The seeds still training, as one batched learner: slot j holds runs[members[j]]."""
+
+    learner: Learner
+    evaluator: Evaluator
+    step: Callable[[], Terms]
+    members: list[int]
+
+    def slots(self) -> dict[int, int]:
+        """Run index -> slot, as it is now (jobs for the recorder take a copy)."""
+        return {run: slot for slot, run in enumerate(self.members)}
+
+
+def narrowed(batch: Batch, keep: list[int], laws: list[np.ndarray], truth: GroundTruth,
+             graphed: bool) -> Batch:
+    """The same learner state for the seeds in `keep` only (run indices), so seeds that
+    have concluded stop costing compute while others go on past the budget. Each seed's
+    arithmetic is its own, so it continues exactly as before."""
+    old, slots = batch.learner, batch.slots()
+    seeds = [old.seeds[slots[i]] for i in keep]
+    own = [laws[i] for i in keep]
+    sampler = weight_source(own, seeds, old.device, old.cfg.batch_size)
+    learner = Learner(old.cfg, seeds, old.device, sampler, old.coords, capturable=graphed)
+    learner.load_seed_states([old.seed_state(slots[i]) for i in keep])
+    expectation = (sampler.expectation if isinstance(sampler, DataLawWeights)
+                   else DataLawWeights(own, seeds, old.device).expectation)
+    evaluator = Evaluator(truth, old.cfg.num_eigenvectors, old.cfg.objective, expectation)
+    step: Callable[[], Terms] = learner.step
+    if graphed:
+        from allo.cuda_graph import GraphedStep
+
+        step = GraphedStep(learner)
+    return Batch(learner, evaluator, step, list(keep))
+
+
 def use_cuda_graph(cfg: TrainConfig, device: torch.device) -> bool:
     if cfg.cuda_graph == "on" and device.type != "cuda":
         raise TrainError("--cuda-graph on needs a CUDA device (--device cuda)")
@@ -552,6 +588,7 @@ def _train(
 
         step_once = GraphedStep(learner)
     timings["capture"] = time.perf_counter() - phase
+    batch = Batch(learner, evaluator, step_once, list(range(len(runs))))
 
     recorder = Recorder()
     heartbeats = [0.0] * len(runs)
@@ -564,20 +601,22 @@ def _train(
 
     def log(step: int, terms: Terms, tick: float, sps: float,
             only: list[int] | None = None) -> None:
-        ready = to_host(evaluator.device_values(learner, terms))
+        ready = to_host(batch.evaluator.device_values(batch.learner, terms))
         spent, targets = elapsed + tick - clock, running() if only is None else only
+        evaluator, slots = batch.evaluator, batch.slots()
 
         def job() -> None:
             values = ready()
             rows = evaluator.rows(step, values)
             for i in targets:
-                seed_run, row = runs[i], {"step": step, "time": spent, "sps": sps, **rows[i]}
+                row = {"step": step, "time": spent, "sps": sps, **rows[slots[i]]}
+                seed_run = runs[i]
                 writer = seed_run.writer
                 assert writer is not None
                 if seed_run.status == "failed":
                     continue
                 writer.append_metrics(row)
-                problem = failure(step, row["loss/total"], values["tables"][i])
+                problem = failure(step, row["loss/total"], values["tables"][slots[i]])
                 if problem is not None:
                     seed_run.status, seed_run.exit_code, seed_run.message = "failed", 1, problem
                     finish_run(seed_run, step, spent, timings)
@@ -591,7 +630,8 @@ def _train(
 
     def export(step: int, spent: float, final: bool = False,
                only: list[int] | None = None) -> None:
-        ready, targets = to_host({"tables": learner.tables()}), running() if only is None else only
+        ready, slots = to_host({"tables": batch.learner.tables()}), batch.slots()
+        targets = running() if only is None else only
 
         def job() -> None:
             tables = ready()["tables"]
@@ -601,9 +641,9 @@ def _train(
                 if runs[i].status == "failed":
                     continue
                 if final:
-                    writer.export_final(tables[i])
+                    writer.export_final(tables[slots[i]])
                 else:
-                    writer.export_learned(step, tables[i])
+                    writer.export_learned(step, tables[slots[i]])
                 writer.write_metrics_history()
                 writer.update_info(step=step, heartbeat=time.time(), elapsed=spent)
                 handoff.export_landed(runs[i].run)
@@ -611,7 +651,8 @@ def _train(
         recorder.submit(job)
 
     def checkpoint(step: int, spent: float, targets: list[int]) -> None:
-        states = {i: learner.seed_state(i) for i in targets}  # device copies of this step
+        slots = batch.slots()  # device copies of this step:
+        states = {i: batch.learner.seed_state(slots[i]) for i in targets}
 
         def job() -> None:
             for i, state in states.items():
@@ -645,12 +686,14 @@ def _train(
 
     def settle(due: list[int], step: int, terms: Terms | None, sps: float) -> None:
         """At a seed's end: go on while its vectors still turn (allo/settling.py), or
-        conclude it."""
+        conclude it; the batch then narrows to the seeds still running."""
+        nonlocal batch
         going_on = []
         if step < limit:
-            tables = learner.tables().double().cpu().numpy()  # a sync, once per CHECK_EVERY
+            tables = batch.learner.tables().double().cpu().numpy()  # a sync, per CHECK_EVERY
+            slots = batch.slots()
             for i in due:
-                alignment = settling.ritz_alignment(tables[i], laws[i], blocks)
+                alignment = settling.ritz_alignment(tables[slots[i]], laws[i], blocks)
                 if not settling.turning(alignment):
                     continue
                 if ends[i] == cfg.num_gradient_steps:
@@ -663,6 +706,8 @@ def _train(
         if going_on and step % cfg.checkpoint_freq == 0:  # the loop left them to conclude
             checkpoint(step, elapsed + time.perf_counter() - clock, going_on)
         conclude([i for i in due if i not in going_on], step, terms, sps)
+        if going_on and len(running()) < len(batch.members):
+            batch = narrowed(batch, running(), laws, truth, graphed)
 
     step = start_step
     clock = time.perf_counter()
@@ -676,7 +721,7 @@ def _train(
                     settle(due, step, terms, sps)
                     if not running():
                         break
-                terms = step_once()
+                terms = batch.step()
                 step += 1
 
                 # log: a snapshot for the recorder thread; nothing here waits for the device

@@ -89,3 +89,33 @@ def test_cuda_seeds_train_side_by_side(tmp_path):
     assert [o.status for o in outcomes] == ["finished"] * 4
     finals = [rundir.RunReader(o.run_dir).final() for o in outcomes]
     assert np.abs(finals[0] - finals[1]).max() > 1e-3
+
+
+def test_a_narrowed_graphed_batch_recaptures_and_continues_like_eager():
+    """Seeds that have concluded leave the batch (allo/settling.py); the graph of the
+    narrower batch is captured anew."""
+    from allo.data import DataLawWeights
+    from allo.spectrum import ground_truth
+    from allo.train import Batch, Evaluator, narrowed
+
+    layout = load_builtin("room4")
+    laws = [empirical_pair_law(collect(layout, 100, 100, 100, seed=s), 0.8, layout.num_free)
+            for s in (0, 1)]
+    truth = ground_truth(layout, 0.8, 100, 100)
+    batches = []
+    for graph in (False, True):
+        one = learner([0, 1], graph)
+        evaluator = Evaluator(truth, 10, "allo",
+                              DataLawWeights(laws, [0, 1], CUDA).expectation)
+        batches.append(Batch(one, evaluator, GraphedStep(one) if graph else one.step, [0, 1]))
+    for batch in batches:
+        for _ in range(5):
+            batch.step()
+    batches = [narrowed(b, [1], laws, truth, graphed=g)
+               for b, g in zip(batches, (False, True), strict=True)]
+    assert isinstance(batches[1].step, GraphedStep)
+    for batch in batches:
+        for _ in range(5):
+            batch.step()
+    torch.testing.assert_close(batches[0].learner.tables(), batches[1].learner.tables(),
+                               atol=1e-5, rtol=0)

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from test_seeds import small_config
 
 from allo import budget as budget_module
 from allo import rundir, settling
 from allo.config import TrainConfig
-from allo.layouts import load_builtin
+from allo.data import DataLawWeights, collect, empirical_pair_law, weight_source
+from allo.dataset import collect_law
+from allo.layouts import load_builtin, load_layout_file
+from allo.learner import Learner
 from allo.metrics import eigenspace_blocks
-from allo.spectrum import operator_spectrum, pair_law
-from allo.train import train, train_seeds
+from allo.spectrum import ground_truth, operator_spectrum, pair_law
+from allo.train import Batch, Evaluator, narrowed, train, train_seeds
 
 
 def law_and_vectors(name: str, d: int) -> tuple[np.ndarray, np.ndarray, list[range]]:
@@ -151,3 +155,69 @@ def test_a_resume_goes_on_where_the_run_left_off(tmp_path, monkeypatch):
     assert rundir.RunReader(run).info()["step"] == end
     np.testing.assert_allclose(rundir.RunReader(run).final(), full, atol=1e-5)
 
+
+
+@pytest.mark.parametrize("batch_size", [None, 512])
+def test_a_narrowed_batch_continues_its_seeds_exactly(batch_size):
+    layout = load_builtin("room4")
+    laws = [empirical_pair_law(collect(layout, 50, 100, 100, seed=s), 0.8, layout.num_free)
+            for s in (0, 1, 2)]
+    cfg = TrainConfig(hidden_size=32, hidden_layers=2, batch_size=batch_size,
+                      num_gradient_steps=20, num_eigenvectors=4)
+    coords = torch.as_tensor(layout.coordinates())
+    truth = ground_truth(layout, 0.8, 100, 100)
+
+    def batch() -> Batch:
+        learner = Learner(cfg, [0, 1, 2], torch.device("cpu"),
+                          weight_source(laws, [0, 1, 2], "cpu", batch_size), coords)
+        expectation = DataLawWeights(laws, [0, 1, 2], "cpu").expectation
+        return Batch(learner, Evaluator(truth, 4, "allo", expectation), learner.step,
+                     [0, 1, 2])
+
+    whole, narrow = batch(), batch()
+    for _ in range(5):
+        whole.step(), narrow.step()
+    narrow = narrowed(narrow, [2, 0], laws, truth, graphed=False)
+    assert narrow.members == [2, 0] and narrow.learner.seeds == [2, 0]
+    for _ in range(5):
+        whole.step(), narrow.step()
+    tables_whole, tables_narrow = whole.learner.tables(), narrow.learner.tables()
+    torch.testing.assert_close(tables_narrow[0], tables_whole[2], atol=1e-6, rtol=0)
+    torch.testing.assert_close(tables_narrow[1], tables_whole[0], atol=1e-6, rtol=0)
+    torch.testing.assert_close(narrow.learner.duals[0], whole.learner.duals[2],
+                               atol=1e-6, rtol=0)
+    assert int(narrow.learner.step_index) == 10
+
+
+def test_seeds_that_end_apart_each_match_their_lone_run(tmp_path, monkeypatch):
+    """Seed 1 is held turning to the limit, seed 0 stops at its budget; the batch narrows
+    to seed 1 and both runs are what they are alone."""
+    small_budget(monkeypatch, 60)
+    cfg = small_config(tmp_path / "b", seeds="0-1", num_gradient_steps=None)
+    layout = load_layout_file(cfg.env_file)
+    held = collect_law(layout, cfg, 1, cfg.num_envs)
+
+    def alignment(table, law, blocks):
+        return np.zeros(table.shape[1]) if np.allclose(law, held) else np.ones(table.shape[1])
+
+    monkeypatch.setattr(settling, "ritz_alignment", alignment)
+    kept = []
+    real_narrowed = narrowed
+
+    def spy(batch, keep, *args, **kwargs):
+        kept.append(list(keep))
+        return real_narrowed(batch, keep, *args, **kwargs)
+
+    monkeypatch.setattr("allo.train.narrowed", spy)
+    together = train_seeds(cfg)
+    ends = [rundir.RunReader(o.run_dir).info()["step"] for o in together]
+    assert ends == [60, 120]
+    assert kept == [[1]]  # seed 0 stopped costing compute at step 60
+    for seed, outcome in zip((0, 1), together, strict=True):
+        alone = train(small_config(tmp_path / f"s{seed}", seed=seed, num_gradient_steps=None))
+        batched, single = rundir.RunReader(outcome.run_dir), rundir.RunReader(alone.run_dir)
+        assert batched.info()["step"] == single.info()["step"] == ends[seed]
+        np.testing.assert_allclose(batched.final(), single.final(), atol=1e-5)
+        assert [r["step"] for r in batched.metrics()] == [r["step"] for r in single.metrics()]
+        assert batched.metrics()[-1]["cos/mean"] == pytest.approx(
+            single.metrics()[-1]["cos/mean"], abs=1e-5)

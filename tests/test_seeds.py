@@ -66,6 +66,15 @@ def test_two_batched_seeds_match_two_single_runs(tmp_path, objective, batch_size
     assert np.abs(first - second).max() > 1e-2
 
 
+def resume_from(run: Path, step: int):
+    """Cut a run back to its checkpoint of `step` (the later ones deleted) and resume it."""
+    for later in rundir.checkpoint_steps(run):
+        if later > step:
+            (run / rundir.CHECKPOINTS / rundir.checkpoint_name(later)).unlink()
+    info = rundir.RunReader(run).info()
+    return train(TrainConfig(**info["config"]), resume=run)
+
+
 @pytest.mark.parametrize("batch_size", [2048, None])
 def test_a_seed_of_a_batch_resumes_alone(tmp_path, batch_size):
     cfg = small_config(tmp_path, seeds="0-1", num_gradient_steps=60, batch_size=batch_size)
@@ -73,11 +82,7 @@ def test_a_seed_of_a_batch_resumes_alone(tmp_path, batch_size):
     full = rundir.RunReader(outcomes[1].run_dir).final()
     # cut seed 1 back to its step-30 checkpoint and resume it on its own
     run = outcomes[1].run_dir
-    for step in rundir.checkpoint_steps(run):
-        if step > 30:
-            (run / rundir.CHECKPOINTS / rundir.checkpoint_name(step)).unlink()
-    info = rundir.RunReader(run).info()
-    resumed = train(TrainConfig(**info["config"]), resume=run)
+    resumed = resume_from(run, 30)
     assert resumed.status == "finished"
     np.testing.assert_allclose(rundir.RunReader(run).final(), full, atol=1e-5)
 

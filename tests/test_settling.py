@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from test_seeds import small_config
+from test_seeds import resume_from, small_config
 
 from allo import budget as budget_module
 from allo import rundir, settling
@@ -146,11 +146,7 @@ def test_a_resume_goes_on_where_the_run_left_off(tmp_path, monkeypatch):
     end = rundir.RunReader(run).info()["step"]
     assert end > 90, "the test needs a run that went on past step 90"
     full = rundir.RunReader(run).final()
-    for step in rundir.checkpoint_steps(run):
-        if step > 90:
-            (run / rundir.CHECKPOINTS / rundir.checkpoint_name(step)).unlink()
-    info = rundir.RunReader(run).info()
-    resumed = train(TrainConfig(**info["config"]), resume=run)
+    resumed = resume_from(run, 90)
     assert resumed.status == "finished"
     assert rundir.RunReader(run).info()["step"] == end
     np.testing.assert_allclose(rundir.RunReader(run).final(), full, atol=1e-5)

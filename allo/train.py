@@ -732,7 +732,9 @@ def _train(
                     interval_start, interval_step = time.perf_counter(), step
                 if progress and step % 10 == 0:
                     row = first_row(runs)
-                    total = max((ends[i] for i in running()), default=step)
+                    # a seed going on may run to the limit (as run.json's total_steps says)
+                    total = max((limit if ends[i] > cfg.num_gradient_steps else ends[i]
+                                 for i in running()), default=step)
                     progress(step, total, row if row is not shown else None)
                     shown = row
 

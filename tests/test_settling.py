@@ -89,8 +89,12 @@ def record_alignments(monkeypatch) -> list[np.ndarray]:
 def test_a_default_run_goes_on_until_its_vectors_settle(tmp_path, monkeypatch, capsys):
     small_budget(monkeypatch, 60)
     seen = record_alignments(monkeypatch)
-    outcome = train(small_config(tmp_path, num_gradient_steps=None, learning_rate=3e-3))
+    totals: dict[int, int] = {}
+    outcome = train(small_config(tmp_path, num_gradient_steps=None, learning_rate=3e-3),
+                    progress=lambda step, total, row: totals.setdefault(step, total))
     assert outcome.status == "finished"
+    # the progress bar's total: the budget, then the most it may run
+    assert totals[50] == 60 and totals[70] == 120
     # one look every 30 steps from step 60; it ends at the first settled look, or at the
     # limit without another look
     turning = [bool(settling.turning(a)) for a in seen]

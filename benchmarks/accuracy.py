@@ -35,8 +35,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
-import platform
 import shlex
 import statistics
 import sys
@@ -46,11 +44,15 @@ from pathlib import Path
 
 import torch
 
-from allo import rundir
-from allo.config import TrainConfig, parse_seeds
-from allo.layouts import Layout, builtin_names, load_builtin, load_layout_file
-from allo.metrics import cosine_similarities
-from allo.train import train, train_seeds
+sys.path.insert(0, str(Path(__file__).parent))  # also when loaded by path (tests)
+
+from machine import describe as machine_facts  # noqa: E402
+
+from allo import rundir  # noqa: E402
+from allo.config import TrainConfig, parse_seeds  # noqa: E402
+from allo.layouts import Layout, builtin_names, load_builtin, load_layout_file  # noqa: E402
+from allo.metrics import cosine_similarities  # noqa: E402
+from allo.train import train, train_seeds  # noqa: E402
 
 HERE = Path(__file__).parent
 RESULTS = HERE / "results" / "accuracy.json"
@@ -246,13 +248,7 @@ def summaries(results: dict) -> list[dict]:
 
 
 def machine() -> dict:
-    try:
-        load = [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        load = None
-    return {"processor": platform.processor() or platform.machine(),
-            "cores": os.cpu_count(), "torch": torch.__version__,
-            "python": platform.python_version(), "load_average": load}
+    return {**machine_facts(), "torch": torch.__version__}
 
 
 def fmt(value: object, spec: str) -> str:

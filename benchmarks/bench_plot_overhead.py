@@ -25,6 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from machine import describe as machine_facts  # noqa: E402
+
 from allo import rundir  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "plot_overhead.json"
@@ -92,8 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     # the same repetition ran both ways back to back: its ratio cancels slow drifts
     paired = [b["steps_per_s"] / a["steps_per_s"] for a, b in zip(off, on, strict=True)]
     results = {
-        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0],
-                    "load_average_at_end": os.getloadavg()},
+        "machine": {**machine_facts(), "load_average_at_end": os.getloadavg()},
         "settings": {"layout": "room4", "steps": args.steps, "plot_freq": args.plot_freq,
                      "repeats": args.repeats},
         "without": summary(off),

@@ -25,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
+from machine import describe as machine_facts  # noqa: E402
 from synthetic import make_run  # noqa: E402
 
 from allo import rundir  # noqa: E402
@@ -116,11 +117,7 @@ def main() -> int:
         )
     shutil.rmtree(work, ignore_errors=True)
     results = {
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": sys.version.split()[0],
-            "load_average_at_end": os.getloadavg(),
-        },
+        "machine": {**machine_facts(), "load_average_at_end": os.getloadavg()},
         "run": {"layout": "room4", "d": 10, "exports": 20, "figures_png_all": 25},
         "cases": {
             name: {

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import platform
 import statistics
 import sys
 import tempfile
@@ -26,6 +25,7 @@ import time
 from pathlib import Path
 
 import torch
+from machine import describe as machine_facts
 
 from allo import rundir
 from allo.config import TrainConfig
@@ -212,9 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or RESULTS.with_name(f"train_{args.device}{suffix}.json")
     cfg = TrainConfig(device=args.device, batch_size=args.batch_size)
     results: dict = {
-        "machine": {"processor": platform.processor() or platform.machine(),
-                    "cores": __import__("os").cpu_count(), "torch": torch.__version__,
-                    "python": platform.python_version()},
+        "machine": {**machine_facts(), "torch": torch.__version__},
         "config": cfg.__dict__,
     }
     rows: list[tuple[str, float]] = []

@@ -33,6 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO))
 
+from machine import describe as machine_facts  # noqa: E402
 from synthetic import SyntheticRun  # noqa: E402
 
 from allo import rundir  # noqa: E402
@@ -204,8 +205,7 @@ def main() -> int:
     long_run = bench_long_run(args.long_rows)
 
     results = {
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
-                    "platform": platform.platform()},
+        "machine": {**machine_facts(), "platform": platform.platform()},
         "first_frame_s": {"median": statistics.median(frames), "max": max(frames), "all": frames},
         "first_paint_s": {"median": statistics.median(first), "max": max(first), "all": first},
         "first_paint_cpu_s": {"median": statistics.median(start_cpu), "max": max(start_cpu)},

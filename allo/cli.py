@@ -74,6 +74,20 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("allo: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        return reader_went_away()
+
+
+def reader_went_away() -> int:
+    """`allo render RUN --format text | head`: the reader closed the pipe. Stop quietly.
+
+    stdout now points at /dev/null, so the interpreter's last flush has nowhere to fail
+    (the recipe of Python's signal module documentation); exit 1, as Python does on EPIPE.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(devnull, sys.stdout.fileno())
+    return 1
 
 
 def entry() -> None:

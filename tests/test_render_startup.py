@@ -188,3 +188,19 @@ def test_render_measures_idle_cpus_only_for_the_default_jobs(run, monkeypatch, a
     monkeypatch.setattr(command, "cpu_times", lambda: (1, 2))
     assert command.main([str(run), "--format", "svg", "--force", "--quiet", *argv]) == 0
     assert (seen["idle_since"] is not None) == measured
+
+
+@pytest.mark.parametrize("command", [["render", "--format", "text"], ["envs"]])
+def test_a_reader_that_closes_the_pipe_gets_no_traceback(run, command):
+    """`allo render RUN --format text | head -3`: the rest of the output has no reader."""
+    argv = [command[0], str(run), *command[1:]] if command[0] == "render" else command
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen([sys.executable, "-c", ENTRY, *argv], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, env=env)
+    process.stdout.readline()
+    process.stdout.close()  # like head after its lines
+    stderr = process.stderr.read().decode()
+    process.wait(timeout=120)
+    process.stderr.close()
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr
+    assert process.returncode in (0, 1)

@@ -12,6 +12,7 @@ import random
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -109,6 +110,12 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path, reference):
     def checkpoint_tmp():
         return any(n.startswith(".checkpoint_step_") for n in _names(checkpoint_dir))
 
+    # a kill after a random delay must land inside the run on any machine: draw the
+    # delay against how long an uninterrupted run takes here (0.65 s on one VM, 1.5 s on
+    # a slower one, where a fixed 0-0.5 s used to suit)
+    started = time.monotonic()
+    assert warm().run(*train_args(layout, tmp_path / "timed", STEPS)).code == 0
+    longest_delay = 0.3 * (time.monotonic() - started)
     kills, landed = 0, {"export": 0, "checkpoint": 0, "other": 0}
     cycle = 0
     while cycle < 60 and (kills < 12 or not (landed["export"] and landed["checkpoint"])):
@@ -121,7 +128,7 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path, reference):
         before = set(temporaries(run))
         mode = ("delay", "export", "checkpoint")[cycle % 3]
         if mode == "delay":
-            wait_for(lambda p=proc: not p.alive(), rng.uniform(0.0, 0.5))
+            wait_for(lambda p=proc: not p.alive(), rng.uniform(0.0, longest_delay))
             killed = proc.alive()
             if killed:
                 proc.signal(signal.SIGKILL)

@@ -20,7 +20,14 @@ import time
 from pathlib import Path
 
 from allo import rundir
-from renderers import RendererError, RenderOptions, available, entry_point_target, load
+from renderers import (
+    RendererError,
+    RenderOptions,
+    available,
+    drawn_with,
+    entry_point_target,
+    load,
+)
 from renderers.plan import Selection, inside_run_outside_plots, is_current, make_plan
 from renderers.runner import (
     CURRENT,
@@ -157,6 +164,7 @@ def render(args: argparse.Namespace) -> int:
         if inside is not None:
             raise UsageError(f"--out {out_dir}: lies inside run {inside}; use its plots/")
     to_stdout = args.format == "text" and out_dir is None
+    check_request(reader, args.eigenvectors, args.steps)
     selection = Selection(
         ground_truth=not args.skip_ground_truth,
         learned=not args.skip_learned,
@@ -167,6 +175,15 @@ def render(args: argparse.Namespace) -> int:
         eigenvectors=args.eigenvectors,
     )
     plan = make_plan(reader, selection)
+    options = RenderOptions(
+        dpi=args.dpi,
+        color=not os.environ.get("NO_COLOR")
+        and (not to_stdout or sys.stdout.isatty() or bool(os.environ.get("FORCE_COLOR"))),
+        width=_text_width(to_stdout),
+    )
+    wanted = drawn_with.signature(options, args.eigenvectors)
+    record = None if to_stdout else _record_path(reader.path, out_dir)
+    drawn = drawn_with.read(record) if record is not None and not args.force else {}
     outcomes = [Outcome(stem, NOT_YET, why) for stem, why in plan.not_yet]
     todo = []
     for job in plan.jobs:
@@ -180,16 +197,10 @@ def render(args: argparse.Namespace) -> int:
             except rundir.RunDirError as err:
                 outcomes.append(Outcome(job.stem, FAILED, str(err)))
                 continue
-            if is_current(target, reader.path, job):
+            if is_current(target, reader.path, job) and drawn.get(target.name) == wanted:
                 outcomes.append(Outcome(job.stem, CURRENT, path=str(target)))
                 continue
         todo.append(job)
-    options = RenderOptions(
-        dpi=args.dpi,
-        color=not os.environ.get("NO_COLOR")
-        and (not to_stdout or sys.stdout.isatty() or bool(os.environ.get("FORCE_COLOR"))),
-        width=_text_width(to_stdout),
-    )
     if todo:
         outcomes += run_jobs(
             reader.path,
@@ -202,6 +213,9 @@ def render(args: argparse.Namespace) -> int:
             args.jobs or default_jobs(),
             idle_since=cpu_started,
         )
+    if record is not None:
+        drawn_with.remember(record, {Path(o.path).name: wanted for o in outcomes
+                                     if o.status == MADE and o.path})
     for outcome in outcomes:
         if outcome.text is not None:
             sys.stdout.write(outcome.text if outcome.text.endswith("\n") else outcome.text + "\n")
@@ -219,6 +233,44 @@ def render(args: argparse.Namespace) -> int:
             outcomes, time.perf_counter() - started, where, sys.stderr if to_stdout else sys.stdout
         )
     return 1 if any(o.status == FAILED for o in outcomes) else 0
+
+
+def check_request(reader: rundir.RunReader, eigenvectors: list[int] | None,
+                  steps: list[int] | None) -> None:
+    """Eigenvectors the run does not have, or exports a finished run never wrote: usage
+    errors, not figures "not yet possible" (a running or interrupted run may still write
+    a step; a finished one will not unless resumed)."""
+    try:
+        d = reader.num_eigenvectors()
+        finished = rundir.effective_status(reader.info()) == "finished"
+    except rundir.RunDirError as err:
+        raise UsageError(str(err)) from None
+    outside = [i for i in eigenvectors or [] if not 0 <= i < d]
+    if outside:
+        raise UsageError(f"--eigenvectors {_numbers(outside)}: this run has {d} eigenvectors, "
+                         f"numbered 0..{d - 1}")
+    if steps and finished:
+        exports = reader.export_steps()
+        missing = sorted(set(steps) - set(exports))
+        if missing:
+            raise UsageError(f"--steps {_numbers(missing)}: this finished run has no export "
+                             f"there (its exports: {_numbers(exports) or 'none'})")
+
+
+def _numbers(values: list[int], most: int = 8) -> str:
+    if len(values) > most:
+        return ",".join(map(str, values[: most - 2])) + ",...," + ",".join(map(str, values[-2:]))
+    return ",".join(map(str, values))
+
+
+def _record_path(run: Path, out_dir: Path | None) -> Path | None:
+    """Where the options of the figures in the output folder are kept."""
+    if out_dir is not None:
+        return out_dir / drawn_with.RECORD
+    try:
+        return rundir.safe_plot_path(run, drawn_with.RECORD)
+    except rundir.RunDirError:
+        return None  # the figures themselves will fail with that message
 
 
 def _text_width(to_stdout: bool) -> int:

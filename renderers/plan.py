@@ -3,7 +3,7 @@
 A figure is current when its output file is newer than every input file it is drawn
 from. run.json is deliberately not an input: the trainer rewrites it at every log step
 (heartbeat), and the layout in it never changes during a run. Options that change a
-picture (--eigenvectors, --dpi) are not tracked either: use --force after changing them.
+picture (--eigenvectors, --dpi) are checked beside this, in renderers/drawn_with.py.
 """
 
 from __future__ import annotations

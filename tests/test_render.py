@@ -37,7 +37,10 @@ def render(*args: str) -> int:
 
 
 def plots(run: Path) -> set[str]:
-    return {p.name for p in (run / "plots").iterdir()} if (run / "plots").exists() else set()
+    """The figures in RUN/plots (the options record, a dotfile, aside)."""
+    if not (run / "plots").exists():
+        return set()
+    return {p.name for p in (run / "plots").iterdir() if not p.name.startswith(".")}
 
 
 ALL_SVG = {
@@ -147,6 +150,66 @@ def test_incremental_skips_current_figures(run, capsys):
     assert "3 made, 6 up to date" in capsys.readouterr().out
     assert render(run, "--format", "svg", "--jobs", "1", "--force") == 0
     assert "9 made, 0 up to date" in capsys.readouterr().out
+
+
+def test_incremental_redraws_what_other_options_drew(run, capsys):
+    """After --eigenvectors 0,1 a plain render must not call the two-panel figures current."""
+    svg = run / "plots" / "ground_truth_eigenvectors.svg"
+    assert render(run, "--format", "svg", "--jobs", "1", "--eigenvectors", "0,1") == 0
+    assert "e1 " in svg.read_text() and "e2 " not in svg.read_text()
+    capsys.readouterr()
+    assert render(run, "--format", "svg", "--jobs", "1") == 0
+    assert "8 made, 0 up to date" in capsys.readouterr().out
+    assert "e2 " in svg.read_text()
+    assert render(run, "--format", "svg", "--jobs", "1") == 0
+    assert "0 made, 8 up to date" in capsys.readouterr().out
+    assert render(run, "--format", "svg", "--jobs", "1", "--dpi", "200", "--latest-only") == 0
+    assert "6 made, 0 up to date" in capsys.readouterr().out
+    # the two figures drawn at 200 dpi only are stale for the default again
+    assert render(run, "--format", "svg", "--jobs", "1") == 0
+    assert "6 made, 2 up to date" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("record", ["{not json", "[1, 2]", '{"cosine_similarity.svg": 3}'])
+def test_an_unreadable_options_record_means_drawing_again(run, capsys, record):
+    assert render(run, "--format", "svg", "--jobs", "1") == 0
+    (run / "plots" / ".drawn-with.json").write_text(record)
+    capsys.readouterr()
+    assert render(run, "--format", "svg", "--jobs", "1") == 0
+    assert "8 made, 0 up to date" in capsys.readouterr().out
+    assert render(run, "--format", "svg", "--jobs", "1") == 0
+    assert "0 made, 8 up to date" in capsys.readouterr().out
+
+
+def test_options_record_follows_out(run, tmp_path, capsys):
+    out = tmp_path / "figures"
+    assert render(run, "--format", "text", "--out", out, "--latest-only", "--jobs", "1") == 0
+    assert (out / ".drawn-with.json").is_file() and not (run / "plots").exists()
+    capsys.readouterr()
+    assert render(run, "--format", "text", "--out", out, "--latest-only", "--jobs", "1") == 0
+    assert "0 made, 6 up to date" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["--eigenvectors", "1,3"], "--eigenvectors 3: this run has 3 eigenvectors, numbered 0..2"),
+    (["--steps", "150,200"], "--steps 150: this finished run has no export there "
+                             "(its exports: 100,200,300)"),
+])
+def test_what_the_run_does_not_have_is_a_usage_error(run, capsys, args, says):
+    assert render(run, "--format", "svg", *args) == 2
+    captured = capsys.readouterr()
+    assert captured.err.strip() == f"allo render: {says}"
+    assert not plots(run)
+
+
+def test_a_step_a_running_run_has_not_exported_is_not_yet(tmp_path, capsys):
+    run = SyntheticRun(tmp_path / "r", d=D, total_steps=1000)
+    run.advance(250, log_freq=10, export_freq=100)
+    assert render(tmp_path / "r", "--format", "svg", "--steps", "200,900", "--skip-metrics",
+                  "--skip-comparison", "--skip-ground-truth") == 0
+    out = capsys.readouterr().out
+    assert "not yet: learned_eigenvectors_step_900: no export for step 900" in out
+    assert plots(tmp_path / "r") == {"learned_eigenvectors_step_200.svg"}
 
 
 def synthetic_export(run: Path, step: int) -> None:

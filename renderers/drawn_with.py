@@ -1,0 +1,47 @@
+"""What each output file was drawn with, so an incremental render sees changed options.
+
+A figure newer than its inputs is skipped (renderers/plan.py). Newer is not enough when
+the picture depends on options: after `allo render RUN --eigenvectors 0,1,2` a plain
+`allo render RUN` must draw all d eigenvectors again, not report three-panel figures as
+up to date. Each output folder keeps one small JSON record, file name -> options; a
+figure is current only if its record matches the options asked for now. A missing or
+unreadable record means "draw again", never an error. Two renders writing the same
+folder at once can drop each other's entries: those figures are drawn once more.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+from allo import rundir
+from renderers import RenderOptions
+
+RECORD = ".drawn-with.json"
+
+
+def signature(options: RenderOptions, eigenvectors: list[int] | None) -> dict:
+    """Everything a render is told that can change a picture, as plain JSON values."""
+    return {**asdict(options), "eigenvectors": list(eigenvectors) if eigenvectors else None}
+
+
+def read(record: Path) -> dict[str, dict]:
+    try:
+        entries = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(entries, dict):
+        return {}
+    return {name: value for name, value in entries.items() if isinstance(value, dict)}
+
+
+def remember(record: Path, made: dict[str, dict]) -> None:
+    """Add the figures just made to the record (read again first: another render may
+    have written it meanwhile). A folder we cannot write only costs a redraw later."""
+    if not made:
+        return
+    entries = {**read(record), **made}
+    with contextlib.suppress(OSError):
+        rundir.atomic_write_text(record, json.dumps(entries, indent=1, sort_keys=True) + "\n")

@@ -58,6 +58,9 @@ class Renderer(Protocol):
 
     name: ClassVar[str]  # the --format value, e.g. "png"
     extension: ClassVar[str]  # with the dot, e.g. ".png"
+    # Optional, not part of the check: `options_used`, a tuple of the RenderOptions fields
+    # the renderer reads; a figure drawn with other values of those is drawn again by an
+    # incremental render (renderers/drawn_with.py). Without it, every field counts.
 
     def __init__(self, options: RenderOptions) -> None: ...
 

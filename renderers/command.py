@@ -181,7 +181,8 @@ def render(args: argparse.Namespace) -> int:
         and (not to_stdout or sys.stdout.isatty() or bool(os.environ.get("FORCE_COLOR"))),
         width=_text_width(to_stdout),
     )
-    wanted = drawn_with.signature(options, args.eigenvectors)
+    wanted = drawn_with.signature(options, args.eigenvectors,
+                                  getattr(renderer, "options_used", None))
     record = None if to_stdout else _record_path(reader.path, out_dir)
     drawn = drawn_with.read(record) if record is not None and not args.force else {}
     outcomes = [Outcome(stem, NOT_YET, why) for stem, why in plan.not_yet]

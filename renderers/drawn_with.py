@@ -22,9 +22,18 @@ from renderers import RenderOptions
 RECORD = ".drawn-with.json"
 
 
-def signature(options: RenderOptions, eigenvectors: list[int] | None) -> dict:
-    """Everything a render is told that can change a picture, as plain JSON values."""
-    return {**asdict(options), "eigenvectors": list(eigenvectors) if eigenvectors else None}
+def signature(options: RenderOptions, eigenvectors: list[int] | None,
+              used: tuple[str, ...] | None = None) -> dict:
+    """Everything a render is told that can change its pictures, as plain JSON values.
+
+    `used` names the RenderOptions fields the renderer reads (its optional class
+    attribute `options_used`); None, for a renderer that does not say, keeps them all.
+    Leaving out what a format ignores keeps, say, $COLUMNS from redrawing PNGs.
+    """
+    fields = asdict(options)
+    if used is not None:
+        fields = {name: value for name, value in fields.items() if name in used}
+    return {**fields, "eigenvectors": list(eigenvectors) if eigenvectors else None}
 
 
 def read(record: Path) -> dict[str, dict]:

@@ -86,6 +86,7 @@ def _tex_safe(text: str) -> str:
 class PngRenderer(GridCurveRenderer):
     name = "png"
     extension = ".png"
+    options_used = ("dpi",)  # the RenderOptions fields it reads
 
     def prepare(self, kinds: Collection[str] = ()) -> None:
         """Import matplotlib before worker processes fork, so they share it.

@@ -80,6 +80,7 @@ _BASELINE = {
 class SvgRenderer(GridCurveRenderer):
     name = "svg"
     extension = ".svg"
+    options_used = ()  # the RenderOptions fields it reads
 
     # ------------------------------------------------------------------------ grids
     def grid(self, figure: GridFigure) -> bytes:

@@ -36,6 +36,7 @@ def _fit(text: str, width: int) -> str:
 class TextRenderer(GridCurveRenderer):
     name = "text"
     extension = ".txt"
+    options_used = ("color", "width")  # the RenderOptions fields it reads
 
     # ------------------------------------------------------------------------ grids
     def _cells_colour(self, figure: GridFigure, values: np.ndarray, scale: int) -> list[str]:

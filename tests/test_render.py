@@ -14,7 +14,7 @@ import pytest
 from synthetic import SyntheticRun, make_run
 
 from allo import rundir
-from renderers import command
+from renderers import RenderOptions, command, drawn_with
 from renderers.plan import Selection, make_plan
 
 D = 3
@@ -163,11 +163,24 @@ def test_incremental_redraws_what_other_options_drew(run, capsys):
     assert "e2 " in svg.read_text()
     assert render(run, "--format", "svg", "--jobs", "1") == 0
     assert "0 made, 8 up to date" in capsys.readouterr().out
-    assert render(run, "--format", "svg", "--jobs", "1", "--dpi", "200", "--latest-only") == 0
-    assert "6 made, 0 up to date" in capsys.readouterr().out
-    # the two figures drawn at 200 dpi only are stale for the default again
-    assert render(run, "--format", "svg", "--jobs", "1") == 0
-    assert "6 made, 2 up to date" in capsys.readouterr().out
+    # SVG declares that it ignores --dpi; PNG reads it
+    assert render(run, "--format", "svg", "--jobs", "1", "--dpi", "200") == 0
+    assert "0 made, 8 up to date" in capsys.readouterr().out
+    one = ["--format", "png", "--jobs", "1", "--latest-only", "--skip-metrics",
+           "--skip-comparison", "--skip-ground-truth"]
+    assert render(run, *one) == 0 and render(run, *one, "--dpi", "50") == 0
+    assert render(run, *one, "--dpi", "50") == 0 and render(run, *one) == 0
+    assert [line.split(",")[0] for line in capsys.readouterr().out.splitlines()] == [
+        "allo render: 1 made", "allo render: 1 made", "allo render: 0 made",
+        "allo render: 1 made"]
+
+
+def test_options_a_renderer_does_not_name_all_count():
+    options = RenderOptions(dpi=100, color=True, width=120)
+    everything = drawn_with.signature(options, [0, 1])
+    assert everything == {"dpi": 100, "color": True, "width": 120, "eigenvectors": [0, 1]}
+    assert drawn_with.signature(options, None, ("dpi",)) == {"dpi": 100, "eigenvectors": None}
+    assert drawn_with.signature(options, [], ()) == {"eigenvectors": None}
 
 
 @pytest.mark.parametrize("record", ["{not json", "[1, 2]", '{"cosine_similarity.svg": 3}'])

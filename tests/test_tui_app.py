@@ -12,6 +12,7 @@ import pytest
 
 from allo import rundir
 from tui.app import WatchApp, make_app
+from tui.gridpaint import painted_size
 from tui.widgets.curves import Curves
 from tui.widgets.eigenvalues import Eigenvalues
 from tui.widgets.eigenvectors import Eigenvectors
@@ -321,3 +322,31 @@ async def test_big_layout_stacks_truth_above_learned(tmp_path: Path) -> None:
         lines = [line.rstrip() for line in panel.render().plain.split("\n")]
         assert lines[1] == "truth" and "learned" in lines
         assert max(len(line) for line in lines) <= panel.content_size.width
+
+
+@pytest.mark.parametrize(("size", "stacked"), [((80, 24), False), ((80, 40), True)])
+@sync
+async def test_a_stack_too_tall_for_the_screen_goes_side_by_side(tmp_path: Path, size,
+                                                                 stacked) -> None:
+    """A 21x21 layout (rooms16) at 80x24: stacked, the learned picture would be cut off at
+    the bottom, so the pair goes side by side and the curves narrow; a taller screen
+    keeps the stack and the wider curves."""
+    from allo.layouts import parse_layout
+
+    text = "\n".join(["X" * 21] + ["X" + " " * 19 + "X"] * 19 + ["X" * 21])
+    run = SyntheticRun(tmp_path / "run", layout=parse_layout(text, "square"), d=3,
+                       total_steps=100)
+    run.advance(100, log_freq=10, export_freq=100)
+    app = fast_app(run.path)
+    async with app.run_test(size=size) as pilot:
+        await wait_for(pilot, lambda: loaded(app))
+        await pilot.pause()
+        panel = app.query_one(Eigenvectors)
+        assert panel.stacked() is stacked
+        lines = [line.rstrip() for line in panel.render().plain.split("\n")]
+        assert "learned" in lines[1] or "learned" in lines  # a caption of the pair
+        # every row of both pictures is on screen: the item fits the panel's height
+        _, rows = painted_size(21, 21, panel.color)
+        needed = 2 * rows + 4 if stacked else rows + 3
+        assert panel.content_size.height >= needed + 1
+        assert app.query_one(Curves).content_size.width >= 20

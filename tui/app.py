@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from tui.series import MetricStore
 
 POLL_SECONDS = 0.5
+MIN_CURVES_WIDTH = 30  # columns left for curves and table beside a wide eigenvector panel
 
 
 class WatchApp(App[None]):
@@ -146,10 +147,23 @@ class WatchApp(App[None]):
         if screen_width >= 140 and 2 * pair + 3 + frame <= screen_width * 0.45:
             width = 2 * pair + 3 + frame
         if width > screen_width // 2:
+            if (self.stack_too_tall(panel.stacked_height())
+                    and screen_width - width >= MIN_CURVES_WIDTH):
+                # Stacked, the learned picture would be cut off at the bottom (rooms16 at
+                # 80x24): side by side, with narrower curves, shows both whole.
+                panel.styles.width = width
+                return
             # A big layout: pictures stack (truth above learned); keep room for the curves.
             single = pair // 2 + frame
             width = max(screen_width // 2, min(single, screen_width - 34))
         panel.styles.width = max(24, width)
+
+    def stack_too_tall(self, needed: int) -> bool:
+        """Whether `needed` rows exceed the eigenvector panel's inside on this screen:
+        the screen less the overview (2 rows on a short screen, 4 with its frame), the
+        footer and the panel's own frame."""
+        overview = 2 if self.size.height < 28 else 4
+        return self.size.height - overview - 1 - 2 < needed
 
     # ------------------------------------------------------------------ workers
     @work(thread=True, exclusive=True, group="plotter")

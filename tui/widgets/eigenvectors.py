@@ -155,6 +155,15 @@ class Eigenvectors(Widget, can_focus=True):
         """Whether a pair must be drawn one picture above the other."""
         return self.content_size.width < self.pair_width()
 
+    def stacked_height(self) -> int:
+        """Rows one stacked pair needs, with the colour legend below it."""
+        if self.env is None:
+            return 0
+        from tui.gridpaint import painted_size
+
+        _, rows = painted_size(self.env.height, self.env.width, self.color)
+        return 2 * rows + 4 + 2  # the pair (layout_pages' item_h), a spare row, the legend
+
     def layout_pages(self) -> tuple[int, int]:
         """How many pairs fit across and down the panel."""
         assert self.env is not None

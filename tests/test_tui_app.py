@@ -60,6 +60,19 @@ def fast_app(path: Path, runs: list[Path] | None = None) -> WatchApp:
     return make_app(path, runs, poll_seconds=0.05)
 
 
+def finished_run(tmp_path: Path, layout, d: int) -> Path:
+    """A 100-step synthetic run with one export, on `layout` (a name or a Layout)."""
+    run = SyntheticRun(tmp_path / "run", layout=layout, d=d, total_steps=100)
+    run.advance(100, log_freq=10, export_freq=100)
+    return run.path
+
+
+async def shown(pilot, app: WatchApp) -> None:
+    """Wait for the first load and the layout pass after it."""
+    await wait_for(pilot, lambda: loaded(app))
+    await pilot.pause()
+
+
 @sync
 async def test_widgets_follow_a_growing_run(tmp_path: Path) -> None:
     run = SyntheticRun(tmp_path / "run", layout="room4", d=6, total_steps=1000)
@@ -272,12 +285,9 @@ def test_render_command_uses_the_cli_in_a_child_process(tmp_path: Path) -> None:
 @pytest.mark.parametrize("size", [(80, 24), (160, 50)])
 @sync
 async def test_layout_fits_small_and_large_terminals(tmp_path: Path, size) -> None:
-    run = SyntheticRun(tmp_path / "run", layout="room4", d=8, total_steps=100)
-    run.advance(100, log_freq=10, export_freq=100)
-    app = fast_app(run.path)
+    app = fast_app(finished_run(tmp_path, "room4", d=8))
     async with app.run_test(size=size) as pilot:
-        await wait_for(pilot, lambda: loaded(app))
-        await pilot.pause()
+        await shown(pilot, app)
         curves = app.query_one(Curves)
         panel = app.query_one(Eigenvectors)
         assert curves.content_size.height >= 10
@@ -311,12 +321,9 @@ async def test_big_layout_stacks_truth_above_learned(tmp_path: Path) -> None:
     from allo.layouts import parse_layout
 
     text = "\n".join(["X" * 40] + ["X" + " " * 38 + "X"] * 10 + ["X" * 40])
-    run = SyntheticRun(tmp_path / "run", layout=parse_layout(text, "wide"), d=3, total_steps=100)
-    run.advance(100, log_freq=10, export_freq=100)
-    app = fast_app(run.path)
+    app = fast_app(finished_run(tmp_path, parse_layout(text, "wide"), d=3))
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: loaded(app))
-        await pilot.pause()
+        await shown(pilot, app)
         panel = app.query_one(Eigenvectors)
         assert panel.stacked()
         lines = [line.rstrip() for line in panel.render().plain.split("\n")]
@@ -334,13 +341,9 @@ async def test_a_stack_too_tall_for_the_screen_goes_side_by_side(tmp_path: Path,
     from allo.layouts import parse_layout
 
     text = "\n".join(["X" * 21] + ["X" + " " * 19 + "X"] * 19 + ["X" * 21])
-    run = SyntheticRun(tmp_path / "run", layout=parse_layout(text, "square"), d=3,
-                       total_steps=100)
-    run.advance(100, log_freq=10, export_freq=100)
-    app = fast_app(run.path)
+    app = fast_app(finished_run(tmp_path, parse_layout(text, "square"), d=3))
     async with app.run_test(size=size) as pilot:
-        await wait_for(pilot, lambda: loaded(app))
-        await pilot.pause()
+        await shown(pilot, app)
         panel = app.query_one(Eigenvectors)
         assert panel.stacked() is stacked
         lines = [line.rstrip() for line in panel.render().plain.split("\n")]

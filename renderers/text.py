@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from renderers import colors
+from renderers import colors, ticks
 from renderers.base import GridCurveRenderer
 from renderers.figures import CurveFigure, GridFigure, Line
 
@@ -152,6 +152,7 @@ class TextRenderer(GridCurveRenderer):
             labelled = sum(bool(line.label) for line in panel.lines) > 1
             for line in panel.lines:
                 self._line(plotext, sub, line, panel.log_y, labelled)
+            self._step_ticks(sub, panel.lines, width // figure.ncols)
             if panel.log_y:
                 sub.ruler("y").scale("log")
             if panel.ylim is not None:
@@ -159,6 +160,16 @@ class TextRenderer(GridCurveRenderer):
         text = plot.build().string(colorless=not self.options.color)
         plot.clear()
         return f"{figure.title}\n{figure.subtitle}\n{text}\n".encode()
+
+    @staticmethod
+    def _step_ticks(sub, lines: list[Line], width: int) -> None:
+        """Round step numbers (2000, 4000, 10k) instead of plotext's own (1.4e3, 2.7e3)."""
+        steps = [float(s) for line in lines for s in line.steps if math.isfinite(float(s))]
+        if not steps:
+            return
+        positions = ticks.nice_ticks(min(steps), max(steps), max(2, min(7, width // 12)))
+        if positions:
+            sub.ruler("x").ticks(positions, [ticks.format_tick(p) for p in positions])
 
     @staticmethod
     def _line(plotext, sub, line: Line, log_y: bool, labelled: bool) -> None:

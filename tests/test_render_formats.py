@@ -133,6 +133,19 @@ def test_text_plain_grid_shows_walls_and_values(run):
     assert "λ =" in text
 
 
+def test_text_curves_label_steps_with_round_numbers(run):
+    """Steps 10..200: ticks 50 100 150 200, not plotext's own 1.0e1 5.8e1 ..."""
+    renderer = load("text")(RenderOptions(color=False, width=120))
+    for kind in ("cosine_similarity", "learning_curves"):
+        text = renderer.curves(all_figures(run)[kind]).decode()
+        lines = text.splitlines()
+        axis = [lines[i + 1].split() for i, line in enumerate(lines[:-1])
+                if "└" in line and "┬" in line]  # an x axis with tick marks, not a legend
+        assert axis and all(labels and set(labels) <= {"50", "100", "150", "200"}
+                            for labels in axis), axis
+        assert ["50", "100", "150", "200"] in axis or kind == "learning_curves"
+
+
 def test_text_colour_grid_uses_half_blocks(run):
     figure = all_figures(run)["learned_eigenvectors"]
     text = load("text")(RenderOptions(color=True)).grid(figure).decode()

@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     # the same repetition ran both ways back to back: its ratio cancels slow drifts
     paired = [b["steps_per_s"] / a["steps_per_s"] for a, b in zip(off, on, strict=True)]
     results = {
-        "machine": {**machine_facts(), "load_average_at_end": os.getloadavg()},
+        "machine": machine_facts(),  # after the runs: its load_average is the end's
         "settings": {"layout": "room4", "steps": args.steps, "plot_freq": args.plot_freq,
                      "repeats": args.repeats},
         "without": summary(off),

@@ -117,7 +117,7 @@ def main() -> int:
         )
     shutil.rmtree(work, ignore_errors=True)
     results = {
-        "machine": {**machine_facts(), "load_average_at_end": os.getloadavg()},
+        "machine": machine_facts(),  # after the runs: its load_average is the end's
         "run": {"layout": "room4", "d": 10, "exports": 20, "figures_png_all": 25},
         "cases": {
             name: {

@@ -241,6 +241,8 @@ def check_request(reader: rundir.RunReader, eigenvectors: list[int] | None,
     """Eigenvectors the run does not have, or exports a finished run never wrote: usage
     errors, not figures "not yet possible" (a running or interrupted run may still write
     a step; a finished one will not unless resumed)."""
+    if not eigenvectors and not steps:
+        return  # nothing to check: no run.json reads on the nothing-changed path
     try:
         d = reader.num_eigenvectors()
         finished = rundir.effective_status(reader.info()) == "finished"

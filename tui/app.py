@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
 POLL_SECONDS = 0.5
 MIN_CURVES_WIDTH = 30  # columns left for curves and table beside a wide eigenvector panel
+SHORT_SCREEN_ROWS = 28  # below this the overview drops its frame (2 rows instead of 4)
 
 
 class WatchApp(App[None]):
@@ -134,7 +135,7 @@ class WatchApp(App[None]):
 
     def on_resize(self) -> None:
         """Short screens drop the overview's frame; the eigenvector column fits its grids."""
-        self.screen.set_class(self.size.height < 28, "-short")
+        self.screen.set_class(self.size.height < SHORT_SCREEN_ROWS, "-short")
         self.fit_eigenvectors()
 
     def fit_eigenvectors(self) -> None:
@@ -162,7 +163,7 @@ class WatchApp(App[None]):
         """Whether `needed` rows exceed the eigenvector panel's inside on this screen:
         the screen less the overview (2 rows on a short screen, 4 with its frame), the
         footer and the panel's own frame."""
-        overview = 2 if self.size.height < 28 else 4
+        overview = 2 if self.size.height < SHORT_SCREEN_ROWS else 4
         return self.size.height - overview - 1 - 2 < needed
 
     # ------------------------------------------------------------------ workers

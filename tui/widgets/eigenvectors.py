@@ -155,24 +155,21 @@ class Eigenvectors(Widget, can_focus=True):
         """Whether a pair must be drawn one picture above the other."""
         return self.content_size.width < self.pair_width()
 
-    def stacked_height(self) -> int:
-        """Rows one stacked pair needs, with the colour legend below it."""
-        if self.env is None:
-            return 0
-        from tui.gridpaint import painted_size
-
-        _, rows = painted_size(self.env.height, self.env.width, self.color)
-        return 2 * rows + 4 + 2  # the pair (layout_pages' item_h), a spare row, the legend
-
-    def layout_pages(self) -> tuple[int, int]:
-        """How many pairs fit across and down the panel."""
+    def item_size(self, stacked: bool) -> tuple[int, int]:
+        """Columns and rows of one pair, side by side or stacked, captions included."""
         assert self.env is not None
         from tui.gridpaint import painted_size
 
         cols, rows = painted_size(self.env.height, self.env.width, self.color)
-        item_w, item_h = 2 * cols + GAP, rows + 3
-        if self.stacked():
-            item_w, item_h = cols, 2 * rows + 4
+        return (cols, 2 * rows + 4) if stacked else (2 * cols + GAP, rows + 3)
+
+    def stacked_height(self) -> int:
+        """Rows one stacked pair needs in the panel: the pair, a spare row, the legend."""
+        return 0 if self.env is None else self.item_size(stacked=True)[1] + 2
+
+    def layout_pages(self) -> tuple[int, int]:
+        """How many pairs fit across and down the panel."""
+        item_w, item_h = self.item_size(self.stacked())
         width, height = self.content_size
         across = max(1, (width + GAP) // (item_w + GAP))
         down = max(1, (height - 1) // (item_h + 1))

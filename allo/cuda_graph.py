@@ -4,8 +4,8 @@ An eager step launches a few hundred small kernels, and at these sizes the GPU w
 the launches, not on the arithmetic. Capturing sampling, forward, backward, Adam and the
 dual and barrier updates once and replaying them costs one launch per step.
 
-Capture needs a few eager warm-up steps first (lazy allocations: Adam's moments, the
-gradients, cuBLAS workspaces). Those steps would change the run, so the learner's whole
+Capture needs a few eager warm-up steps first (lazy allocations: cuBLAS workspaces, the
+caching allocator's pools). Those steps would change the run, so the learner's whole
 state is snapshotted before them and restored in place afterwards: the graphed run is
 the same computation as an eager one from the same state.
 """
@@ -24,8 +24,8 @@ WARMUP_STEPS = 3
 
 @dataclass
 class Snapshot:
-    params: list[torch.Tensor]
-    adam: list[dict[str, torch.Tensor]]  # empty dicts where Adam has no state yet
+    params: torch.Tensor  # the learner's flat (S, P) parameters
+    adam: dict[str, torch.Tensor]
     duals: torch.Tensor
     barrier: torch.Tensor
     step_index: torch.Tensor
@@ -33,11 +33,9 @@ class Snapshot:
 
 
 def snapshot(learner: Learner) -> Snapshot:
-    params = list(learner.model.parameters())
     return Snapshot(
-        params=[p.detach().clone() for p in params],
-        adam=[{k: v.clone() for k, v in learner.optimizer.state.get(p, {}).items()}
-              for p in params],
+        params=learner.model.flat.clone(),
+        adam={k: v.clone() for k, v in learner.optimizer.state.items()},
         duals=learner.duals.clone(),
         barrier=learner.barrier.clone(),
         step_index=learner.step_index.clone(),
@@ -47,19 +45,9 @@ def snapshot(learner: Learner) -> Snapshot:
 
 @torch.no_grad()
 def restore(learner: Learner, saved: Snapshot) -> None:
-    """Write the snapshot back into the same tensors (a captured graph keeps addresses).
-
-    Adam state that did not exist yet is zeroed: Adam starts from zero moments and step
-    0, so that is the state it would have had.
-    """
-    for param, value, adam in zip(learner.model.parameters(), saved.params, saved.adam,
-                                   strict=True):
-        param.copy_(value)
-        for key, tensor in learner.optimizer.state.get(param, {}).items():
-            if key in adam:
-                tensor.copy_(adam[key])
-            else:
-                tensor.zero_()
+    """Write the snapshot back into the same tensors (a captured graph keeps addresses)."""
+    learner.model.flat.copy_(saved.params)
+    learner.optimizer.load(saved.adam)
     learner.duals.copy_(saved.duals)
     learner.barrier.copy_(saved.barrier)
     learner.step_index.copy_(saved.step_index)

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import torch
 
+from allo.adam import FlatAdam
 from allo.config import TrainConfig
 from allo.data import DataLawWeights, PairSampler
 from allo.model import MLP
-from allo.objective import Terms, allo_terms, ggdo_terms
+from allo.objective import Terms, allo_step, ggdo_step
 
 
 def warmup_fraction(cfg: TrainConfig, step: int) -> float:
@@ -27,25 +28,17 @@ def learning_rate_fraction(cfg: TrainConfig, step: int) -> float:
     return (1.0 - (1.0 - cfg.lr_final_fraction) * progress) * warmup_fraction(cfg, step)
 
 
-def make_adam(params: list[torch.Tensor], lr: torch.Tensor, capturable: bool
-              ) -> torch.optim.Adam:
-    """Fused Adam (one kernel for all parameters: 4x faster than plain Adam on CPU here)
-    with the learning rate as a tensor, so a captured step reads its current value."""
-    return torch.optim.Adam(params, lr=lr, fused=True, capturable=capturable)
-
-
 class Learner:
     """Everything a checkpoint must hold, for S seeds trained side by side."""
 
     def __init__(self, cfg: TrainConfig, seeds: list[int], device: torch.device,
-                 sampler: PairSampler | DataLawWeights, coords: torch.Tensor,
-                 capturable: bool = False):
+                 sampler: PairSampler | DataLawWeights, coords: torch.Tensor):
         self.cfg, self.device, self.seeds = cfg, device, list(seeds)
         self.sampler, self.coords = sampler, coords
         d, count = cfg.num_eigenvectors, len(seeds)
-        self.model = MLP(self.seeds, d, cfg.hidden_layers, cfg.hidden_size).to(device)
+        self.model = MLP(self.seeds, d, cfg.hidden_layers, cfg.hidden_size, device=device)
         self.lr = torch.tensor(cfg.learning_rate, device=device)
-        self.optimizer = make_adam(list(self.model.parameters()), self.lr, capturable)
+        self.optimizer = FlatAdam(self.model.flat, self.model.grad, self.lr)
         self.duals = torch.zeros(count, d, d, device=device)  # lower triangle used
         self.barrier = torch.full((count,), cfg.barrier_initial, device=device)
         fractions = [learning_rate_fraction(cfg, s) for s in range(cfg.num_gradient_steps)]
@@ -58,12 +51,14 @@ class Learner:
         self.step_index = torch.zeros((), dtype=torch.long, device=device)
         self.grad_norm: torch.Tensor | None = None  # (S,) before clipping, when clipping
 
-    def terms(self, table: torch.Tensor) -> Terms:
+    def terms_and_gradient(self, table: torch.Tensor) -> tuple[Terms, torch.Tensor]:
+        """The loss terms and d(total)/d(table) of each seed (seeds are independent)."""
         weights = self.sampler.weights(self.cfg.batch_size)
         if self.cfg.objective == "ggdo":
-            return ggdo_terms(table, weights, self.barrier)
-        return allo_terms(table, weights, self.duals, self.barrier)
+            return ggdo_step(table, weights, self.barrier)
+        return allo_step(table, weights, self.duals, self.barrier)
 
+    @torch.no_grad()
     def step(self) -> Terms:
         """One gradient step of every seed; no host synchronisation."""
         # index_select, not [], so reading the counter never syncs with the host
@@ -71,12 +66,10 @@ class Learner:
         self.lr.copy_(self.schedule.index_select(0, now).view(()))
         self.dual_scale.copy_(self.dual_warmup.index_select(0, now).view(()))
         # forward every free cell once; the batch weighs rows of this table
-        table = self.model(self.coords)  # (S, N, d)
-        terms = self.terms(table)
-        # None, not zeros: backward then writes the gradients instead of adding to them
-        # (one pass less), and under CUDA graph capture it allocates them in the graph
-        self.optimizer.zero_grad(set_to_none=True)
-        terms.total.sum().backward()  # seeds are independent: the sum keeps them apart
+        activations = self.model.activations(self.coords)  # the last is (S, N, d)
+        terms, table_gradient = self.terms_and_gradient(activations[-1])
+        # the chain rule by hand (allo/model.py): it overwrites the gradient, no zeroing
+        self.model.backward(activations, table_gradient)
         if self.cfg.max_grad_norm > 0:
             self.clip_gradients(self.cfg.max_grad_norm)
         self.optimizer.step()
@@ -88,12 +81,9 @@ class Learner:
     def clip_gradients(self, max_norm: float) -> None:
         """Scale each seed's gradient to at most max_norm (its own norm, so seeds stay
         independent; on the device, so the step still never syncs)."""
-        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
-        norms = torch.stack([torch.linalg.vector_norm(g.flatten(1), dim=1) for g in grads])
-        self.grad_norm = torch.linalg.vector_norm(norms, dim=0)  # logged: before clipping
-        scale = (max_norm / (self.grad_norm + 1e-6)).clamp(max=1.0)
-        for grad in grads:
-            grad.mul_(scale.view(-1, *([1] * (grad.dim() - 1))))
+        grad = self.model.grad  # (S, P): a seed's whole gradient is its row
+        self.grad_norm = torch.linalg.vector_norm(grad, dim=1)  # logged: before clipping
+        grad.mul_((max_norm / (self.grad_norm + 1e-6)).clamp(max=1.0)[:, None])
 
     @torch.no_grad()
     def ascend(self, terms: Terms) -> None:
@@ -114,11 +104,13 @@ class Learner:
 
     def seed_state(self, index: int) -> dict:
         """Seed number `index`'s parameters, Adam moments, duals, barrier and sampler."""
-        adam = []
-        for param in self.model.parameters():
-            state = self.optimizer.state.get(param, {})
-            adam.append({key: (value[index].clone() if key != "step" else value.clone())
-                         for key, value in state.items()})
+        # Adam's moments per named parameter, as torch.optim.Adam kept them
+        state = self.optimizer.state
+        moments = {key: self.model.split(value) for key, value in state.items()
+                   if key != "step"}
+        adam = [{key: (moments[key][number][index].clone() if key != "step"
+                       else value.clone()) for key, value in state.items()}
+                for number in range(len(self.model.names))]
         return {
             "model": self.model.seed_state(index),
             "adam": adam,
@@ -131,14 +123,13 @@ class Learner:
     def load_seed_states(self, states: list[dict]) -> None:
         """The inverse of seed_state for every seed, in seed order."""
         self.model.load_seed_states([s["model"] for s in states])
-        for number, param in enumerate(self.model.parameters()):
-            saved = [s["adam"][number] for s in states]
-            if not saved[0]:
-                continue
-            self.optimizer.state[param] = {
-                key: (torch.stack([x[key] for x in saved]).to(self.device) if key != "step"
-                      else saved[0][key].to(self.device))
-                for key in saved[0]}
+        first = states[0]["adam"]
+        if first[0]:  # empty where Adam had taken no step yet: its initial state stays
+            self.optimizer.load({
+                key: (first[0][key] if key == "step" else torch.cat(
+                    [torch.stack([s["adam"][number][key] for s in states]).flatten(1)
+                     for number in range(len(first))], dim=1))
+                for key in first[0]})
         self.duals.copy_(torch.stack([s["duals"] for s in states]))
         self.barrier.copy_(torch.stack([s["barrier"] for s in states]))
         self.sampler.set_state([s["sampler"].cpu() for s in states])

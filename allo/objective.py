@@ -18,6 +18,11 @@ themselves, with beta_ii = -2 lambda_i (docs/math.md).
 GGDO (Wang et al. 2021, generalised graph drawing): sum_i c_i <u_i, L u_i> with
 c_i = d - i + 1, plus b sum_{j,k} (E[u_j u_k] - delta_jk)^2 with a fixed b; no duals,
 no stop-gradients.
+
+The training step does not differentiate these with autograd: `allo_step` and `ggdo_step`
+return the same Terms and the loss's gradient with respect to the table in closed form
+(docs/math.md section 11), which saves the autograd graph's few hundred small operations.
+The `*_terms` functions stay the differentiable definitions the tests check it against.
 """
 
 from __future__ import annotations
@@ -81,12 +86,32 @@ def graph_term(table: torch.Tensor, pairs: torch.Tensor,
     """
     if laplacian is None:
         laplacian = pair_laplacian(pairs)
-    return 0.5 * (table * (laplacian @ table)).sum(dim=-2)
+    return quadratic_form(table, product(laplacian, table))
 
 
-def stopgrad_gram(table: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
-    """G_jk = E[u_j [[u_k]]], (..., d, d): gradient flows only through the first factor."""
-    return (table * states[..., None]).transpose(-1, -2) @ table.detach()
+def quadratic_form(table: torch.Tensor, lap_table: torch.Tensor) -> torch.Tensor:
+    """graph_term from 2 L_W U, when the caller needs that product for the gradient too."""
+    return 0.5 * (table * lap_table).sum(dim=-2)
+
+
+def product(left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+    """left @ right; bmm directly when both have a seed dimension (matmul's dispatch costs
+    more than these small products on a CPU)."""
+    if left.dim() == right.dim() == 3:
+        return torch.bmm(left, right)
+    return left @ right
+
+
+def weighted_rows(table: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
+    """D U: each cell's row times its state weight."""
+    return table * states[..., None]
+
+
+def allo_constraint(weighted: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """h_jk = E[u_j [[u_k]]] - delta_jk for k <= j, from D U: the gradient flows only
+    through the first factor."""
+    lower, eye = triangle_and_identity(table.shape[-1], table.device, table.dtype)
+    return (product(weighted.transpose(-1, -2), table.detach()) - eye) * lower
 
 
 @functools.cache
@@ -100,12 +125,23 @@ def triangle_and_identity(d: int, device: torch.device, dtype: torch.dtype
 def allo_terms(
     table: torch.Tensor, weights: Weights, duals: torch.Tensor, barrier: torch.Tensor
 ) -> Terms:
-    lower, eye = triangle_and_identity(table.shape[-1], table.device, table.dtype)
-    h1 = (stopgrad_gram(table, weights.states1) - eye) * lower
+    h1, h2 = allo_constraints(table, weights)
+    return allo_terms_from(graph_term(table, weights.pairs, weights.laplacian), h1, h2,
+                           duals, barrier)
+
+
+def allo_constraints(table: torch.Tensor, weights: Weights
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """h and h' of the two constraint batches, lower-triangular (..., d, d)."""
+    h1 = allo_constraint(weighted_rows(table, weights.states1), table)
     # the exact expectation gives both batches the same law: h' = h, computed once
-    h2 = h1 if weights.states2 is weights.states1 else (
-        (stopgrad_gram(table, weights.states2) - eye) * lower)
-    per_vector = graph_term(table, weights.pairs, weights.laplacian)
+    h2 = h1 if weights.states2 is weights.states1 else allo_constraint(
+        weighted_rows(table, weights.states2), table)
+    return h1, h2
+
+
+def allo_terms_from(per_vector: torch.Tensor, h1: torch.Tensor, h2: torch.Tensor,
+                    duals: torch.Tensor, barrier: torch.Tensor) -> Terms:
     graph = per_vector.sum(dim=-1)
     dual = (duals * (h1 + h2)).sum(dim=(-2, -1)) * 0.5
     signal = (h1 * h2).sum(dim=(-2, -1))
@@ -115,16 +151,90 @@ def allo_terms(
 
 
 def ggdo_terms(table: torch.Tensor, weights: Weights, barrier: torch.Tensor) -> Terms:
-    d = table.shape[-1]
-    coefficients = torch.arange(d, 0, -1, device=table.device, dtype=table.dtype)
-    _, eye = triangle_and_identity(d, table.device, table.dtype)
+    g1, g2 = ggdo_constraints(table, weights)
+    return ggdo_terms_from(graph_term(table, weights.pairs, weights.laplacian), g1, g2,
+                           barrier)
+
+
+def ggdo_coefficients(d: int, like: torch.Tensor) -> torch.Tensor:
+    """c_i = d - i + 1."""
+    return torch.arange(d, 0, -1, device=like.device, dtype=like.dtype)
+
+
+def ggdo_constraints(table: torch.Tensor, weights: Weights
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """g = E[u u^T] - I of both batches, gradient through both factors."""
+    _, eye = triangle_and_identity(table.shape[-1], table.device, table.dtype)
     g1 = (table * weights.states1[..., None]).transpose(-1, -2) @ table - eye
     g2 = g1 if weights.states2 is weights.states1 else (
         (table * weights.states2[..., None]).transpose(-1, -2) @ table - eye)
-    per_vector = graph_term(table, weights.pairs, weights.laplacian)
-    graph = (coefficients * per_vector).sum(dim=-1)
+    return g1, g2
+
+
+def ggdo_terms_from(per_vector: torch.Tensor, g1: torch.Tensor, g2: torch.Tensor,
+                    barrier: torch.Tensor) -> Terms:
+    graph = (ggdo_coefficients(per_vector.shape[-1], per_vector) * per_vector).sum(dim=-1)
     signal = (g1 * g2).sum(dim=(-2, -1))
     barrier_loss = barrier * signal
     zero = torch.zeros_like(graph)
     return Terms(graph + barrier_loss, graph, zero, barrier_loss,
                  (0.5 * (g1 + g2)).tril().detach(), signal.detach(), per_vector.detach())
+
+
+# --- the same losses' gradients with respect to the table, in closed form (math.md 11)
+
+
+def laplacian_of(weights: Weights) -> torch.Tensor:
+    return weights.laplacian if weights.laplacian is not None else pair_laplacian(
+        weights.pairs)
+
+
+@torch.no_grad()
+def allo_step(table: torch.Tensor, weights: Weights, duals: torch.Tensor,
+              barrier: torch.Tensor) -> tuple[Terms, torch.Tensor]:
+    """ALLO's terms and d(total)/dU:
+
+        2 L_W U + D1 U (beta/2 + b h')^T + D2 U (beta/2 + b h)^T   (lower triangles),
+
+    D1, D2 the constraint batches' state weights; with one law for both (h' = h) the two
+    last terms are one, D U (beta + 2 b h)^T."""
+    lower, _ = triangle_and_identity(table.shape[-1], table.device, table.dtype)
+    lap_table = product(laplacian_of(weights), table)
+    per_vector = quadratic_form(table, lap_table)
+    weighted1 = weighted_rows(table, weights.states1)
+    h1 = allo_constraint(weighted1, table)
+    b = barrier[..., None, None]
+    if weights.states2 is weights.states1:
+        terms = allo_terms_from(per_vector, h1, h1, duals, barrier)
+        pull = (duals * lower + 2.0 * b * h1).transpose(-1, -2)
+        return terms, plus_product(lap_table, weighted1, pull)
+    weighted2 = weighted_rows(table, weights.states2)
+    h2 = allo_constraint(weighted2, table)
+    terms = allo_terms_from(per_vector, h1, h2, duals, barrier)
+    half_duals = 0.5 * duals * lower
+    pull1 = (half_duals + b * h2).transpose(-1, -2)
+    pull2 = (half_duals + b * h1).transpose(-1, -2)
+    gradient = plus_product(lap_table, weighted1, pull1)
+    return terms, plus_product(gradient, weighted2, pull2)
+
+
+@torch.no_grad()
+def ggdo_step(table: torch.Tensor, weights: Weights, barrier: torch.Tensor
+              ) -> tuple[Terms, torch.Tensor]:
+    """GGDO's terms and d(total)/dU = 2 L_W U diag(c) + 2 b (D1 U g' + D2 U g)."""
+    lap_table = product(laplacian_of(weights), table)
+    per_vector = quadratic_form(table, lap_table)
+    g1, g2 = ggdo_constraints(table, weights)
+    terms = ggdo_terms_from(per_vector, g1, g2, barrier)
+    gradient = lap_table * ggdo_coefficients(table.shape[-1], table)
+    b2 = 2.0 * barrier[..., None, None]
+    gradient = plus_product(gradient, table * weights.states1[..., None], b2 * g2)
+    return terms, plus_product(gradient, table * weights.states2[..., None], b2 * g1)
+
+
+def plus_product(base: torch.Tensor, left: torch.Tensor, right: torch.Tensor
+                 ) -> torch.Tensor:
+    """base + left @ right in one operation, for a table with or without seeds."""
+    if base.dim() == 3:
+        return torch.baddbmm(base, left, right)
+    return torch.addmm(base, left, right)

@@ -176,10 +176,7 @@ class Evaluator:
         if learner.grad_norm is not None:  # clipping keeps the norm it clipped
             grad_norm = learner.grad_norm
         else:
-            grads = [p.grad.flatten(1) for p in learner.model.parameters()
-                     if p.grad is not None]
-            grad_norm = (torch.cat(grads, dim=1).norm(dim=1) if grads
-                         else torch.zeros(len(learner.seeds), device=learner.device))
+            grad_norm = learner.model.grad.norm(dim=1)
         scalars = torch.stack([terms.total, terms.graph, terms.dual, terms.barrier,
                                terms.constraint.flatten(1).norm(dim=1), grad_norm,
                                learner.barrier]).T
@@ -390,7 +387,7 @@ def narrowed(batch: Batch, keep: list[int], laws: list[np.ndarray], truth: Groun
     seeds = [old.seeds[slots[i]] for i in keep]
     own = [laws[i] for i in keep]
     sampler = weight_source(own, seeds, old.device, old.cfg.batch_size)
-    learner = Learner(old.cfg, seeds, old.device, sampler, old.coords, capturable=graphed)
+    learner = Learner(old.cfg, seeds, old.device, sampler, old.coords)
     learner.load_seed_states([old.seed_state(slots[i]) for i in keep])
     expectation = (sampler.expectation if isinstance(sampler, DataLawWeights)
                    else DataLawWeights(own, seeds, old.device).expectation)
@@ -553,7 +550,7 @@ def _train(
             "extension_limit": limit if limit > cfg.num_gradient_steps else None})
     coords = torch.as_tensor(layout.coordinates(), device=device)  # (N, 2)
 
-    learner = Learner(cfg, seeds, device, sampler, coords, capturable=graphed)
+    learner = Learner(cfg, seeds, device, sampler, coords)
     own_laws = (sampler.expectation if isinstance(sampler, DataLawWeights)
                 else DataLawWeights(laws, seeds, device).expectation)
     evaluator = Evaluator(truth, d, cfg.objective, own_laws)
@@ -707,6 +704,8 @@ def _train(
             checkpoint(step, elapsed + time.perf_counter() - clock, going_on)
         conclude([i for i in due if i not in going_on], step, terms, sps)
         if going_on and len(running()) < len(batch.members):
+            if graphed:
+                recorder.drain()  # no checkpoint may copy from the device during capture
             batch = narrowed(batch, running(), laws, truth, graphed)
 
     step = start_step

@@ -62,8 +62,7 @@ def matmul_flops(n: int, d: int, hidden: int, layers: int) -> float:
     return 3.0 * forward
 
 
-def make_learner(cfg: TrainConfig, device: torch.device, seeds: int = 1,
-                 graph: bool = False) -> Learner:
+def make_learner(cfg: TrainConfig, device: torch.device, seeds: int = 1) -> Learner:
     layout = load_builtin("room4")
     data = collect(layout, cfg.num_envs or BASE_ENVS, cfg.num_steps, cfg.max_episode_length, 0)
     law = empirical_pair_law(data, cfg.gamma, layout.num_free)
@@ -71,7 +70,7 @@ def make_learner(cfg: TrainConfig, device: torch.device, seeds: int = 1,
     cfg = dataclasses.replace(cfg, num_gradient_steps=cfg.num_gradient_steps or 12000)
     sampler = weight_source([law] * seeds, seed_list, device, cfg.batch_size)
     coords = torch.as_tensor(layout.coordinates(), device=device)
-    return Learner(cfg, seed_list, device, sampler, coords, capturable=graph)
+    return Learner(cfg, seed_list, device, sampler, coords)
 
 
 def steps_per_second(step, device: torch.device, steps: int) -> float:
@@ -134,7 +133,7 @@ def bench_gpu(cfg: TrainConfig, steps: int = 2000) -> dict:
     eager = make_learner(cfg, device)
     result["eager_1_seed_sps"] = steps_per_second(eager.step, device, steps // 4)
     for seeds in (1, 8, 32):
-        graphed = make_learner(cfg, device, seeds=seeds, graph=True)
+        graphed = make_learner(cfg, device, seeds=seeds)
         result[f"graph_{seeds}_seeds_sps"] = steps_per_second(GraphedStep(graphed), device,
                                                               steps)
         print(f"  graph, {seeds} seeds: {result[f'graph_{seeds}_seeds_sps']:.0f} steps/s",

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
-from allo.objective import allo_terms, batch_weights
+from allo.objective import Weights, allo_terms, batch_weights, pair_laplacian
 
 
 def test_weighted_terms_equal_per_sample_gather():
@@ -36,7 +37,7 @@ def test_weighted_terms_equal_per_sample_gather():
 def test_one_law_for_both_constraint_batches_is_computed_once_and_changes_nothing():
     """The exact expectation passes the same rho twice: h' = h is reused, not recomputed;
     the loss and its gradient are those of two equal, separately computed batches."""
-    from allo.objective import Weights, ggdo_terms
+    from allo.objective import ggdo_terms
 
     torch.manual_seed(0)
     n, d = 12, 4
@@ -55,3 +56,45 @@ def test_one_law_for_both_constraint_batches_is_computed_once_and_changes_nothin
             results.append((terms.total.detach(), terms.barrier_signal, table.grad))
         for shared, separate in zip(*results, strict=True):
             torch.testing.assert_close(shared, separate)
+
+
+def random_weights(shape: tuple[int, ...], n: int, shared: bool,
+                   generator: torch.Generator) -> Weights:
+    def law(*size):
+        raw = torch.rand(*shape, *size, generator=generator, dtype=torch.float64)
+        return raw / raw.sum(dim=tuple(range(-len(size), 0)), keepdim=True)
+
+    pairs, states1 = law(n, n), law(n)
+    states2 = states1 if shared else law(n)
+    # the trainer's exact expectation passes a prebuilt Laplacian; sampled batches do not
+    return Weights(pairs, states1, states2, pair_laplacian(pairs) if shared else None)
+
+
+@pytest.mark.parametrize("objective", ["allo", "ggdo"])
+@pytest.mark.parametrize("shared", [True, False], ids=["one-law", "two-batches"])
+@pytest.mark.parametrize("seeds", [None, 3], ids=["unbatched", "3-seeds"])
+def test_closed_form_gradient_is_autograds(objective, shared, seeds):
+    """docs/math.md (15), (16): the step's gradient with respect to the table, without
+    autograd, equals autograd's gradient of the loss as written (stop-gradients and all),
+    and the terms are the same numbers."""
+    from allo.objective import allo_step, ggdo_step, ggdo_terms
+
+    generator = torch.Generator().manual_seed(3)
+    shape, n, d = ((seeds,) if seeds else ()), 9, 4
+    weights = random_weights(shape, n, shared, generator)
+    table = torch.randn(*shape, n, d, generator=generator, dtype=torch.float64,
+                        requires_grad=True)
+    duals = torch.randn(*shape, d, d, generator=generator, dtype=torch.float64).tril()
+    barrier = torch.rand(shape, generator=generator, dtype=torch.float64) + 0.5
+    if objective == "allo":
+        reference = allo_terms(table, weights, duals, barrier)
+        terms, gradient = allo_step(table.detach(), weights, duals, barrier)
+    else:
+        reference = ggdo_terms(table, weights, barrier)
+        terms, gradient = ggdo_step(table.detach(), weights, barrier)
+    expected, = torch.autograd.grad(reference.total.sum(), table)
+    torch.testing.assert_close(gradient, expected, rtol=1e-12, atol=1e-12)
+    assert gradient.abs().max() > 0.1  # not vacuous
+    for name in ("total", "graph", "dual", "barrier", "constraint", "barrier_signal",
+                 "graph_per_vector"):
+        torch.testing.assert_close(getattr(terms, name), getattr(reference, name).detach())

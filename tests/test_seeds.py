@@ -153,14 +153,15 @@ def test_gradient_clipping_is_per_seed():
     learner = Learner(cfg, [0, 1], torch.device("cpu"),
                       PairSampler([law, law], [0, 1], "cpu"), coords)
     learner.step()
-    params = list(learner.model.parameters())
-    for p in params:
-        p.grad[1] *= 1e-3  # seed 1 has a tiny gradient
-    before = torch.stack([torch.cat([p.grad[s].flatten() for p in params]).norm()
-                          for s in (0, 1)])
+    grad = learner.model.grad  # (seeds, parameters): each weight and bias gradient a view
+    learner.model.weight_grads[0][1] *= 1e-3  # seed 1 has a tiny gradient ...
+    for view in learner.model.weight_grads[1:] + learner.model.bias_grads:
+        view[1] *= 1e-3  # ... in every parameter
+    before = torch.stack([torch.cat([g[s].flatten() for g in learner.model.weight_grads
+                                     + learner.model.bias_grads]).norm() for s in (0, 1)])
+    assert grad[1].norm() == pytest.approx(float(before[1]), rel=1e-5)
     learner.clip_gradients(float(before[0]) / 2)
-    after = torch.stack([torch.cat([p.grad[s].flatten() for p in params]).norm()
-                         for s in (0, 1)])
+    after = grad.norm(dim=1)
     assert after[0] == pytest.approx(float(before[0]) / 2, rel=1e-4)
     assert after[1] == pytest.approx(float(before[1]), rel=1e-6)  # untouched
 

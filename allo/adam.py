@@ -1,0 +1,42 @@
+"""Adam on the learner's one flat (S, P) parameter tensor, through torch's fused kernel.
+
+It is the kernel `torch.optim.Adam(fused=True)` runs, without the optimiser's per-step
+Python bookkeeping (grouping tensors by device, lazy state, hooks): 0.07-0.11 ms of a
+1.2 ms CPU step. The learning rate is a tensor on the parameter's device, so a captured
+CUDA graph reads its current value; the moments exist from the start (zeros and step 0
+are exactly Adam's initial state), so a graph never captures their allocation.
+"""
+
+from __future__ import annotations
+
+import torch
+
+BETAS = (0.9, 0.999)
+EPS = 1e-8
+
+
+class FlatAdam:
+    """Adam for one parameter tensor and its gradient tensor; `state` holds step,
+    exp_avg and exp_avg_sq by those names (torch.optim.Adam's), as checkpoints store."""
+
+    def __init__(self, param: torch.Tensor, grad: torch.Tensor, lr: torch.Tensor):
+        self.param, self.grad, self.lr = param, grad, lr
+        self.state = {
+            "step": torch.zeros((), dtype=torch.float32, device=param.device),
+            "exp_avg": torch.zeros_like(param, memory_format=torch.preserve_format),
+            "exp_avg_sq": torch.zeros_like(param, memory_format=torch.preserve_format),
+        }
+
+    @torch.no_grad()
+    def step(self) -> None:
+        state = self.state
+        state["step"].add_(1)
+        torch._fused_adam_(
+            [self.param], [self.grad], [state["exp_avg"]], [state["exp_avg_sq"]],
+            [], [state["step"]], lr=self.lr, beta1=BETAS[0], beta2=BETAS[1],
+            weight_decay=0.0, eps=EPS, amsgrad=False, maximize=False)
+
+    def load(self, state: dict[str, torch.Tensor]) -> None:
+        """Copy a saved state in place (a captured graph keeps the tensors' addresses)."""
+        for key, tensor in self.state.items():
+            tensor.copy_(state[key])

@@ -37,14 +37,23 @@ class Recorder:
 
     def _work(self) -> None:
         while (job := self.jobs.get()) is not None:
-            if self.error is not None:
-                continue  # after a failure, only drain
-            began = time.perf_counter()
-            try:
-                job()
-            except BaseException as err:  # noqa: BLE001 - handed to the training thread
-                self.error = err
-            self.busy_seconds += time.perf_counter() - began
+            if self.error is None:  # after a failure, only drain
+                began = time.perf_counter()
+                try:
+                    job()
+                except BaseException as err:  # noqa: BLE001 - handed to the training thread
+                    self.error = err
+                self.busy_seconds += time.perf_counter() - began
+            self.jobs.task_done()
+
+    def drain(self) -> None:
+        """Wait until every job submitted so far has run; the thread goes on.
+
+        A CUDA graph capture in the training thread forbids other threads' CUDA calls
+        (a checkpoint's copy to the host fails with 'operation not permitted when stream
+        is capturing'), so the training thread drains before it captures again."""
+        self.jobs.join()
+        self.raise_error()
 
     def raise_error(self) -> None:
         if self.error is not None:

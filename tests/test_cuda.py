@@ -23,26 +23,26 @@ CUDA = torch.device("cuda")
 BATCHES = [None, 4096]
 
 
-def learner(seeds: list[int], graph: bool, **changes) -> Learner:
+def learner(seeds: list[int], **changes) -> Learner:
     layout = load_builtin("room4")
     cfg = TrainConfig(num_gradient_steps=100, **changes)
     laws = [empirical_pair_law(collect(layout, 100, 100, 100, seed=s), 0.8, layout.num_free)
             for s in seeds]
     coords = torch.as_tensor(layout.coordinates(), device=CUDA)
     source = weight_source(laws, seeds, CUDA, cfg.batch_size)
-    return Learner(cfg, seeds, CUDA, source, coords, capturable=graph)
+    return Learner(cfg, seeds, CUDA, source, coords)
 
 
 @pytest.mark.parametrize("batch_size", BATCHES)
 def test_weights_on_cuda_stay_on_the_device(batch_size):
-    weights = learner([0], graph=False, batch_size=batch_size).sampler.weights(batch_size)
+    weights = learner([0], batch_size=batch_size).sampler.weights(batch_size)
     assert weights.pairs.device.type == "cuda"
     assert float(weights.pairs.sum()) == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize("batch_size", BATCHES)
 def test_the_eager_step_never_waits_for_the_host(batch_size):
-    eager = learner([0, 1], graph=False, batch_size=batch_size)
+    eager = learner([0, 1], batch_size=batch_size)
     eager.step()  # lazy initialisation may sync once
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
@@ -56,8 +56,8 @@ def test_the_eager_step_never_waits_for_the_host(batch_size):
 @pytest.mark.parametrize("batch_size", BATCHES)
 @pytest.mark.parametrize("objective", ["allo", "ggdo"])
 def test_graphed_steps_equal_eager_steps(objective, batch_size):
-    eager = learner([0, 1], False, objective=objective, batch_size=batch_size)
-    graphed = learner([0, 1], True, objective=objective, batch_size=batch_size)
+    eager = learner([0, 1], objective=objective, batch_size=batch_size)
+    graphed = learner([0, 1], objective=objective, batch_size=batch_size)
     replay = GraphedStep(graphed)
     for _ in range(20):
         eager.step()
@@ -104,7 +104,7 @@ def test_a_narrowed_graphed_batch_recaptures_and_continues_like_eager():
     truth = ground_truth(layout, 0.8, 100, 100)
     batches = []
     for graph in (False, True):
-        one = learner([0, 1], graph)
+        one = learner([0, 1])
         evaluator = Evaluator(truth, 10, "allo",
                               DataLawWeights(laws, [0, 1], CUDA).expectation)
         batches.append(Batch(one, evaluator, GraphedStep(one) if graph else one.step, [0, 1]))
@@ -119,3 +119,38 @@ def test_a_narrowed_graphed_batch_recaptures_and_continues_like_eager():
             batch.step()
     torch.testing.assert_close(batches[0].learner.tables(), batches[1].learner.tables(),
                                atol=1e-5, rtol=0)
+
+
+def test_a_recapture_waits_for_checkpoints_copying_from_the_device(tmp_path, monkeypatch):
+    """Seed 0 stops at its budget and its last checkpoint is copied from the GPU in the
+    recorder thread while seed 1 goes on and the batch narrows: the narrower graph is
+    captured only after that copy (a capture fails any other thread's CUDA copy)."""
+    import time
+
+    from test_seeds import small_config
+    from test_settling import small_budget
+
+    from allo import settling
+    from allo import train as train_module
+    from allo.dataset import collect_law
+    from allo.layouts import load_layout_file
+
+    small_budget(monkeypatch, 60)
+    cfg = small_config(tmp_path, seeds="0-1", num_gradient_steps=None, device="cuda",
+                       checkpoint_freq=60)
+    held = collect_law(load_layout_file(cfg.env_file), cfg, 1, cfg.num_envs)
+    monkeypatch.setattr(settling, "ritz_alignment", lambda table, law, blocks: (
+        np.zeros(table.shape[1]) if np.allclose(law, held) else np.ones(table.shape[1])))
+    real_save = train_module.save_checkpoint
+
+    def slow_save(writer, state):
+        deadline = time.perf_counter() + 1.0
+        while time.perf_counter() < deadline:  # copying from the device for a second,
+            state["duals"].cpu()  # long enough to overlap a capture that did not wait
+        return real_save(writer, state)
+
+    monkeypatch.setattr(train_module, "save_checkpoint", slow_save)
+    outcomes = train_seeds(cfg)
+    assert [o.status for o in outcomes] == ["finished", "finished"]
+    assert [rundir.RunReader(o.run_dir).info()["step"] for o in outcomes] == [60, 120]
+    assert rundir.checkpoint_steps(outcomes[0].run_dir)[-1] == 60

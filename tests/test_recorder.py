@@ -38,3 +38,23 @@ def test_snapshots_keep_the_values_of_their_step():
     ready = to_host({"duals": duals})
     duals.add_(1.0)  # the next step updates in place
     assert ready()["duals"].tolist() == [0.0, 0.0, 0.0]
+
+
+def test_drain_waits_for_every_job_so_far_and_the_thread_goes_on():
+    """The training thread drains before a CUDA graph capture: no job may still be
+    copying from the device then."""
+    recorder, done, gate = Recorder(), [], threading.Event()
+    recorder.submit(lambda: (gate.wait(5), done.append("slow checkpoint")))
+    threading.Timer(0.2, gate.set).start()
+    recorder.drain()
+    assert done == ["slow checkpoint"]
+    recorder.submit(lambda: done.append("after"))
+    recorder.close()
+    assert done == ["slow checkpoint", "after"]
+
+
+def test_drain_raises_a_jobs_error():
+    recorder = Recorder()
+    recorder.submit(lambda: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        recorder.drain()

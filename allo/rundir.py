@@ -112,7 +112,10 @@ def to_json_safe(value: Any) -> Any:
 
 
 def dumps(obj: Any, indent: int | None = None) -> str:
-    return json.dumps(to_json_safe(obj), indent=indent, allow_nan=False)
+    try:  # metric rows are plain finite floats: the C encoder alone, 5x faster
+        return json.dumps(obj, indent=indent, allow_nan=False)
+    except (TypeError, ValueError):  # numpy values, paths, NaN or inf somewhere
+        return json.dumps(to_json_safe(obj), indent=indent, allow_nan=False)
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:

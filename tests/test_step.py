@@ -141,3 +141,37 @@ def test_checkpoints_keep_the_per_parameter_format():
     learner.step()
     fresh.step()
     torch.testing.assert_close(fresh.model.flat, learner.model.flat, rtol=0, atol=0)
+
+
+def test_a_checkpoint_of_the_autograd_version_resumes_the_same_run():
+    """Checkpoints written before this step (an nn.Module's parameters, torch.optim.Adam's
+    state per parameter) load into the flat storage and the run goes on as it would have
+    under autograd."""
+    learner = small_learner()
+    reference = AutogradReference(learner)
+    drawn = []
+    draw = learner.sampler.weights
+    learner.sampler.weights = lambda count=None: drawn.append(draw(count)) or drawn[-1]
+    for _ in range(4):
+        learner.step()
+        reference.step(drawn[-1], float(learner.lr), float(learner.dual_scale))
+    old_style = []
+    for seed in range(len(SEEDS)):
+        state = learner.seed_state(seed)  # duals, barrier, sampler, counter: unchanged
+        state["model"] = {name: param.detach()[seed].clone()
+                          for name, param in reference.params.items()}
+        state["adam"] = [{key: (value if key == "step" else value[seed]).clone()
+                          for key, value in reference.optimizer.state[param].items()}
+                         for param in reference.params.values()]
+        old_style.append(state)
+    resumed = small_learner()
+    resumed.load_seed_states(old_style)
+    for name, view in resumed.model.named(resumed.model.flat).items():
+        torch.testing.assert_close(view, reference.params[name].detach(), rtol=0, atol=0)
+    for _ in range(3):
+        resumed.step()
+        reference.step(resumed.sampler.weights(None), float(resumed.lr),
+                       float(resumed.dual_scale))
+    for name, view in resumed.model.named(resumed.model.flat).items():
+        torch.testing.assert_close(view, reference.params[name].detach(), rtol=1e-5,
+                                   atol=1e-6)

@@ -353,3 +353,30 @@ async def test_a_stack_too_tall_for_the_screen_goes_side_by_side(tmp_path: Path,
         needed = 2 * rows + 4 if stacked else rows + 3
         assert panel.content_size.height >= needed + 1
         assert app.query_one(Curves).content_size.width >= 20
+
+
+@pytest.mark.parametrize(("size", "shrink"), [((80, 24), 2), ((160, 50), 1)])
+@sync
+async def test_a_layout_too_big_for_the_screen_is_drawn_smaller_not_cut(tmp_path: Path,
+                                                                        size, shrink) -> None:
+    """A 32x32 room at 80x24 fits neither side by side nor stacked: both pictures are
+    drawn at half size (2x2 cells per character), whole; a big screen draws them full."""
+    from allo.layouts import parse_layout
+
+    text = "\n".join(["X" * 32] + ["X" + " " * 30 + "X"] * 30 + ["X" * 32])
+    app = fast_app(finished_run(tmp_path, parse_layout(text, "open"), d=3))
+    async with app.run_test(size=size) as pilot:
+        await shown(pilot, app)
+        panel = app.query_one(Eigenvectors)
+        assert panel.arrangement()[1] == shrink
+        lines = panel.render().plain.split("\n")
+        assert ("1/2 size" in lines[0]) is (shrink == 2)
+        cols, rows = painted_size(32, 32, panel.color, shrink)
+        pictures = [line for line in lines if "▀" in line]
+        assert len(pictures) >= rows  # the learned picture's rows are all there
+        stacked = panel.stacked()
+        needed = 2 * rows + 4 if stacked else rows + 3
+        assert panel.content_size.height >= needed + 1
+        assert max(len(line.rstrip()) for line in lines) <= panel.content_size.width
+        if not stacked:  # side by side: both pictures on each picture row
+            assert all(line.count("▀") == 2 * cols for line in pictures)

@@ -139,6 +139,24 @@ def test_paint_half_blocks_walls_and_signs() -> None:
     assert gridpaint.painted_size(13, 13) == (13, 7)
 
 
+def test_shrunk_grids_average_free_cells_and_keep_mostly_wall_blocks_as_walls() -> None:
+    nan = np.nan
+    grid = np.array([[nan, nan, 1.0, 3.0, 5.0],
+                     [2.0, 4.0, nan, 5.0, nan],
+                     [nan, nan, nan, 7.0, 9.0]])
+    small = gridpaint.shrunk(grid, 2)
+    assert small.shape == (2, 3)
+    # half free counts as free: the mean of the free cells
+    assert small[0, 0] == 3.0 and small[0, 1] == 3.0
+    # the right column is half outside the layout: its 2 real cells, one of them free
+    assert small[0, 2] == 5.0
+    # one free cell of two real ones; a block of walls stays a wall
+    assert small[1, 1] == 7.0 and np.isnan(small[1, 0])
+    assert gridpaint.shrunk(grid, 1) is grid
+    assert gridpaint.painted_size(32, 32, shrink=2) == (16, 8)
+    assert gridpaint.painted_size(21, 21, shrink=3) == (7, 4)
+
+
 def test_paint_monochrome_uses_signed_glyphs() -> None:
     grid = np.array([[np.nan, 1.0, -1.0, 0.0]])
     assert gridpaint.paint(grid, color=False).plain == "█#=·"

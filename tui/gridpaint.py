@@ -83,9 +83,31 @@ def _paint_mono(grid: np.ndarray, scale: float) -> Text:
     return Text("\n".join(lines), no_wrap=True, overflow="crop")
 
 
-def painted_size(height: int, width: int, color: bool = True) -> tuple[int, int]:
-    """(columns, rows) that `paint` uses for a grid of this shape."""
+def painted_size(height: int, width: int, color: bool = True, shrink: int = 1
+                 ) -> tuple[int, int]:
+    """(columns, rows) that `paint` uses for a grid of this shape, `shrink`-fold smaller."""
+    height, width = -(-height // shrink), -(-width // shrink)
     return width, (height + 1) // 2 if color else height
+
+
+def shrunk(grid: np.ndarray, factor: int) -> np.ndarray:
+    """Each `factor` x `factor` block of cells as one: the mean of its free cells, or a
+    wall where walls are most of it; for a layout too big for the terminal."""
+    if factor <= 1:
+        return grid
+    height, width = grid.shape
+    padded = np.full((-(-height // factor) * factor, -(-width // factor) * factor), np.nan)
+    padded[:height, :width] = grid
+    blocks = padded.reshape(padded.shape[0] // factor, factor, padded.shape[1] // factor,
+                            factor).swapaxes(1, 2).reshape(padded.shape[0] // factor,
+                                                           padded.shape[1] // factor, -1)
+    free = np.isfinite(blocks)
+    total = np.where(free, blocks, 0.0).sum(axis=-1)
+    count = free.sum(axis=-1)
+    inside = np.ones_like(padded, dtype=bool)  # padding beyond the layout counts as wall
+    inside[height:, :] = inside[:, width:] = False
+    cells = inside.reshape(blocks.shape[0], factor, blocks.shape[1], factor).sum(axis=(1, 3))
+    return np.where(2 * count >= cells, total / np.maximum(count, 1), np.nan)
 
 
 def colorbar(width: int, color: bool = True) -> Text:

@@ -120,16 +120,17 @@ class Eigenvectors(Widget, can_focus=True):
         assert self.env is not None and self.truth is not None and self.values is not None
         import numpy as np
 
-        from tui.gridpaint import paint, painted_size
+        from tui.gridpaint import paint, painted_size, shrunk
 
         env = self.env
-        truth_grid = env.grid(self.truth[:, i])
+        stacked, shrink = self.arrangement()
         finite = np.abs(self.truth[:, i])
         scale = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
-        cols, _ = painted_size(env.height, env.width, self.color)
-        truth_pic = paint(truth_grid, scale, self.color)
+        cols, _ = painted_size(env.height, env.width, self.color, shrink)
+        truth_pic = paint(shrunk(env.grid(self.truth[:, i]), shrink), scale, self.color)
         if self.aligned is not None and i < self.aligned.shape[1]:
-            learned_pic = paint(env.grid(self.aligned[:, i]), scale, self.color)
+            learned_pic = paint(shrunk(env.grid(self.aligned[:, i]), shrink), scale,
+                                self.color)
             cos = float(self.cosines[i]) if self.cosines is not None else None
         else:
             learned_pic = Text("(waiting)", style="dim")
@@ -137,10 +138,12 @@ class Eigenvectors(Widget, can_focus=True):
         header = Text(no_wrap=True, overflow="ellipsis")
         header.append(f"#{i + 1}", "bold")
         header.append(f" λ {format_number(float(self.values[i]))}")
+        if shrink > 1:  # each character shows shrink x shrink cells, averaged
+            header.append(f"  1/{shrink} size", "dim")
         score = Text(no_wrap=True)
         score.append("|cos| ")
         score.append("—" if cos is None else f"{cos:.3f}", cos_style(cos))
-        if self.stacked():
+        if stacked:
             # Too narrow for a pair side by side (a big layout): truth above learned.
             parts = [header, Text("truth", "dim"), truth_pic, Text("learned", "dim")]
             block = Text("\n", no_wrap=True).join([*parts, learned_pic, score])
@@ -153,15 +156,35 @@ class Eigenvectors(Widget, can_focus=True):
 
     def stacked(self) -> bool:
         """Whether a pair must be drawn one picture above the other."""
-        return self.content_size.width < self.pair_width()
+        return self.arrangement()[0]
 
-    def item_size(self, stacked: bool) -> tuple[int, int]:
+    def arrangement(self) -> tuple[bool, int]:
+        """Stacked or not, and the shrink (cells per character each way) that fit a pair
+        in the panel: full size, side by side when the panel is wide enough; a layout
+        too big for the panel either way (32x32 at 80x24) is drawn 2, 3, ... times
+        smaller, side by side first, rather than cut off."""
+        assert self.env is not None
+        width, height = self.content_size
+        stacked = width < self.pair_width()
+        if not width or not height or self.fits(stacked, 1):
+            return stacked, 1
+        for shrink in range(2, max(self.env.height, self.env.width) + 1):
+            for stacked_small in (False, True):
+                if self.fits(stacked_small, shrink):
+                    return stacked_small, shrink
+        return stacked, 1
+
+    def fits(self, stacked: bool, shrink: int) -> bool:
+        item_w, item_h = self.item_size(stacked, shrink)
+        return item_w <= self.content_size.width and item_h + 1 <= self.content_size.height
+
+    def item_size(self, stacked: bool, shrink: int = 1) -> tuple[int, int]:
         """Columns and rows of one pair, side by side or stacked, captions included."""
         assert self.env is not None
         from tui.gridpaint import painted_size
 
-        cols, rows = painted_size(self.env.height, self.env.width, self.color)
-        return (cols, 2 * rows + 4) if stacked else (2 * cols + GAP, rows + 3)
+        cols, rows = painted_size(self.env.height, self.env.width, self.color, shrink)
+        return (max(cols, 12), 2 * rows + 4) if stacked else (max(2 * cols + GAP, 12), rows + 3)
 
     def stacked_height(self) -> int:
         """Rows one stacked pair needs in the panel: the pair, a spare row, the legend."""
@@ -169,7 +192,7 @@ class Eigenvectors(Widget, can_focus=True):
 
     def layout_pages(self) -> tuple[int, int]:
         """How many pairs fit across and down the panel."""
-        item_w, item_h = self.item_size(self.stacked())
+        item_w, item_h = self.item_size(*self.arrangement())
         width, height = self.content_size
         across = max(1, (width + GAP) // (item_w + GAP))
         down = max(1, (height - 1) // (item_h + 1))

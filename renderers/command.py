@@ -3,7 +3,7 @@
     allo render results/room4/<run>                       # every figure, PNG, in RUN/plots
     allo render results/room4/<run> --latest-only         # newest export only (fast)
     allo render results/room4/<run> --format text --latest-only   # in the terminal
-    allo render results/room4/<run> --format svg --steps 1000,5000 --eigenvectors 0,1,2
+    allo render results/room4/<run> --format svg --steps 1000,5000 --eigenvectors 1,2,3
 
 Incremental: a figure newer than its input files is skipped unless --force, so calling
 this every 30 s during training costs almost nothing. Exit 0 when every figure that the
@@ -86,7 +86,8 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--steps", type=int_list, help="only these export steps, e.g. 1000,5000")
     p.add_argument(
-        "--eigenvectors", type=int_list, help="only these eigenvectors (0-based), e.g. 0,1,2"
+        "--eigenvectors", type=int_list,
+        help="only these eigenvectors, numbered from 1 as in the figures, e.g. 1,2,3"
     )
     p.add_argument("--dpi", type=int, default=100, help="PNG resolution (default 100)")
     p.add_argument(
@@ -165,6 +166,10 @@ def render(args: argparse.Namespace) -> int:
             raise UsageError(f"--out {out_dir}: lies inside run {inside}; use its plots/")
     to_stdout = args.format == "text" and out_dir is None
     check_request(reader, args.eigenvectors, args.steps)
+    # e1 is the first eigenvector everywhere a person reads (figures, allo watch, notes,
+    # docs/math.md); from here on they are column indices
+    if args.eigenvectors is not None:
+        args.eigenvectors = [number - 1 for number in args.eigenvectors]
     selection = Selection(
         ground_truth=not args.skip_ground_truth,
         learned=not args.skip_learned,
@@ -248,10 +253,10 @@ def check_request(reader: rundir.RunReader, eigenvectors: list[int] | None,
         finished = rundir.effective_status(reader.info()) == "finished"
     except rundir.RunDirError as err:
         raise UsageError(str(err)) from None
-    outside = [i for i in eigenvectors or [] if not 0 <= i < d]
+    outside = [number for number in eigenvectors or [] if not 1 <= number <= d]
     if outside:
         raise UsageError(f"--eigenvectors {_numbers(outside)}: this run has {d} eigenvectors, "
-                         f"numbered 0..{d - 1}")
+                         f"numbered 1..{d}")
     if steps and finished:
         exports = reader.export_steps()
         missing = sorted(set(steps) - set(exports))

@@ -1,7 +1,7 @@
 """What each output file was drawn with, so an incremental render sees changed options.
 
 A figure newer than its inputs is skipped (renderers/plan.py). Newer is not enough when
-the picture depends on options: after `allo render RUN --eigenvectors 0,1,2` a plain
+the picture depends on options: after `allo render RUN --eigenvectors 1,2,3` a plain
 `allo render RUN` must draw all d eigenvectors again, not report three-panel figures as
 up to date. Each output folder keeps one small JSON record, file name -> options; a
 figure is current only if its record matches the options asked for now. A missing or

@@ -280,7 +280,7 @@ def ground_truth_figure(data: RunData, eigenvectors: list[int] | None = None) ->
     values, vectors = data.ground_truth()
     env = data.env()
     panels = [
-        GridPanel(env.grid(vectors[:, i]), f"e{i}   λ = {values[i]:.4f}")
+        GridPanel(env.grid(vectors[:, i]), f"e{i + 1}   λ = {values[i]:.4f}")
         for i in _select(vectors.shape[1], eigenvectors)
     ]
     return _grid_figure(
@@ -333,7 +333,7 @@ def _learned_panels(data: RunData, step: int | str, chosen: list[int]):
         estimate = _number(estimates, i)
         second = f"λ est {estimate:.4f}" if estimate is not None else "λ est n/a"
         panels.append(
-            GridPanel(env.grid(aligned[:, i]), f"e{i}   |cos| {cosines[i]:.3f}\n{second}")
+            GridPanel(env.grid(aligned[:, i]), f"e{i + 1}   |cos| {cosines[i]:.3f}\n{second}")
         )
     return panels, row_step, float(np.mean(cosines[:d])) if d else float("nan")
 
@@ -363,7 +363,7 @@ def final_comparison_figure(data: RunData, eigenvectors: list[int] | None = None
     learned_panels, _, mean_cos = _learned_panels(data, "final", chosen)
     env = data.env()
     truth_panels = [
-        GridPanel(env.grid(truth[:, i]), f"e{i}   λ = {truth_values[i]:.4f}") for i in chosen
+        GridPanel(env.grid(truth[:, i]), f"e{i + 1}   λ = {truth_values[i]:.4f}") for i in chosen
     ]
     return _grid_figure(
         data,
@@ -454,9 +454,9 @@ def dual_variables_figure(data: RunData, eigenvectors: list[int] | None = None) 
     errors = np.abs(estimates[:, :d] - truth[None, :d])
     estimate_lines, error_lines = [], []
     for i in chosen:
-        estimate_lines.append(Line(f"e{i}", steps, estimates[:, i], i))
+        estimate_lines.append(Line(f"e{i + 1}", steps, estimates[:, i], i))
         estimate_lines.append(Line("", steps[[0, -1]], np.full(2, truth[i]), i, dashed=True))
-        error_lines.append(Line(f"e{i}", steps, _positive(errors[:, i]), i))
+        error_lines.append(Line(f"e{i + 1}", steps, _positive(errors[:, i]), i))
     source = "duals" if has_duals else "Rayleigh quotients"
     panels = [
         CurvePanel(
@@ -488,7 +488,7 @@ def cosine_figure(data: RunData, eigenvectors: list[int] | None = None) -> Curve
     steps, cos = rundir.vector_series(rows, "cos/per_vector")
     if not len(steps):
         raise NotYet("metrics rows hold no cos/per_vector yet")
-    lines = [Line(f"e{i}", steps, cos[:, i], i) for i in _select(cos.shape[1], eigenvectors)]
+    lines = [Line(f"e{i + 1}", steps, cos[:, i], i) for i in _select(cos.shape[1], eigenvectors)]
     mean = _scalar(rows, "cos/mean", "mean", -1, bold=True, dashed=True)
     if mean is not None:
         lines.append(mean)

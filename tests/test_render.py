@@ -153,14 +153,15 @@ def test_incremental_skips_current_figures(run, capsys):
 
 
 def test_incremental_redraws_what_other_options_drew(run, capsys):
-    """After --eigenvectors 0,1 a plain render must not call the two-panel figures current."""
+    """After --eigenvectors 1,2 a plain render must not call the two-panel figures current."""
     svg = run / "plots" / "ground_truth_eigenvectors.svg"
-    assert render(run, "--format", "svg", "--jobs", "1", "--eigenvectors", "0,1") == 0
-    assert "e1 " in svg.read_text() and "e2 " not in svg.read_text()
+    assert render(run, "--format", "svg", "--jobs", "1", "--eigenvectors", "1,2") == 0
+    assert "e1 " in svg.read_text() and "e2 " in svg.read_text()  # numbered from 1
+    assert "e3 " not in svg.read_text()
     capsys.readouterr()
     assert render(run, "--format", "svg", "--jobs", "1") == 0
     assert "8 made, 0 up to date" in capsys.readouterr().out
-    assert "e2 " in svg.read_text()
+    assert "e3 " in svg.read_text() and "e0 " not in svg.read_text()
     assert render(run, "--format", "svg", "--jobs", "1") == 0
     assert "0 made, 8 up to date" in capsys.readouterr().out
     # SVG declares that it ignores --dpi; PNG reads it
@@ -204,7 +205,8 @@ def test_options_record_follows_out(run, tmp_path, capsys):
 
 
 @pytest.mark.parametrize(("args", "says"), [
-    (["--eigenvectors", "1,3"], "--eigenvectors 3: this run has 3 eigenvectors, numbered 0..2"),
+    (["--eigenvectors", "1,4"], "--eigenvectors 4: this run has 3 eigenvectors, numbered 1..3"),
+    (["--eigenvectors", "0,2"], "--eigenvectors 0: this run has 3 eigenvectors, numbered 1..3"),
     (["--steps", "150,200"], "--steps 150: this finished run has no export there "
                              "(its exports: 100,200,300)"),
 ])

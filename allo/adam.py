@@ -40,3 +40,8 @@ class FlatAdam:
         """Copy a saved state in place (a captured graph keeps the tensors' addresses)."""
         for key, tensor in self.state.items():
             tensor.copy_(state[key])
+
+    def reset(self) -> None:
+        """Adam's initial state: what a checkpoint written before its first step means."""
+        for tensor in self.state.values():
+            tensor.zero_()

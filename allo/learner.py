@@ -124,7 +124,9 @@ class Learner:
         """The inverse of seed_state for every seed, in seed order."""
         self.model.load_seed_states([s["model"] for s in states])
         first = states[0]["adam"]
-        if first[0]:  # empty where Adam had taken no step yet: its initial state stays
+        if not first[0]:  # saved before Adam's first step (torch.optim.Adam's empty state)
+            self.optimizer.reset()
+        else:
             self.optimizer.load({
                 key: (first[0][key] if key == "step" else torch.cat(
                     [torch.stack([s["adam"][number][key] for s in states]).flatten(1)

@@ -175,3 +175,17 @@ def test_a_checkpoint_of_the_autograd_version_resumes_the_same_run():
     for name, view in resumed.model.named(resumed.model.flat).items():
         torch.testing.assert_close(view, reference.params[name].detach(), rtol=1e-5,
                                    atol=1e-6)
+
+
+def test_a_checkpoint_from_before_adams_first_step_resets_it():
+    """torch.optim.Adam saved no state before its first step (empty dicts): loading such a
+    checkpoint gives Adam's initial state, whatever the learner held."""
+    saved = small_learner().seed_state(0)
+    saved["adam"] = [{} for _ in saved["adam"]]
+    learner = small_learner()
+    for _ in range(3):
+        learner.step()
+    learner.load_seed_states([saved, saved])
+    assert float(learner.optimizer.state["step"]) == 0
+    assert not learner.optimizer.state["exp_avg"].any()
+    assert not learner.optimizer.state["exp_avg_sq"].any()

@@ -1,6 +1,6 @@
 """The representation network: an MLP from normalised (x, y) to d eigenvector values.
 
-One network holds S independent networks, one per seed, as stacked weights (S, in, out):
+One MLP object holds S independent networks, one per seed, as stacked weights (S, in, out):
 a forward pass is a chain of batched matmuls, so eight seeds cost one launch per layer
 instead of eight. Seed s's slice is initialised from a generator seeded with s alone,
 so a seed starts from the same weights whether it trains alone or beside others.
@@ -13,7 +13,7 @@ autograd records and replays for it (docs/math.md section 11).
 Every parameter is a view of one (S, P) tensor `flat`, seed by seed, and every gradient
 a view of `grad`, laid out alike: Adam updates one tensor and a seed's gradient norm is
 one reduction over its row. Checkpoints still name the parameters (weights.0, biases.0,
-...) as the torch module this used to be did.
+...) as they did when this was a torch module, so older runs resume.
 """
 
 from __future__ import annotations

@@ -165,9 +165,9 @@ def ggdo_constraints(table: torch.Tensor, weights: Weights
                      ) -> tuple[torch.Tensor, torch.Tensor]:
     """g = E[u u^T] - I of both batches, gradient through both factors."""
     _, eye = triangle_and_identity(table.shape[-1], table.device, table.dtype)
-    g1 = (table * weights.states1[..., None]).transpose(-1, -2) @ table - eye
+    g1 = product(weighted_rows(table, weights.states1).transpose(-1, -2), table) - eye
     g2 = g1 if weights.states2 is weights.states1 else (
-        (table * weights.states2[..., None]).transpose(-1, -2) @ table - eye)
+        product(weighted_rows(table, weights.states2).transpose(-1, -2), table) - eye)
     return g1, g2
 
 
@@ -228,8 +228,8 @@ def ggdo_step(table: torch.Tensor, weights: Weights, barrier: torch.Tensor
     terms = ggdo_terms_from(per_vector, g1, g2, barrier)
     gradient = lap_table * ggdo_coefficients(table.shape[-1], table)
     b2 = 2.0 * barrier[..., None, None]
-    gradient = plus_product(gradient, table * weights.states1[..., None], b2 * g2)
-    return terms, plus_product(gradient, table * weights.states2[..., None], b2 * g1)
+    gradient = plus_product(gradient, weighted_rows(table, weights.states1), b2 * g2)
+    return terms, plus_product(gradient, weighted_rows(table, weights.states2), b2 * g1)
 
 
 def plus_product(base: torch.Tensor, left: torch.Tensor, right: torch.Tensor

@@ -163,10 +163,9 @@ class Eigenvectors(Widget, can_focus=True):
         in the panel: full size, side by side when the panel is wide enough; a layout
         too big for the panel either way (32x32 at 80x24) is drawn 2, 3, ... times
         smaller, side by side first, rather than cut off."""
-        assert self.env is not None
         width, height = self.content_size
         stacked = width < self.pair_width()
-        if not width or not height or self.fits(stacked, 1):
+        if self.env is None or not width or not height or self.fits(stacked, 1):
             return stacked, 1
         for shrink in range(2, max(self.env.height, self.env.width) + 1):
             for stacked_small in (False, True):

@@ -115,15 +115,15 @@ class Eigenvectors(Widget, can_focus=True):
         self.border_subtitle = where
 
     # ------------------------------------------------------------------ drawing
-    def item(self, i: int) -> tuple[Text, int]:
-        """One pair (truth | learned) with its captions, and its width."""
+    def item(self, i: int, stacked: bool, shrink: int) -> tuple[Text, int]:
+        """One pair (truth | learned) with its captions, and its width, arranged as
+        `arrangement` says."""
         assert self.env is not None and self.truth is not None and self.values is not None
         import numpy as np
 
         from tui.gridpaint import paint, painted_size, shrunk
 
         env = self.env
-        stacked, shrink = self.arrangement()
         finite = np.abs(self.truth[:, i])
         scale = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
         cols, _ = painted_size(env.height, env.width, self.color, shrink)
@@ -147,12 +147,12 @@ class Eigenvectors(Widget, can_focus=True):
             # Too narrow for a pair side by side (a big layout): truth above learned.
             parts = [header, Text("truth", "dim"), truth_pic, Text("learned", "dim")]
             block = Text("\n", no_wrap=True).join([*parts, learned_pic, score])
-            return block, max(cols, 12)
+            return block, self.item_size(stacked, shrink)[0]
         pictures = _hstack([truth_pic, learned_pic], [cols, cols], GAP)
         captions = _hstack([Text("truth", "dim"), Text("learned", "dim")], [cols, cols], GAP)
         footer = Text(" " * (cols + GAP), no_wrap=True).append_text(score)
         block = Text("\n", no_wrap=True).join([header, captions, pictures, footer])
-        return block, max(2 * cols + GAP, 12)
+        return block, self.item_size(stacked, shrink)[0]
 
     def stacked(self) -> bool:
         """Whether a pair must be drawn one picture above the other."""
@@ -189,9 +189,9 @@ class Eigenvectors(Widget, can_focus=True):
         """Rows one stacked pair needs in the panel: the pair, a spare row, the legend."""
         return 0 if self.env is None else self.item_size(stacked=True)[1] + 2
 
-    def layout_pages(self) -> tuple[int, int]:
-        """How many pairs fit across and down the panel."""
-        item_w, item_h = self.item_size(*self.arrangement())
+    def layout_pages(self, stacked: bool, shrink: int) -> tuple[int, int]:
+        """How many pairs so arranged fit across and down the panel."""
+        item_w, item_h = self.item_size(stacked, shrink)
         width, height = self.content_size
         across = max(1, (width + GAP) // (item_w + GAP))
         down = max(1, (height - 1) // (item_h + 1))
@@ -202,7 +202,8 @@ class Eigenvectors(Widget, can_focus=True):
             return Text("waiting for ground truth…", style="dim")
         from tui.gridpaint import colorbar
 
-        across, down = self.layout_pages()
+        arrangement = self.arrangement()
+        across, down = self.layout_pages(*arrangement)
         per_page = max(1, min(across * down, self.count))
         if per_page != self.per_page:
             self.per_page = per_page
@@ -211,7 +212,7 @@ class Eigenvectors(Widget, can_focus=True):
         indices = list(range(self.first, min(self.count, self.first + per_page)))
         rows: list[Text] = []
         for start in range(0, len(indices), across):
-            items = [self.item(i) for i in indices[start : start + across]]
+            items = [self.item(i, *arrangement) for i in indices[start : start + across]]
             rows.append(_hstack([t for t, _ in items], [w for _, w in items], GAP + 1))
         body = Text("\n\n", no_wrap=True).join(rows)
         bar_width = min(24, max(8, self.content_size.width - 12))

@@ -84,9 +84,16 @@ def graph_term(table: torch.Tensor, pairs: torch.Tensor,
     (no gradient), so autograd sees one matmul instead of the pairwise differences.
     Leading dimensions are seeds: a (S, N, d) table with (S, N, N) weights gives (S, d).
     """
+    return quadratic_form(table, laplacian_table(table, pairs, laplacian))
+
+
+def laplacian_table(table: torch.Tensor, pairs: torch.Tensor,
+                    laplacian: torch.Tensor | None = None) -> torch.Tensor:
+    """2 L_W U, from the prebuilt L_W when there is one: the graph term's product, and
+    also its gradient with respect to U."""
     if laplacian is None:
         laplacian = pair_laplacian(pairs)
-    return quadratic_form(table, product(laplacian, table))
+    return product(laplacian, table)
 
 
 def quadratic_form(table: torch.Tensor, lap_table: torch.Tensor) -> torch.Tensor:
@@ -184,11 +191,6 @@ def ggdo_terms_from(per_vector: torch.Tensor, g1: torch.Tensor, g2: torch.Tensor
 # --- the same losses' gradients with respect to the table, in closed form (math.md 11)
 
 
-def laplacian_of(weights: Weights) -> torch.Tensor:
-    return weights.laplacian if weights.laplacian is not None else pair_laplacian(
-        weights.pairs)
-
-
 @torch.no_grad()
 def allo_step(table: torch.Tensor, weights: Weights, duals: torch.Tensor,
               barrier: torch.Tensor) -> tuple[Terms, torch.Tensor]:
@@ -199,7 +201,7 @@ def allo_step(table: torch.Tensor, weights: Weights, duals: torch.Tensor,
     D1, D2 the constraint batches' state weights; with one law for both (h' = h) the two
     last terms are one, D U (beta + 2 b h)^T."""
     lower, _ = triangle_and_identity(table.shape[-1], table.device, table.dtype)
-    lap_table = product(laplacian_of(weights), table)
+    lap_table = laplacian_table(table, weights.pairs, weights.laplacian)
     per_vector = quadratic_form(table, lap_table)
     weighted1 = weighted_rows(table, weights.states1)
     h1 = allo_constraint(weighted1, table)
@@ -222,7 +224,7 @@ def allo_step(table: torch.Tensor, weights: Weights, duals: torch.Tensor,
 def ggdo_step(table: torch.Tensor, weights: Weights, barrier: torch.Tensor
               ) -> tuple[Terms, torch.Tensor]:
     """GGDO's terms and d(total)/dU = 2 L_W U diag(c) + 2 b (D1 U g' + D2 U g)."""
-    lap_table = product(laplacian_of(weights), table)
+    lap_table = laplacian_table(table, weights.pairs, weights.laplacian)
     per_vector = quadratic_form(table, lap_table)
     g1, g2 = ggdo_constraints(table, weights)
     terms = ggdo_terms_from(per_vector, g1, g2, barrier)

@@ -13,6 +13,7 @@ import torch
 
 BETAS = (0.9, 0.999)
 EPS = 1e-8
+MOMENTS = ("exp_avg", "exp_avg_sq")  # parameter-shaped state; "step" is one scalar
 
 
 class FlatAdam:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from allo.adam import FlatAdam
+from allo.adam import MOMENTS, FlatAdam
 from allo.config import TrainConfig
 from allo.data import DataLawWeights, PairSampler
 from allo.model import MLP
@@ -106,10 +106,9 @@ class Learner:
         """Seed number `index`'s parameters, Adam moments, duals, barrier and sampler."""
         # Adam's moments per named parameter, as torch.optim.Adam kept them
         state = self.optimizer.state
-        moments = {key: self.model.split(value) for key, value in state.items()
-                   if key != "step"}
-        adam = [{key: (moments[key][number][index].clone() if key != "step"
-                       else value.clone()) for key, value in state.items()}
+        moments = {key: self.model.split(state[key]) for key in MOMENTS}
+        adam = [{"step": state["step"].clone(),
+                 **{key: views[number][index].clone() for key, views in moments.items()}}
                 for number in range(len(self.model.names))]
         return {
             "model": self.model.seed_state(index),
@@ -127,11 +126,10 @@ class Learner:
         if not first[0]:  # saved before Adam's first step (torch.optim.Adam's empty state)
             self.optimizer.reset()
         else:
-            self.optimizer.load({
-                key: (first[0][key] if key == "step" else torch.cat(
-                    [torch.stack([s["adam"][number][key] for s in states]).flatten(1)
-                     for number in range(len(first))], dim=1))
-                for key in first[0]})
+            self.optimizer.load({"step": first[0]["step"], **{
+                key: torch.cat([torch.stack([s["adam"][number][key] for s in states]).flatten(1)
+                                for number in range(len(first))], dim=1)
+                for key in MOMENTS}})
         self.duals.copy_(torch.stack([s["duals"] for s in states]))
         self.barrier.copy_(torch.stack([s["barrier"] for s in states]))
         self.sampler.set_state([s["sampler"].cpu() for s in states])

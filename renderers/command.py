@@ -167,9 +167,8 @@ def render(args: argparse.Namespace) -> int:
     to_stdout = args.format == "text" and out_dir is None
     check_request(reader, args.eigenvectors, args.steps)
     # e1 is the first eigenvector everywhere a person reads (figures, allo watch, notes,
-    # docs/math.md); from here on they are column indices
-    if args.eigenvectors is not None:
-        args.eigenvectors = [number - 1 for number in args.eigenvectors]
+    # docs/math.md); the figures take column indices
+    columns = None if args.eigenvectors is None else [n - 1 for n in args.eigenvectors]
     selection = Selection(
         ground_truth=not args.skip_ground_truth,
         learned=not args.skip_learned,
@@ -177,7 +176,7 @@ def render(args: argparse.Namespace) -> int:
         comparison=not args.skip_comparison,
         latest_only=args.latest_only,
         steps=args.steps,
-        eigenvectors=args.eigenvectors,
+        eigenvectors=columns,
     )
     plan = make_plan(reader, selection)
     options = RenderOptions(
@@ -186,7 +185,7 @@ def render(args: argparse.Namespace) -> int:
         and (not to_stdout or sys.stdout.isatty() or bool(os.environ.get("FORCE_COLOR"))),
         width=_text_width(to_stdout),
     )
-    wanted = drawn_with.signature(options, args.eigenvectors,
+    wanted = drawn_with.signature(options, columns,
                                   getattr(renderer, "options_used", None))
     record = None if to_stdout else _record_path(reader.path, out_dir)
     drawn = drawn_with.read(record) if record is not None and not args.force else {}
@@ -213,7 +212,7 @@ def render(args: argparse.Namespace) -> int:
             args.format,
             options,
             todo,
-            args.eigenvectors,
+            columns,
             out_dir,
             to_stdout,
             args.jobs or default_jobs(),

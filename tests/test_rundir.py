@@ -74,6 +74,21 @@ def test_garbage_lines_are_reported_not_fatal(tmp_path):
     assert len(problems) == 3 and problems[0].startswith("line 2")
 
 
+def test_metrics_history_is_the_complete_good_rows_one_a_line(tmp_path):
+    writer = RunWriter(tmp_path)
+    writer.write_metrics_history()
+    assert json.loads((tmp_path / rundir.METRICS_HISTORY).read_text()) == []
+    writer.append_metrics({"step": 1, "cos/per_vector": [0.5, 0.25], "loss/total": float("nan")})
+    writer.append_metrics({"step": 2, "cos/per_vector": [0.75, 1.0], "loss/total": -1.5})
+    with open(tmp_path / rundir.METRICS_JSONL, "a") as handle:
+        handle.write('not json\n{"step": 3, "cos/me')  # a bad line, an unfinished one
+    writer.write_metrics_history()
+    text = (tmp_path / rundir.METRICS_HISTORY).read_text()
+    assert json.loads(text) == [{"step": 1, "cos/per_vector": [0.5, 0.25], "loss/total": None},
+                                {"step": 2, "cos/per_vector": [0.75, 1.0], "loss/total": -1.5}]
+    assert len(text.splitlines()) == 4  # "[", a row a line, "]"
+
+
 def test_exports_and_checkpoints_are_ordered_by_step_number(tmp_path):
     writer = RunWriter(tmp_path)
     writer.write_info(minimal_info())

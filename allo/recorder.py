@@ -9,6 +9,7 @@ keep up slows training down instead of holding ever more snapshots.
 
 from __future__ import annotations
 
+import math
 import queue
 import threading
 import time
@@ -69,23 +70,44 @@ class Recorder:
 def to_host(tensors: dict[str, torch.Tensor]) -> Callable[[], dict[str, np.ndarray]]:
     """Start moving tensors to the host now; the returned function waits for them.
 
+    The tensors travel packed into one flat tensor: a fresh copy, so in-place updates of
+    later steps never reach it, and on CUDA one copy to the host instead of one each."""
+    flat, shapes = pack(tensors)
+    return flat_to_host(flat, shapes)
+
+
+def pack(tensors: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Size]]:
+    """Every tensor flattened into one new 1-D tensor (a common dtype), and their shapes."""
+    flat = torch.cat([t.detach().reshape(-1) for t in tensors.values()])
+    return flat, {name: t.shape for name, t in tensors.items()}
+
+
+def unpack(flat: np.ndarray, shapes: dict[str, torch.Size]) -> dict[str, np.ndarray]:
+    """The inverse of pack, as views of `flat`."""
+    arrays, start = {}, 0
+    for name, shape in shapes.items():
+        size = math.prod(shape)
+        arrays[name] = flat[start : start + size].reshape(tuple(shape))
+        start += size
+    return arrays
+
+
+def flat_to_host(flat: torch.Tensor, shapes: dict[str, torch.Size]
+                 ) -> Callable[[], dict[str, np.ndarray]]:
+    """`flat`'s values of now on the host, by the returned function, unpacked.
+
     On CUDA the copy goes into pinned memory behind an event, so the training thread
-    never waits for the device. On the CPU a clone keeps the values of this step,
-    whatever in-place updates follow.
-    """
-    on_cuda = any(t.device.type == "cuda" for t in tensors.values())
-    if not on_cuda:
-        host = {name: t.detach().clone() for name, t in tensors.items()}
-        return lambda: {name: t.numpy() for name, t in host.items()}
-    host = {}
-    for name, tensor in tensors.items():
-        host[name] = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True)
-        host[name].copy_(tensor.detach(), non_blocking=True)
+    never waits for the device; `flat` may be overwritten by later work on the same
+    stream (a CUDA graph's output). On the CPU `flat` must be a tensor of its own."""
+    if flat.device.type != "cuda":
+        return lambda: unpack(flat.numpy(), shapes)
+    host = torch.empty(flat.shape, dtype=flat.dtype, pin_memory=True)
+    host.copy_(flat, non_blocking=True)
     event = torch.cuda.Event()
     event.record()
 
     def ready() -> dict[str, np.ndarray]:
         event.synchronize()
-        return {name: t.numpy() for name, t in host.items()}
+        return unpack(host.numpy(), shapes)
 
     return ready

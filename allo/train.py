@@ -372,10 +372,28 @@ class Batch:
     evaluator: Evaluator
     step: Callable[[], Terms]
     members: list[int]
+    # a row's device values as a CUDA graph (allo/cuda_graph.py), when the step is one
+    graphed_values: Callable[[], Callable[[], dict[str, np.ndarray]]] | None = None
 
     def slots(self) -> dict[int, int]:
         """Run index -> slot, as it is now (jobs for the recorder take a copy)."""
         return {run: slot for slot, run in enumerate(self.members)}
+
+    def row_values(self, terms: Terms) -> Callable[[], dict[str, np.ndarray]]:
+        """This step's values for a metrics row, on their way to the host (to_host)."""
+        if self.graphed_values is not None:  # it reads the graphed step's own Terms
+            return self.graphed_values()
+        return to_host(self.evaluator.device_values(self.learner, terms))
+
+
+def graphed_batch(learner: Learner, evaluator: Evaluator, members: list[int]) -> Batch:
+    """A batch whose step and row values replay CUDA graphs."""
+    from allo.cuda_graph import GraphedStep, GraphedValues
+
+    step = GraphedStep(learner)
+    values = GraphedValues(lambda: evaluator.device_values(learner, step.terms),
+                           learner.device)
+    return Batch(learner, evaluator, step, members, values)
 
 
 def narrowed(batch: Batch, keep: list[int], laws: list[np.ndarray], truth: GroundTruth,
@@ -392,12 +410,9 @@ def narrowed(batch: Batch, keep: list[int], laws: list[np.ndarray], truth: Groun
     expectation = (sampler.expectation if isinstance(sampler, DataLawWeights)
                    else DataLawWeights(own, seeds, old.device).expectation)
     evaluator = Evaluator(truth, old.cfg.num_eigenvectors, old.cfg.objective, expectation)
-    step: Callable[[], Terms] = learner.step
     if graphed:
-        from allo.cuda_graph import GraphedStep
-
-        step = GraphedStep(learner)
-    return Batch(learner, evaluator, step, list(keep))
+        return graphed_batch(learner, evaluator, list(keep))
+    return Batch(learner, evaluator, learner.step, list(keep))
 
 
 def use_cuda_graph(cfg: TrainConfig, device: torch.device) -> bool:
@@ -579,13 +594,12 @@ def _train(
     handoff = RenderHandoff(cfg.plot_during_training)
 
     phase = time.perf_counter()
-    step_once = learner.step
+    members = list(range(len(runs)))
     if graphed and start_step < limit:
-        from allo.cuda_graph import GraphedStep
-
-        step_once = GraphedStep(learner)
+        batch = graphed_batch(learner, evaluator, members)
+    else:
+        batch = Batch(learner, evaluator, learner.step, members)
     timings["capture"] = time.perf_counter() - phase
-    batch = Batch(learner, evaluator, step_once, list(range(len(runs))))
 
     recorder = Recorder()
     heartbeats = [0.0] * len(runs)
@@ -598,7 +612,7 @@ def _train(
 
     def log(step: int, terms: Terms, tick: float, sps: float,
             only: list[int] | None = None) -> None:
-        ready = to_host(batch.evaluator.device_values(batch.learner, terms))
+        ready = batch.row_values(terms)
         spent, targets = elapsed + tick - clock, running() if only is None else only
         evaluator, slots = batch.evaluator, batch.slots()
 

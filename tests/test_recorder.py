@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import threading
 
+import numpy as np
 import pytest
 import torch
 
-from allo.recorder import Recorder, to_host
+from allo.recorder import Recorder, pack, to_host, unpack
 
 
 def test_jobs_run_in_submission_order_off_the_calling_thread():
@@ -38,6 +39,18 @@ def test_snapshots_keep_the_values_of_their_step():
     ready = to_host({"duals": duals})
     duals.add_(1.0)  # the next step updates in place
     assert ready()["duals"].tolist() == [0.0, 0.0, 0.0]
+
+
+def test_packed_values_unpack_to_their_names_shapes_and_values():
+    tensors = {"scalars": torch.arange(6.0).reshape(2, 3), "tables": -torch.rand(2, 4, 5),
+               "none": torch.zeros(2, 0), "one": torch.tensor(7.0)}
+    flat, shapes = pack(tensors)
+    assert flat.shape == (6 + 40 + 1,)
+    arrays = unpack(flat.numpy(), shapes)
+    assert list(arrays) == list(tensors)
+    for name, tensor in tensors.items():
+        assert arrays[name].shape == tuple(tensor.shape)
+        np.testing.assert_array_equal(arrays[name], tensor.numpy())
 
 
 def test_drain_waits_for_every_job_so_far_and_the_thread_goes_on():

@@ -50,6 +50,9 @@ class Learner:
         self.dual_scale = torch.ones((), device=device)
         self.step_index = torch.zeros((), dtype=torch.long, device=device)
         self.grad_norm: torch.Tensor | None = None  # (S,) before clipping, when clipping
+        # (S, N, d): the last step's forward pass, i.e. the table before that step's
+        # update; the table of step k is the forward of step k + 1 (a metrics row uses it)
+        self.forward_table: torch.Tensor | None = None
 
     def terms_and_gradient(self, table: torch.Tensor) -> tuple[Terms, torch.Tensor]:
         """The loss terms and d(total)/d(table) of each seed (seeds are independent)."""
@@ -67,6 +70,7 @@ class Learner:
         self.dual_scale.copy_(self.dual_warmup.index_select(0, now).view(()))
         # forward every free cell once; the batch weighs rows of this table
         activations = self.model.activations(self.coords)  # the last is (S, N, d)
+        self.forward_table = activations[-1]
         terms, table_gradient = self.terms_and_gradient(activations[-1])
         # the chain rule by hand (allo/model.py): it overwrites the gradient, no zeroing
         self.model.backward(activations, table_gradient)

@@ -173,6 +173,10 @@ class Evaluator:
         self.d, self.objective = d, objective
 
     def device_values(self, learner: Learner, terms: Terms) -> dict[str, torch.Tensor]:
+        return {**self.state_values(learner, terms), **self.table_values(learner.tables())}
+
+    def state_values(self, learner: Learner, terms: Terms) -> dict[str, torch.Tensor]:
+        """The step's losses, norms and eigenvalue estimates."""
         if learner.grad_norm is not None:  # clipping keeps the norm it clipped
             grad_norm = learner.grad_norm
         else:
@@ -185,13 +189,15 @@ class Evaluator:
         else:  # GGDO has no duals: <u_i, L u_i> / <u_i, u_i> from the batch
             norms = torch.diagonal(terms.constraint, dim1=-2, dim2=-1) + 1.0
             estimates = terms.graph_per_vector / norms.clamp(min=1e-12)
-        tables = learner.tables()
+        return {"scalars": scalars.detach(), "estimates": estimates.detach()}
+
+    def table_values(self, tables: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The (S, N, d) representation and its Rayleigh quotients."""
         # docs/math.md (13) under each seed's own data, on the device (N^2 d per seed)
         norms = (self.data.states1[..., None] * tables * tables).sum(dim=-2)
         rayleigh = graph_term(tables, self.data.pairs, self.data.laplacian) / norms.clamp(
             min=1e-30)
-        return {"scalars": scalars.detach(), "estimates": estimates.detach(),
-                "rayleigh": rayleigh, "tables": tables}
+        return {"rayleigh": rayleigh, "tables": tables}
 
     def rows(self, step: int, values: dict[str, np.ndarray]) -> list[dict]:
         """One row per seed from `device_values`, moved to the host."""
@@ -610,12 +616,38 @@ def _train(
     def running() -> list[int]:
         return [i for i, r in enumerate(runs) if r.status == "running"]
 
-    def log(step: int, terms: Terms, tick: float, sps: float,
-            only: list[int] | None = None) -> None:
-        ready = batch.row_values(terms)
-        spent, targets = elapsed + tick - clock, running() if only is None else only
-        evaluator, slots = batch.evaluator, batch.slots()
+    # An eager row's table is the next step's forward pass (Learner.forward_table), not a
+    # forward of its own; whatever reads or changes the state before then completes it.
+    pending_row: Callable[[torch.Tensor | None], None] | None = None
 
+    def log(step: int, terms: Terms, tick: float, sps: float,
+            only: list[int] | None = None, defer: bool = False) -> None:
+        nonlocal pending_row
+        spent, targets = elapsed + tick - clock, running() if only is None else only
+        evaluator, slots, learner = batch.evaluator, batch.slots(), batch.learner
+        if not defer or batch.graphed_values is not None:
+            submit_row(step, batch.row_values(terms), spent, sps, targets, evaluator, slots)
+            return
+        state = to_host(evaluator.state_values(learner, terms))
+
+        def complete(table: torch.Tensor | None) -> None:
+            tables = to_host(evaluator.table_values(learner.tables() if table is None
+                                                    else table))
+            submit_row(step, lambda: {**state(), **tables()}, spent, sps, targets,
+                       evaluator, slots)
+
+        pending_row = complete
+
+    def complete_row(table: torch.Tensor | None = None) -> None:
+        """Submit the pending row, with `table` from the next step or a forward now."""
+        nonlocal pending_row
+        if pending_row is not None:
+            complete, pending_row = pending_row, None
+            complete(table)
+
+    def submit_row(step: int, ready: Callable[[], dict[str, np.ndarray]], spent: float,
+                   sps: float, targets: list[int], evaluator: Evaluator,
+                   slots: dict[int, int]) -> None:
         def job() -> None:
             values = ready()
             rows = evaluator.rows(step, values)
@@ -641,6 +673,7 @@ def _train(
 
     def export(step: int, spent: float, final: bool = False,
                only: list[int] | None = None) -> None:
+        complete_row()
         ready, slots = to_host({"tables": batch.learner.tables()}), batch.slots()
         targets = running() if only is None else only
 
@@ -662,6 +695,7 @@ def _train(
         recorder.submit(job)
 
     def checkpoint(step: int, spent: float, targets: list[int]) -> None:
+        complete_row()
         slots = batch.slots()  # device copies of this step:
         states = {i: batch.learner.seed_state(slots[i]) for i in targets}
 
@@ -699,6 +733,7 @@ def _train(
         """At a seed's end: go on while its vectors still turn (allo/settling.py), or
         conclude it; the batch then narrows to the seeds still running."""
         nonlocal batch
+        complete_row()
         going_on = []
         if step < limit:
             tables = batch.learner.tables().double().cpu().numpy()  # a sync, per CHECK_EVERY
@@ -735,13 +770,14 @@ def _train(
                     if not running():
                         break
                 terms = batch.step()
+                complete_row(batch.learner.forward_table)  # the table of the step before
                 step += 1
 
                 # log: a snapshot for the recorder thread; nothing here waits for the device
                 if step % cfg.log_freq == 0:
                     tick = time.perf_counter()
                     sps = (step - interval_step) / max(tick - interval_start, 1e-9)
-                    log(step, terms, tick, sps)
+                    log(step, terms, tick, sps, defer=True)
                     interval_start, interval_step = time.perf_counter(), step
                 if progress and step % 10 == 0:
                     row = first_row(runs)
@@ -769,6 +805,7 @@ def _train(
                                            f"at step {step}")
                     break
 
+        complete_row()  # stopped by a signal right after a log step
         spent = elapsed + time.perf_counter() - clock
         timings["training"] = time.perf_counter() - clock
         # a failed run keeps its last good checkpoint; an interrupted one gets one now

@@ -52,6 +52,23 @@ def test_short_training_learns_the_eigenvectors(small_layout, tmp_path):
     assert rows[0]["cos/mean"] < rows[-1]["cos/mean"]  # it learned, it did not start there
 
 
+@pytest.mark.parametrize("batch_size", [None, 2048])
+def test_a_rows_table_from_the_next_steps_forward_is_the_one_of_its_step(
+        small_layout, tmp_path, batch_size):
+    """Between exports an eager row reuses the next step's forward pass for its table;
+    every row of an export step has a forward of its own. The rows must agree."""
+    rows = []
+    for name, plot_freq in (("next_forward", 1000), ("own_forward", 5)):
+        outcome = train(tiny_config(small_layout, tmp_path / name, num_gradient_steps=40,
+                                    log_freq=5, plot_freq=plot_freq, checkpoint_freq=1000,
+                                    batch_size=batch_size))
+        rows.append(rundir.RunReader(outcome.run_dir).metrics())
+    assert [r["step"] for r in rows[0]] == [r["step"] for r in rows[1]] == list(range(5, 41, 5))
+    for deferred, own in zip(*rows, strict=True):
+        for key in ("cos/per_vector", "eig/rayleigh", "loss/total", "eig/estimate"):
+            np.testing.assert_allclose(deferred[key], own[key], rtol=1e-6, atol=1e-9)
+
+
 def test_run_directory_is_complete_and_consistent(small_layout, tmp_path):
     outcome = train(tiny_config(small_layout, tmp_path / "run", num_gradient_steps=200,
                                 log_freq=50, plot_freq=100, checkpoint_freq=100))

@@ -61,6 +61,8 @@ class Renderer(Protocol):
     # Optional, not part of the check: `options_used`, a tuple of the RenderOptions fields
     # the renderer reads; a figure drawn with other values of those is drawn again by an
     # incremental render (renderers/drawn_with.py). Without it, every field counts.
+    # Also optional: `drawing_version`, an int bumped when the renderer's code draws the
+    # same run and options differently, so figures drawn before are drawn again once.
 
     def __init__(self, options: RenderOptions) -> None: ...
 

@@ -10,6 +10,9 @@ from renderers.figures import CurveFigure, GridFigure
 class GridCurveRenderer:
     name = "base"
     extension = ".bin"
+    # the built-in drawing code's version (renderers/drawn_with.py): bumped when the same
+    # run and options give different figures; 2: eigenvectors labelled e1..ed (were e0..)
+    drawing_version = 2
 
     def __init__(self, options: RenderOptions | None = None):
         self.options = options or RenderOptions()

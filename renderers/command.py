@@ -186,7 +186,8 @@ def render(args: argparse.Namespace) -> int:
         width=_text_width(to_stdout),
     )
     wanted = drawn_with.signature(options, columns,
-                                  getattr(renderer, "options_used", None))
+                                  getattr(renderer, "options_used", None),
+                                  getattr(renderer, "drawing_version", None))
     record = None if to_stdout else _record_path(reader.path, out_dir)
     drawn = drawn_with.read(record) if record is not None and not args.force else {}
     outcomes = [Outcome(stem, NOT_YET, why) for stem, why in plan.not_yet]

@@ -23,17 +23,20 @@ RECORD = ".drawn-with.json"
 
 
 def signature(options: RenderOptions, eigenvectors: list[int] | None,
-              used: tuple[str, ...] | None = None) -> dict:
+              used: tuple[str, ...] | None = None, drawing: int | None = None) -> dict:
     """Everything a render is told that can change its pictures, as plain JSON values.
 
     `used` names the RenderOptions fields the renderer reads (its optional class
     attribute `options_used`); None, for a renderer that does not say, keeps them all.
     Leaving out what a format ignores keeps, say, $COLUMNS from redrawing PNGs.
+    `drawing` is the renderer's optional `drawing_version`: figures recorded with another
+    (or none, from before it existed) are drawn again once after an upgrade.
     """
     fields = asdict(options)
     if used is not None:
         fields = {name: value for name, value in fields.items() if name in used}
-    return {**fields, "eigenvectors": list(eigenvectors) if eigenvectors else None}
+    found = {**fields, "eigenvectors": list(eigenvectors) if eigenvectors else None}
+    return found if drawing is None else {**found, "drawing": drawing}
 
 
 def read(record: Path) -> dict[str, dict]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -182,12 +183,29 @@ def test_options_a_renderer_does_not_name_all_count():
     assert everything == {"dpi": 100, "color": True, "width": 120, "eigenvectors": [0, 1]}
     assert drawn_with.signature(options, None, ("dpi",)) == {"dpi": 100, "eigenvectors": None}
     assert drawn_with.signature(options, [], ()) == {"eigenvectors": None}
+    assert drawn_with.signature(options, [], (), 2) == {"eigenvectors": None, "drawing": 2}
 
 
 @pytest.mark.parametrize("record", ["{not json", "[1, 2]", '{"cosine_similarity.svg": 3}'])
 def test_an_unreadable_options_record_means_drawing_again(run, capsys, record):
     assert render(run, "--format", "svg", "--jobs", "1") == 0
     (run / "plots" / ".drawn-with.json").write_text(record)
+    capsys.readouterr()
+    assert render(run, "--format", "svg", "--jobs", "1") == 0
+    assert "8 made, 0 up to date" in capsys.readouterr().out
+    assert render(run, "--format", "svg", "--jobs", "1") == 0
+    assert "0 made, 8 up to date" in capsys.readouterr().out
+
+
+def test_figures_drawn_by_older_drawing_code_are_drawn_again_once(run, capsys):
+    """A record from before drawing versions (labels e0..) has no "drawing" entry: an
+    upgrade must not count those figures as current."""
+    assert render(run, "--format", "svg", "--jobs", "1") == 0
+    record = run / "plots" / ".drawn-with.json"
+    entries = json.loads(record.read_text())
+    assert {entry["drawing"] for entry in entries.values()} == {2}
+    record.write_text(json.dumps({name: {k: v for k, v in entry.items() if k != "drawing"}
+                                  for name, entry in entries.items()}))
     capsys.readouterr()
     assert render(run, "--format", "svg", "--jobs", "1") == 0
     assert "8 made, 0 up to date" in capsys.readouterr().out

@@ -11,8 +11,9 @@ class GridCurveRenderer:
     name = "base"
     extension = ".bin"
     # the built-in drawing code's version (renderers/drawn_with.py): bumped when the same
-    # run and options give different figures; 2: eigenvectors labelled e1..ed (were e0..)
-    drawing_version = 2
+    # run and options give different figures; 2: eigenvectors labelled e1..ed (were e0..);
+    # 3: a grid figure of few panels widens to hold its heading (it was cut at the right)
+    drawing_version = 3
 
     def __init__(self, options: RenderOptions | None = None):
         self.options = options or RenderOptions()

@@ -43,6 +43,13 @@ class GridLayout:
     texts: list[Text] = field(default_factory=list)
 
 
+def text_width(text: str, size: float, scale: float, bold: bool = False) -> int:
+    """A generous estimate of a line's width in pixels (size in points, scale = dpi /
+    100) without measuring it: DejaVu Sans averages under 0.6 em a character, 0.66 bold."""
+    longest = max((len(line) for line in text.splitlines()), default=0)
+    return round(longest * size * 100 / 72 * scale * (0.66 if bold else 0.6))
+
+
 def grid_layout(figure: GridFigure, scale: float = 1.0) -> GridLayout:
     """Pixel positions of every part of a grid figure; `scale` = dpi / 100."""
     height, width = figure.walls.shape
@@ -56,6 +63,10 @@ def grid_layout(figure: GridFigure, scale: float = 1.0) -> GridLayout:
     row_h = title_h + ph + gap
     cbar_x = left + figure.ncols * pw + (figure.ncols - 1) * gap + round(22 * scale)
     total_w = cbar_x + round(16 * scale) + round(48 * scale)
+    # a figure of few panels is narrower than its heading: widen it rather than cut it
+    heading = max(text_width(figure.title, 11, scale, bold=True),
+                  text_width(figure.subtitle, 8, scale))
+    total_w = max(total_w, left + heading + round(16 * scale))
     total_h = top + figure.nrows * row_h - gap + bottom
     texts = [
         Text(left, round(20 * scale), figure.title, 11, bold=True),

@@ -16,6 +16,7 @@ from synthetic import SyntheticRun, make_run
 
 from allo import rundir
 from renderers import RenderOptions, command, drawn_with
+from renderers.base import GridCurveRenderer
 from renderers.plan import Selection, make_plan
 
 D = 3
@@ -203,7 +204,7 @@ def test_figures_drawn_by_older_drawing_code_are_drawn_again_once(run, capsys):
     assert render(run, "--format", "svg", "--jobs", "1") == 0
     record = run / "plots" / ".drawn-with.json"
     entries = json.loads(record.read_text())
-    assert {entry["drawing"] for entry in entries.values()} == {2}
+    assert {entry["drawing"] for entry in entries.values()} == {GridCurveRenderer.drawing_version}
     record.write_text(json.dumps({name: {k: v for k, v in entry.items() if k != "drawing"}
                                   for name, entry in entries.items()}))
     capsys.readouterr()
@@ -401,3 +402,18 @@ def test_text_colour_on_request_and_no_color_wins(run):
         {"FORCE_COLOR": "1", "NO_COLOR": "1"},
     )
     assert "\x1b[" not in plain.stdout
+
+
+@pytest.mark.parametrize("kind", ["final_comparison", "learned_eigenvectors_step_300"])
+def test_a_figure_of_one_panel_is_as_wide_as_its_heading(run, tmp_path, kind):
+    """The heading is wider than one panel: the figure widens to hold it, so no dark
+    pixel of the title touches the right edge (it was cut there)."""
+    from PIL import Image
+
+    out = tmp_path / "figures"
+    assert render(run, "--format", "png", "--eigenvectors", "2", "--out", out,
+                  "--latest-only", "--jobs", "1") == 0
+    pixels = np.asarray(Image.open(out / f"{kind}.png").convert("L"))
+    heading = pixels[: pixels.shape[0] // 8]  # title and subtitle rows
+    dark_columns = np.nonzero((heading < 128).any(axis=0))[0]
+    assert dark_columns.size and dark_columns.max() < pixels.shape[1] - 8

@@ -62,16 +62,15 @@ def grid_layout(figure: GridFigure, scale: float = 1.0) -> GridLayout:
     left, top, bottom = round(16 * scale) + label_w, round(66 * scale), round(14 * scale)
     row_h = title_h + ph + gap
     cbar_x = left + figure.ncols * pw + (figure.ncols - 1) * gap + round(22 * scale)
-    total_w = cbar_x + round(16 * scale) + round(48 * scale)
-    # a figure of few panels is narrower than its heading: widen it rather than cut it
-    heading = max(text_width(figure.title, 11, scale, bold=True),
-                  text_width(figure.subtitle, 8, scale))
-    total_w = max(total_w, left + heading + round(16 * scale))
-    total_h = top + figure.nrows * row_h - gap + bottom
     texts = [
         Text(left, round(20 * scale), figure.title, 11, bold=True),
         Text(left, round(42 * scale), figure.subtitle, 8, color="#555555"),
     ]
+    # a figure of few panels is narrower than its heading: widen it rather than cut it
+    heading = max(text_width(t.text, t.size, scale, t.bold) for t in texts)
+    total_w = max(cbar_x + round(16 * scale) + round(48 * scale),
+                  left + heading + round(16 * scale))
+    total_h = top + figure.nrows * row_h - gap + bottom
     panels = []
     for index, panel in enumerate(figure.panels):
         row, col = divmod(index, figure.ncols)

@@ -46,6 +46,15 @@ def eigenspace_blocks(eigenvalues: np.ndarray, tol: float = REPEAT_TOLERANCE) ->
     return blocks
 
 
+def block_complete_width(values: np.ndarray, d: int) -> int:
+    """Columns of ground truth needed so the eigenspace of eigenvalue d is complete."""
+    finite = values[np.isfinite(values)]
+    for block in eigenspace_blocks(finite):
+        if d - 1 in block:
+            return max(d, block.stop)
+    return d
+
+
 def near_repeat_note(eigenvalues: np.ndarray, d: int) -> str | None:
     """One line naming the blocks among the top d that are one eigenspace only because
     they nearly repeat (not exactly), so a user knows why their vectors' |cos| is the

@@ -29,8 +29,8 @@ from allo import rundir  # noqa: E402
 from allo.budget import data_ceiling  # noqa: E402
 from allo.config import TrainConfig, parse_seeds  # noqa: E402
 from allo.dataset import CHUNK_ENVS, chunk_law  # noqa: E402
+from allo.metrics import block_complete_width  # noqa: E402
 from allo.spectrum import ground_truth  # noqa: E402
-from allo.train import block_complete_width  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 

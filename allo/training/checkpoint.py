@@ -1,0 +1,54 @@
+"""One seed's training state on disk: written atomically, loaded with weights_only=True.
+
+A checkpoint holds one seed, so a seed trained beside others (--seeds) resumes alone.
+docs/run-format.md, "checkpoints/", lists what it holds.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+
+from allo import rundir
+from allo.training import TrainError
+
+CHECKPOINTS_KEPT = 2
+CHECKPOINT_KEYS = ("step", "elapsed", "model", "adam", "duals", "barrier", "sampler",
+                   "step_index")
+
+
+def save_checkpoint(writer: rundir.RunWriter, state: dict) -> None:
+    target = writer.checkpoint_dir / rundir.checkpoint_name(state["step"])
+    rundir.atomic_write(target, lambda handle: torch.save(state, handle))
+    writer.prune_checkpoints(CHECKPOINTS_KEPT)
+
+
+def load_checkpoint(run: Path, device: torch.device) -> dict | None:
+    """Newest usable checkpoint by step number; never unpickles (weights_only=True).
+
+    None when there is no checkpoint at all; TrainError when there are some but none is
+    usable, so a resume never silently starts over (and drops the logged metrics).
+    """
+    steps = rundir.checkpoint_steps(run)
+    for step in reversed(steps):
+        path = run / rundir.CHECKPOINTS / rundir.checkpoint_name(step)
+        try:
+            state = torch.load(path, map_location=device, weights_only=True)
+        except Exception as err:  # a torn or foreign file: say so, try the previous one
+            if "Weights only load failed" in str(err):
+                why = "refused: it holds Python objects, not only tensors (never unpickled)"
+            else:
+                why = (str(err).splitlines() or [type(err).__name__])[0]
+            print(f"allo: skipping {path}: {why}", file=sys.stderr)
+            continue
+        if not isinstance(state, dict) or any(key not in state for key in CHECKPOINT_KEYS):
+            print(f"allo: skipping {path}: not a checkpoint of this allo version",
+                  file=sys.stderr)
+            continue
+        return state
+    if steps:
+        raise TrainError(f"{run / rundir.CHECKPOINTS}: none of {len(steps)} checkpoint(s) "
+                         "is usable; nothing resumed")
+    return None

@@ -1,0 +1,209 @@
+"""Which run directories a command trains, and what they hold before the first step."""
+
+from __future__ import annotations
+
+import dataclasses
+import platform
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from allo import __version__, dataset, rundir, settling
+from allo.budget import data_advice
+from allo.config import TrainConfig, parse_seeds
+from allo.layouts import (
+    Layout,
+    LayoutError,
+    add_random_doors,
+    load_builtin,
+    load_layout_file,
+)
+from allo.metrics import block_complete_width, eigenspace_blocks
+from allo.spectrum import CONVENTION, GroundTruth
+from allo.training import TrainError
+
+
+@dataclass
+class Outcome:
+    run_dir: Path
+    status: str  # finished | interrupted | failed
+    exit_code: int
+    last_row: dict | None
+    wall: float
+    message: str | None = None  # why it failed or was interrupted
+
+
+def load_layout(cfg: TrainConfig) -> Layout:
+    layout = load_layout_file(cfg.env_file) if cfg.env_file else load_builtin(cfg.env)
+    return add_random_doors(layout, cfg.doors, cfg.door_seed)
+
+
+def recorded_layout(run: Path) -> Layout:
+    """The layout a run was started with, from its run.json (the file may have moved)."""
+    try:
+        layout = Layout.from_record(rundir.RunReader(run).info()["env"])
+    except (KeyError, TypeError, rundir.RunDirError) as err:
+        raise LayoutError(f"{run / rundir.RUN_JSON}: cannot rebuild the layout ({err})") from None
+    return layout
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise TrainError(f"--device {name}: CUDA is not available on this machine")
+    return torch.device(name)
+
+
+def describe_device(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({platform.processor() or platform.machine()})"
+
+
+def default_run_dir(cfg: TrainConfig, env_name: str) -> Path:
+    name = f"{env_name}__{cfg.objective}__{cfg.exp_number}__{cfg.seed}__{int(time.time())}"
+    return Path(cfg.results_dir) / env_name / name
+
+
+@dataclass
+class SeedRun:
+    """One seed's run directory and how it is going."""
+
+    seed: int
+    cfg: TrainConfig  # the config this run records: its own seed, no --seeds
+    run: Path
+    writer: rundir.RunWriter | None = None
+    status: str = "running"
+    exit_code: int = 0
+    message: str | None = None
+    last_row: dict | None = None
+    end_step: int | None = None  # set when it concludes (seeds may go on past the budget)
+    end_spent: float = 0.0
+    end_training: float = 0.0
+
+
+def plan_runs(cfg: TrainConfig, resume: Path | None) -> tuple[list[SeedRun], Layout]:
+    """Validate everything a user can get wrong before any work starts."""
+    try:
+        cfg.validate()
+        seeds = parse_seeds(cfg.seeds) if cfg.seeds else [cfg.seed]
+        layout = load_layout(cfg) if resume is None else recorded_layout(resume)
+    except (ValueError, LayoutError) as err:
+        raise TrainError(str(err)) from None
+    if resume is not None and len(seeds) > 1:
+        raise TrainError("--resume continues one run; resume the seeds of a --seeds run "
+                         "one at a time")
+    if cfg.run_dir and len(seeds) > 1:
+        raise TrainError("--run-dir names one run; with --seeds use --results-dir")
+    if layout.components() > 1:
+        print(f"allo: warning: layout {layout.name!r} has {layout.components()} disconnected "
+              "free regions; each adds a zero eigenvalue", file=sys.stderr)
+    runs = []
+    for seed in seeds:
+        own = dataclasses.replace(cfg, seed=seed, seeds=None)
+        run = resume if resume is not None else (
+            Path(cfg.run_dir) if cfg.run_dir else default_run_dir(own, layout.name))
+        if resume is None and rundir.is_run_dir(run):
+            raise TrainError(f"{run}: already holds a run; use --resume {run} or another "
+                             "--run-dir")
+        runs.append(SeedRun(seed, own, run))
+    return runs, layout
+
+
+def going_on_limit(cfg: TrainConfig, chosen: bool, resume: Path | None) -> int:
+    """The last step a seed still turning may go on to (allo/settling.py): only ALLO runs
+    whose steps the budget chose; a resume keeps what its run recorded unless --steps
+    changes."""
+    steps = cfg.num_gradient_steps
+    assert steps is not None
+    if cfg.objective != "allo":
+        return steps
+    if resume is None:
+        return steps if chosen else settling.extension_limit(steps)
+    info = rundir.read_json(resume / rundir.RUN_JSON)
+    recorded = (info.get("budget") or {}).get("extension_limit")
+    same = (info.get("config") or {}).get("num_gradient_steps") == steps
+    return int(recorded) if recorded and same else steps
+
+
+def data_notes(seeds: list[int], datasets: list[dataset.DataSet]) -> list[str]:
+    """What the data sets did and still limit, in at most two lines for all seeds."""
+    lines = []
+    grown = [(seed, data) for seed, data in zip(seeds, datasets, strict=True)
+             if data.base_ceiling is not None]
+    if grown:
+        parts = [f"seed {seed} to {data.num_envs} environments (ceiling {data.base_ceiling:.3f}"
+                 f" -> {float(np.mean(data.ceiling)):.3f})" for seed, data in grown[:4]]
+        extra = len(grown) - 4
+        more = f" and {extra} more seed{'s' if extra > 1 else ''}" if extra > 0 else ""
+        lines.append(f"the data set's own operator limited mean |cos| (its data ceiling), so "
+                     f"it grew: {'; '.join(parts)}{more}")
+    worst = min(datasets, key=lambda data: float(np.mean(data.ceiling)))
+    advice_line = data_advice(worst.ceiling, worst.num_envs, worst.base_ceiling,
+                              worst.more_data_helps)
+    if advice_line:
+        lines.append(advice_line)
+    return lines
+
+
+def start_run(seed_run: SeedRun, layout: Layout, truth: GroundTruth, device: torch.device,
+              seeds: list[int], resume: Path | None) -> None:
+    """Create (or reopen) the run directory and write what is known before training."""
+    cfg, run, d = seed_run.cfg, seed_run.run, seed_run.cfg.num_eigenvectors
+    writer = seed_run.writer = rundir.RunWriter(run)
+    writer.remove_temporaries()  # left by a killed write; nothing else writes here now
+    now = time.time()
+    reachable = int(truth.support.sum())
+    blocks = eigenspace_blocks(truth.eigenvalues[: min(d + 1, reachable)])
+    width = block_complete_width(truth.eigenvalues, d)
+    completion = (truth.eigenvalues[d:width], truth.eigenvectors[:, d:width])
+    if resume is None:
+        writer.write_info({
+            "name": run.name, "status": "running", "message": None, "step": 0,
+            "total_steps": cfg.num_gradient_steps, "started": now, "heartbeat": now,
+            "finished": None, "elapsed": 0.0, "device": describe_device(device),
+            "versions": {"allo": __version__, "python": platform.python_version(),
+                         "torch": torch.__version__, "numpy": np.__version__},
+            "config": dataclasses.asdict(cfg), "d": d, "gamma": cfg.gamma,
+            "objective": cfg.objective, "seed": cfg.seed,
+            "trained_with_seeds": seeds,
+            "eigenvalue_convention": CONVENTION, "env": layout.record(),
+            "ground_truth": {
+                "blocks": [[b.start, b.stop] for b in blocks if b.start < d],
+                "eigenvalues_next": float(truth.eigenvalues[d]) if reachable > d else None,
+            },
+            "resumes": [],
+        })
+        writer.write_ground_truth(*truth.top(d), completion=completion)
+    elif not all((run / name).exists() for name in (rundir.GT_EIGENVALUES,
+                                                      rundir.GT_EIGENVECTORS)):
+        # a kill came before it was written
+        writer.write_ground_truth(*truth.top(d), completion=completion)
+
+
+def first_row(runs: list[SeedRun]) -> dict | None:
+    return next((r.last_row for r in runs if r.last_row is not None), None)
+
+
+def format_row(row: dict) -> str:
+    parts = [f"step {row['step']:>7}", f"mean|cos| {row['cos/mean']:.4f}"]
+    if row.get("eig/mean_abs_error") is not None:
+        parts.append(f"eig err {row['eig/mean_abs_error']:.4f}")
+    parts.append(f"loss {row['loss/total']:.4f}")
+    return "  ".join(parts)
+
+
+def format_rows(runs: list[SeedRun]) -> str:
+    """The progress line of an export: one seed in full, several seeds side by side."""
+    rows = [(r.seed, r.last_row) for r in runs if r.last_row is not None]
+    if len(runs) == 1:
+        return format_row(rows[0][1]) if rows else ""
+    if not rows:
+        return ""
+    cosines = "  ".join(f"{seed}:{row['cos/mean']:.4f}" for seed, row in rows)
+    return f"step {rows[0][1]['step']:>7}  mean|cos| by seed  {cosines}"

@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "watch": ("tui.command", "live terminal dashboard of a run (works over SSH)"),
     "render": ("renderers.command", "figures from a run directory: png, svg or text"),
     "compare": ("renderers.compare", "several runs (e.g. seeds) in one figure and table"),
+    "study": ("allo.study.cli", "a whole experiment from a TOML file, here or on SLURM"),
     "envs": ("allo.envs_cli", "list the built-in layouts"),
 }
 # Commands whose process may skip the interpreter's teardown once they have returned:

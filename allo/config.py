@@ -25,7 +25,8 @@ class TrainConfig:
     seeds: str | None = arg(None, "several seeds in one process as one batched model, e.g. "
                                   "0-7 or 1,5,9; one run directory per seed (overrides --seed)")
     results_dir: str = arg("results", "runs go to RESULTS_DIR/<env>/<run name>")
-    run_dir: str | None = arg(None, "exact run directory (overrides the default name)")
+    run_dir: str | None = arg(None, "exact run directory (overrides the default name); with "
+                                    "--seeds, {seed} in it is replaced by each seed")
     device: str = arg("auto", "auto | cpu | cuda (auto picks CUDA when present)")
     cuda_graph: str = arg("auto", "auto | on | off: replay the whole training step as one CUDA "
                                   "graph (auto: on when training on CUDA)",

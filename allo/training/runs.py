@@ -98,8 +98,9 @@ def plan_runs(cfg: TrainConfig, resume: Path | None) -> tuple[list[SeedRun], Lay
     if resume is not None and len(seeds) > 1:
         raise TrainError("--resume continues one run; resume the seeds of a --seeds run "
                          "one at a time")
-    if cfg.run_dir and len(seeds) > 1:
-        raise TrainError("--run-dir names one run; with --seeds use --results-dir")
+    if cfg.run_dir and len(seeds) > 1 and "{seed}" not in cfg.run_dir:
+        raise TrainError("--run-dir names one run; with --seeds use --results-dir, or put "
+                         "{seed} in --run-dir")
     if layout.components() > 1:
         print(f"allo: warning: layout {layout.name!r} has {layout.components()} disconnected "
               "free regions; each adds a zero eigenvalue", file=sys.stderr)
@@ -107,7 +108,8 @@ def plan_runs(cfg: TrainConfig, resume: Path | None) -> tuple[list[SeedRun], Lay
     for seed in seeds:
         own = dataclasses.replace(cfg, seed=seed, seeds=None)
         run = resume if resume is not None else (
-            Path(cfg.run_dir) if cfg.run_dir else default_run_dir(own, layout.name))
+            Path(cfg.run_dir.replace("{seed}", str(seed))) if cfg.run_dir
+            else default_run_dir(own, layout.name))
         if resume is None and rundir.is_run_dir(run):
             raise TrainError(f"{run}: already holds a run; use --resume {run} or another "
                              "--run-dir")

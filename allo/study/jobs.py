@@ -1,0 +1,153 @@
+"""One job of a study: the ordinary `allo train` on one configuration's seeds.
+
+The same code runs under every executor (a local worker thread, a SLURM array task). For
+each seed it takes the run's lock, then: a finished run is skipped, a failed one stays
+failed (its message kept), an interrupted or killed one continues with `allo train
+--resume`, and the missing ones start together in one `allo train --seeds` process (one
+batched model). Each `allo train` is a child process: a crash in one job cannot take the
+study down, and its output goes to logs/<job>.log. study.json is updated after each step.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from allo.study import state
+from allo.study.spec import Job
+
+# `allo train` exit codes (allo/cli.py): 2 bad input (or a run held by another process)
+USAGE = 2
+
+
+@dataclass
+class JobSpec:
+    """What a worker needs to run a job; plain data (a SLURM task receives a copy)."""
+
+    study: str  # the study directory
+    key: str
+    option_args: list[str]
+    seeds: list[int]
+    threads: int = 1
+    env: dict[str, str] = field(default_factory=dict)  # e.g. CUDA_VISIBLE_DEVICES
+
+    @classmethod
+    def of(cls, folder: Path, job: Job, seeds: list[int] | None = None) -> JobSpec:
+        return cls(str(folder), job.key, job.option_args(), list(seeds or job.seeds))
+
+    def run_name(self, seed: int) -> str:
+        return f"{self.key}__s{seed}"
+
+
+class JobRunner:
+    """Runs one JobSpec; `stop()` (from a signal handler or another thread) asks the
+    current `allo train` to stop at its next step and checkpoint (SIGTERM)."""
+
+    def __init__(self, spec: JobSpec):
+        self.spec = spec
+        self.folder = Path(spec.study)
+        self.child: subprocess.Popen | None = None
+        self.stopping = False
+        self.errors: dict[str, tuple[str, str | None]] = {}
+
+    def stop(self) -> None:
+        self.stopping = True
+        child = self.child
+        if child is not None and child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+
+    def run(self) -> dict[str, str]:
+        """Every seed's status at the end (finished, failed, interrupted, running)."""
+        locks, outcome, fresh, resume = {}, {}, [], []
+        for seed in self.spec.seeds:
+            name = self.spec.run_name(seed)
+            lock = state.RunLock(self.folder, name)
+            if not lock.acquire():  # another process (maybe another machine) trains it
+                outcome[name] = state.RUNNING
+                continue
+            locks[name] = lock
+            status, _error, _info = state.classify_unlocked(self.folder, name)
+            if status == state.MISSING:
+                fresh.append(seed)
+            elif status == state.INTERRUPTED:
+                resume.append(seed)
+        try:
+            self.record(locks)
+            if fresh and not self.stopping:
+                names = [self.spec.run_name(s) for s in fresh]
+                code = self.train(self.fresh_args(fresh), [locks[n] for n in names])
+                self.note_exit(code, names)
+                self.record({n: locks[n] for n in names})
+            for seed in resume:
+                if self.stopping:
+                    break
+                name = self.spec.run_name(seed)
+                code = self.train(["--resume", str(self.folder / state.RUNS / name)],
+                                  [locks[name]])
+                self.note_exit(code, [name])
+                self.record({name: locks[name]})
+            outcome.update(self.record(locks))
+        finally:
+            for lock in locks.values():
+                lock.release()
+        return outcome
+
+    def fresh_args(self, seeds: list[int]) -> list[str]:
+        template = str(self.folder / state.RUNS / f"{self.spec.key}__s{{seed}}")
+        if len(seeds) == 1:
+            return [*self.spec.option_args, "--seed", str(seeds[0]),
+                    "--run-dir", template.replace("{seed}", str(seeds[0]))]
+        return [*self.spec.option_args, "--seeds", ",".join(map(str, seeds)),
+                "--run-dir", template]
+
+    def train(self, args: list[str], locks: list[state.RunLock]) -> int:
+        """One `allo train` child holding the runs' locks; its output appended to the log."""
+        command = [sys.executable, "-m", "allo.cli", "train", *args,
+                   "--threads", str(self.spec.threads)]
+        env = {**os.environ, **self.spec.env, "PYTHONUNBUFFERED": "1"}
+        log = self.folder / state.LOGS / f"{self.spec.key}.log"
+        with open(log, "ab") as out:
+            out.write(f"\n$ allo train {' '.join(args)}  # {time.ctime()}\n".encode())
+            out.flush()
+            self.child = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                env=env, pass_fds=[lock.fd for lock in locks if lock.fd is not None])
+            code = self.child.wait()
+        self.child = None
+        return code
+
+    def record(self, locks: dict[str, state.RunLock]) -> dict[str, str]:
+        """Write these runs' states (read from their directories) into study.json."""
+        entries, outcome = {}, {}
+        for name in locks:
+            status, error, info = state.classify_unlocked(self.folder, name)
+            if name in self.errors and status in (state.MISSING, state.INTERRUPTED):
+                status, error = self.errors[name]
+            entries[name] = {"status": status, "error": error, "step": info.get("step"),
+                             "total_steps": info.get("total_steps")}
+            outcome[name] = status
+        state.update_study_json(self.folder, entries)
+        return outcome
+
+    def note_exit(self, code: int, names: list[str]) -> None:
+        """A child that ended badly without a run to show for it: why, from its log."""
+        if code == 0 or self.stopping:
+            return
+        line = self.last_error()
+        held = code == USAGE and "lock" in line.lower()  # the run's own lock: busy elsewhere
+        for name in names:
+            self.errors[name] = (state.RUNNING, None) if held else (state.FAILED, line)
+
+    def last_error(self) -> str:
+        """The last line `allo train` wrote (its one-line reason) from the job's log."""
+        log = self.folder / state.LOGS / f"{self.spec.key}.log"
+        try:
+            lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
+        except OSError:
+            return "allo train failed (no log)"
+        return lines[-1].strip()[:500] if lines else "allo train failed"

@@ -1,0 +1,142 @@
+"""The local executor: a study's jobs in parallel processes on this machine.
+
+As many jobs run at once as the machine fits: on CPU one per core (at most the number of
+jobs), the cores split between them as torch threads; with GPUs one job per GPU (its
+CUDA_VISIBLE_DEVICES). One rich progress display follows the whole study by reading the
+runs' run.json (step / total steps), never the trainers' output.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from allo import rundir
+from allo.study import state
+from allo.study.jobs import JobRunner, JobSpec
+
+
+def gpu_count() -> int:
+    """GPUs visible here, without importing torch (nvidia-smi; CUDA_VISIBLE_DEVICES)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"])
+    if shutil.which("nvidia-smi") is None:
+        return 0
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return 0
+    return sum(1 for line in out.stdout.splitlines() if line.startswith("GPU "))
+
+
+def plan_slots(jobs: int, cpus: int, gpus: int, limit: int | None) -> list[dict]:
+    """One entry per parallel worker: its torch threads and environment."""
+    if gpus > 0:
+        workers = min(jobs, limit or gpus, gpus)
+        threads = max(1, cpus // max(1, workers))
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES", ",".join(map(str, range(gpus))))
+        ids = [d.strip() for d in visible.split(",")]
+        return [{"threads": threads, "env": {"CUDA_VISIBLE_DEVICES": ids[i]}}
+                for i in range(workers)]
+    workers = max(1, min(jobs, limit or cpus))
+    threads = max(1, cpus // workers)
+    return [{"threads": threads, "env": {}} for _ in range(workers)]
+
+
+class LocalExecutor:
+    def __init__(self, folder: Path, jobs: list[JobSpec], parallel: int | None = None,
+                 cpu_only: bool = False, show: bool = True):
+        self.folder = folder
+        self.jobs = jobs
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+            os.cpu_count() or 1)
+        self.slots = plan_slots(len(jobs), cpus, 0 if cpu_only else gpu_count(), parallel)
+        self.free = list(range(len(self.slots)))
+        self.guard = threading.Lock()
+        self.runners: list[JobRunner] = []
+        self.show = show
+
+    def describe(self) -> str:
+        slot = self.slots[0]
+        where = "GPU" if slot["env"] else f"{slot['threads']} CPU thread(s)"
+        return f"{len(self.slots)} job(s) at a time, each on {where}"
+
+    def work(self, spec: JobSpec) -> dict[str, str]:
+        with self.guard:
+            slot = self.free.pop(0)
+        try:
+            spec.threads = self.slots[slot]["threads"]
+            spec.env = dict(self.slots[slot]["env"])
+            runner = JobRunner(spec)
+            with self.guard:
+                self.runners.append(runner)
+            return runner.run()
+        finally:
+            with self.guard:
+                self.free.append(slot)
+
+    def run(self) -> dict[str, str]:
+        """Every run's status at the end. Ctrl-C stops the trainers at a checkpoint."""
+        outcome: dict[str, str] = {}
+        pool = ThreadPoolExecutor(max_workers=len(self.slots))
+        futures = [pool.submit(self.work, spec) for spec in self.jobs]
+        try:
+            follow(self.folder, self.jobs, futures, self.show)
+            for future in futures:
+                outcome.update(future.result())
+        except KeyboardInterrupt:
+            for future in futures:
+                future.cancel()
+            with self.guard:
+                for runner in self.runners:
+                    runner.stop()
+            pool.shutdown(wait=True)
+            raise
+        pool.shutdown(wait=True)
+        return outcome
+
+
+def run_progress(folder: Path, name: str) -> tuple[int, int] | None:
+    try:
+        info = rundir.read_json(folder / state.RUNS / name / rundir.RUN_JSON)
+    except (rundir.RunDirError, OSError):
+        return None
+    step, total = info.get("step"), info.get("total_steps")
+    if isinstance(step, int) and isinstance(total, int) and total > 0:
+        return step, total
+    return None
+
+
+def follow(folder: Path, jobs: list[JobSpec], futures: list, show: bool) -> None:
+    """One progress display for the study until every job is done (or just wait)."""
+    if not show:
+        for future in futures:
+            future.exception()
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    names = [spec.run_name(seed) for spec in jobs for seed in spec.seeds]
+    console = Console(stderr=True)
+    with Progress(TextColumn("[bold]study"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("runs  {task.fields[now]}"), TimeElapsedColumn(),
+                  console=console, refresh_per_second=2,
+                  disable=not console.is_terminal) as bar:
+        task = bar.add_task("study", total=len(names), now="")
+        while True:
+            done = sum(f.done() for f in futures)
+            steps = [run_progress(folder, name) for name in names]
+            known = [s for s in steps if s is not None]
+            fraction = sum(min(1.0, s / t) for s, t in known)
+            running = sum(1 for f in futures if f.running())
+            bar.update(task, completed=fraction,
+                       now=f"jobs {done}/{len(futures)} done, {running} running")
+            if done == len(futures):
+                break
+            time.sleep(0.5)

@@ -142,7 +142,7 @@ def load_study(path: Path | str, seeds_override: str | None = None) -> Study:
     seeds = (parse_seed_option(seeds_override, "--seeds") if seeds_override is not None
              else read_seeds(data.get("seeds", 1), f"{where}: seeds"))
     grid = read_options(table(data, "grid", where), f"{where}: grid")
-    excludes = [read_match(entry, base, f"{where}: exclude[{i}]")
+    excludes = [read_match(entry, layouts, base, f"{where}: exclude[{i}]")
                 for i, entry in enumerate(tables(data, "exclude", where))]
     configs = [(layout, options) for layout in layouts for options in product(grid)
                if not any(matches(layout, options, rule) for rule in excludes)]
@@ -300,16 +300,27 @@ def product(axes: dict[str, list]) -> list[dict[str, Any]]:
             for combo in itertools.product(*(axes[n] for n in names))]
 
 
-def read_match(entry: dict, base: Path, where: str) -> dict:
+def lookup_layouts(value: Any, known: list[LayoutRef], base: Path, where: str
+                   ) -> list[LayoutRef]:
+    """Layouts named in an exclude or include: a study layout's name, or any layout."""
+    names = value if isinstance(value, list) else [value]
+    if not names or not all(isinstance(n, str) for n in names):
+        raise StudyError(f"{where}: must be a layout name or a list of them")
+    by_name = {ref.name: ref for ref in known}
+    refs: dict[str, LayoutRef] = {}
+    for name in names:
+        for ref in [by_name[name]] if name in by_name else resolve_layout(name, base, where):
+            refs.setdefault(ref.name, ref)
+    return list(refs.values())
+
+
+def read_match(entry: dict, known: list[LayoutRef], base: Path, where: str) -> dict:
     """An exclude rule: layout (names) and options, each a value or a list of values."""
     entry = dict(entry)
     rule: dict[str, Any] = {}
     if "layout" in entry:
-        names = entry.pop("layout")
-        names = names if isinstance(names, list) else [names]
-        if not all(isinstance(n, str) for n in names):
-            raise StudyError(f"{where}.layout: must be a layout name or a list of them")
-        rule["layout"] = {ref.name for n in names for ref in resolve_layout(n, base, where)}
+        refs = lookup_layouts(entry.pop("layout"), known, base, f"{where}.layout")
+        rule["layout"] = {ref.name for ref in refs}
     rule.update(read_options(entry, where))
     if not rule:
         raise StudyError(f"{where}: an empty rule would exclude everything")
@@ -333,7 +344,7 @@ def expand_include(entry: dict, layouts: list[LayoutRef], grid: dict[str, list],
     own = layouts
     for key in ("layout", "layouts"):
         if key in entry:
-            own = resolve_layouts(entry.pop(key), base, f"{where}.{key}")
+            own = lookup_layouts(entry.pop(key), layouts, base, f"{where}.{key}")
     seeds = read_seeds(entry.pop("seeds"), f"{where}.seeds") if "seeds" in entry else None
     axes = {**grid, **read_options(entry, where)}
     configs = []

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from allo import rundir
-from renderers import RendererError, RenderOptions, load
+from renderers import RendererError, RenderOptions, load, tables
 from renderers.figures import CurveFigure, CurvePanel, Line, RunData, clean
 from renderers.grouping import Group, RunSummary, band, group_runs, setting
 from renderers.plan import inside_run_outside_plots
@@ -30,8 +30,13 @@ COS, ERR = "cos/mean", "eig/mean_abs_error"
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
-    p.add_argument("runs", nargs="+", help="run directories")
-    p.add_argument("--format", default="png", help="png | svg | text (text: to stdout)")
+    p.add_argument("runs", nargs="+", help="run directories, or one study directory")
+    p.add_argument("--format", default="png",
+                   help="png | svg | text (text: to stdout); for a study also md | csv | tex "
+                        "(its table: renderers/tables.py)")
+    p.add_argument("--reference", type=Path, default=None,
+                   help="study tables: published values to show beside them (CSV: "
+                        "layout,objective,obs,seeds,metric,value)")
     p.add_argument(
         "--out",
         type=Path,
@@ -191,6 +196,15 @@ def main(argv: list[str]) -> int:
         args = parser().parse_args(argv)
     except SystemExit as exit_:
         return int(exit_.code or 0)
+    study = args.runs[0] if len(args.runs) == 1 and tables.is_study_dir(args.runs[0]) else None
+    if study is not None:
+        if args.format in tables.FORMATS:
+            return study_table(Path(study), args)
+        args.runs = tables.study_runs(Path(study))  # the figures of every run it has
+    elif args.format in tables.FORMATS or args.reference is not None:
+        print(f"{PROG}: --format {args.format} and --reference need one study directory "
+              "(results/studies/<name>)", file=sys.stderr)
+        return 2
     try:
         renderer_cls = load(args.format)
     except RendererError as err:
@@ -248,6 +262,26 @@ def main(argv: list[str]) -> int:
         + ", ".join(str(p) for p in written)
     )
     return 1 if failed else 0
+
+
+def study_table(folder: Path, args: argparse.Namespace) -> int:
+    """A study's table in one format: to stdout and to OUT/table.<ext>."""
+    try:
+        text = tables.render(folder, args.format, args.reference)
+    except tables.TableError as err:
+        print(f"{PROG}: {err}", file=sys.stderr)
+        return 2
+    inside = inside_run_outside_plots(args.out)
+    if inside is not None:
+        print(f"{PROG}: --out {args.out}: lies inside run {inside}; choose another folder",
+              file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    target = args.out / f"table.{args.format}"
+    rundir.atomic_write_text(target, text)
+    sys.stdout.write(text)
+    print(f"{PROG}: {folder}: table -> {target}", file=sys.stderr)
+    return 0
 
 
 if __name__ == "__main__":

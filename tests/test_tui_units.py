@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
+from renderers import colors
 from tui import chart, gridpaint, runinfo
 from tui.series import BoundedSeries, MetricStore, ema, minmax_downsample, rows_to_columns
 
@@ -69,17 +70,23 @@ def test_ema_is_debiased_and_smooth() -> None:
 
 
 # --------------------------------------------------------------------------- chart helpers
-def test_log_ticks_label_original_units() -> None:
-    positions, labels = chart.log_ticks(-4.2, 0.3)
+def test_y_ticks_come_from_the_shared_tick_module_in_original_units() -> None:
+    positions, labels = chart.y_ticks(-4.2, 0.3, log=True, rows=12)
     assert labels[0] == "1e-4" and labels[-1] == "1"
     assert all(float(p).is_integer() for p in positions)
-    # Less than a decade: 1-2-5 ticks instead of none.
-    positions, labels = chart.log_ticks(math.log10(0.15), math.log10(0.9))
+    # under two decades: 1-2-5 ticks (renderers.ticks.log_ticks), in original units
+    positions, labels = chart.y_ticks(math.log10(0.15), math.log10(0.9), log=True, rows=12)
     assert labels == ["0.2", "0.5"]
+    # linear: enough ticks to read a value, never more than one every other row
+    positions, labels = chart.y_ticks(0.9, 1.0, log=False, rows=10)
+    assert len(positions) >= 3 and labels[-1] == "1"
+    assert len(chart.y_ticks(0.0, 100.0, log=False, rows=3)[0]) <= 2
 
 
 def test_nice_ticks_and_labels() -> None:
-    assert chart.nice_ticks(0, 2000, 4) == [0, 500, 1000, 1500, 2000]
+    ticks, labels = chart.x_labels(0, 2000, 48, time_axis=False)
+    assert ticks == [0, 500, 1000, 1500, 2000] and labels[-1] == "2000"
+    assert chart.x_labels(0, 150, 48, time_axis=True)[1][-1] == "2:30"
     assert chart.step_label(25_000) == "25k" and chart.step_label(1_500_000) == "1.5M"
     assert chart.format_number(7.8e-16) == "0"
     assert chart.format_number(0.05213) == "0.0521"
@@ -112,12 +119,105 @@ def test_render_chart_log_y_hides_nonpositive_and_labels_decades() -> None:
             "loss/barrier": np.full(len(steps), 0.5),
         },
     )
-    text = chart.render_chart(store, chart.chart_by_key("loss"), 60, 16, log_y=True, color=False)
+    text = chart.render_chart(store, chart.chart_by_key("loss"), 60, 26, log_y=True, color=False)
     out = _plain(text)
-    assert "dual -1.0000 (≤0 hidden)" in out
+    assert "dual (log)  -1.0000 (≤0 hidden)" in out
     assert "1e-4" in out  # exp(-10) ~ 4.5e-5: the axis reaches 1e-4
     assert "1000" in out  # x axis reaches the last step
-    assert len(out.splitlines()) <= 16
+    assert len(out.splitlines()) <= 26
+    # too short for four panels: the ones left out are named
+    out = _plain(chart.render_chart(store, chart.chart_by_key("loss"), 60, 14, color=False))
+    assert "+ dual, barrier" in out and len(out.splitlines()) <= 14
+
+
+def _store(**columns) -> MetricStore:
+    store = MetricStore()
+    steps = np.arange(10, 1010, 10)
+    store.add_columns(steps, {k: v(steps) for k, v in columns.items()})
+    return store
+
+
+def test_convergence_panel_shows_one_minus_cos_on_a_log_axis() -> None:
+    """0.99 and 0.9995 must not look the same: 1 - mean |cos| spans decades."""
+    store = _store(**{"cos/mean": lambda s: 1.0 - 0.5 * np.exp(-s / 100.0),
+                      "time": lambda s: s / 100.0})
+    out = _plain(chart.render_chart(store, chart.chart_by_key("cos"), 60, 24, color=False))
+    assert "1 − mean |cos| (log)" in out and "mean |cos|" in out
+    assert "1e-4" in out and "0.01" in out  # 5e-5 at the end: decades are labelled
+    assert "strict" not in out  # no cos_strict column: no panel
+
+
+def test_cos_strict_gets_its_panel_when_present() -> None:
+    store = _store(**{"cos/mean": lambda s: 0.99 + 0 * s,
+                      "cos_strict/mean": lambda s: 0.9 + 0 * s})
+    out = _plain(chart.render_chart(store, chart.chart_by_key("cos"), 60, 30, color=False))
+    assert "1 − strict |cos|" in out and "0.1000" in out
+
+
+def test_each_metric_has_its_own_scale() -> None:
+    """A barrier coefficient of 3 does not share an axis with a gradient norm of 80."""
+    store = _store(**{"grad/norm": lambda s: 80.0 + 0 * s, "barrier/coef": lambda s: s / 333.0})
+    panels = chart.store_panels(store, chart.chart_by_key("grad"), chart.View())
+    assert [len(p.lines) for p in panels] == [1, 1]
+    out = _plain(chart.render_chart(store, chart.chart_by_key("grad"), 60, 24, color=False))
+    assert "barrier b" in out and "grad norm" in out and "80.00" in out
+
+
+def test_y_range_follows_the_visible_x_range() -> None:
+    store = _store(**{"loss/total": lambda s: np.where(s < 100, 1000.0, 1.0 + s / 1e4)})
+    view = chart.View(x_window=(0.5, 1.0))
+    panel = chart.store_panels(store, chart.chart_by_key("loss"), view)[0]
+    x_range = chart.visible_range(chart.x_extent([panel]), view.x_window)
+    drawn = chart.prepare(panel.lines[0], False, view, x_range, 60)
+    lo, hi = chart.y_limits([drawn], False)
+    assert hi < 2.0  # the early 1000s are outside the window
+    assert drawn.x.min() >= 505
+
+
+def test_cursor_reads_each_line_at_the_same_x() -> None:
+    store = _store(**{"loss/total": lambda s: s * 2.0})
+    view = chart.View(cursor=0.5)
+    panel = chart.store_panels(store, chart.chart_by_key("loss"), view)[0]
+    drawn = chart.prepare(panel.lines[0], False, view, (10.0, 1000.0), 60)
+    assert drawn.at_cursor == pytest.approx(1010.0)
+
+
+def test_time_axis_maps_steps_to_training_time() -> None:
+    store = _store(**{"loss/total": lambda s: s * 1.0, "time": lambda s: s / 50.0})
+    view = chart.View(time_axis=True)
+    line = chart.store_panels(store, chart.chart_by_key("loss"), view)[0].lines[0]
+    assert line.x[-1] == pytest.approx(20.0)
+
+
+def test_view_state_keys() -> None:
+    from tui.viewstate import ViewState
+
+    state = ViewState()
+    state.cycle_last()
+    assert state.view.x_window == (0.5, 1.0) and "last 50%" in state.flags()
+    state.cycle_last()
+    state.cycle_last()
+    assert state.view.x_window == pytest.approx((0.95, 1.0))
+    state.cycle_last()
+    assert state.view.x_window == (0.0, 1.0)
+    state.zoom(0.5)
+    assert state.view.x_window == (0.5, 1.0)  # pinned to the newest data
+    state.pan(-1)
+    assert state.view.x_window == (0.375, 0.875) and "38%–88%" in state.flags()
+    state.zoom(0.5)
+    assert state.view.x_window == pytest.approx((0.5, 0.75))
+    for _ in range(20):
+        state.pan(1)
+    assert state.view.x_window == pytest.approx((0.75, 1.0))
+    state.reset_range()
+    state.toggle_cursor()
+    state.move_cursor(-1)
+    assert state.view.cursor == pytest.approx(0.98)
+    state.toggle_axis()
+    assert "x=time" in state.flags() and "cursor" in state.flags()
+    before = state.version
+    state.toggle_log()
+    assert state.version == before + 1
 
 
 def test_render_chart_waits_without_data() -> None:
@@ -133,9 +233,9 @@ def test_paint_half_blocks_walls_and_signs() -> None:
     assert lines == ["▀▀▀", "▀▀▀"]  # 3 rows of cells -> 2 text rows
     styles = {span.start: span.style for span in text.spans}
     wall = styles[0]
-    assert wall.color.triplet == gridpaint.WALL  # upper cell is a wall
-    assert styles[1].color.triplet == gridpaint.POSITIVE
-    assert styles[2].color.triplet == gridpaint.NEGATIVE
+    assert wall.color.triplet == colors.WALL  # upper cell is a wall
+    assert styles[1].color.triplet == tuple(colors.diverging(np.array(1.0), 1.0))
+    assert styles[2].color.triplet == tuple(colors.diverging(np.array(-1.0), 1.0))
     assert gridpaint.painted_size(13, 13) == (13, 7)
 
 
@@ -159,7 +259,7 @@ def test_shrunk_grids_average_free_cells_and_keep_mostly_wall_blocks_as_walls() 
 
 def test_paint_monochrome_uses_signed_glyphs() -> None:
     grid = np.array([[np.nan, 1.0, -1.0, 0.0]])
-    assert gridpaint.paint(grid, color=False).plain == "█#=·"
+    assert gridpaint.paint(grid, color=False).plain == "░#=·"
 
 
 # --------------------------------------------------------------------------- status

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from tui.series import MetricStore
 
 POLL_SECONDS = 0.5
+
 MIN_CURVES_WIDTH = 30  # columns left for curves and table beside a wide eigenvector panel
 SHORT_SCREEN_ROWS = 28  # below this the overview drops its frame (2 rows instead of 4)
 

@@ -1,5 +1,11 @@
 """Curves drawn with plotext 6 braille markers, returned as rich Text.
 
+A chart is a stack of panels, one per metric, each on its own y scale (a barrier
+coefficient of 3 never shares an axis with a gradient norm of 80). Convergence
+measures (1 - mean |cos|, errors) are always drawn on a log axis, where 1e-2 becoming
+1e-3 is visible. The y range is that of the visible x range only; ticks come from the
+shared tick module (renderers.ticks), as in the figures.
+
 plotext keeps one global figure; only the UI thread calls `render_chart`, so it is
 never drawn from two threads. plotext's own log scale is not trusted: log-y plots
 log10 of the positive values and labels the ticks with the original numbers.
@@ -28,38 +34,50 @@ MONO_MARKERS = ("braille", "•", "+", "x", "o", "*")
 
 
 @dataclass(frozen=True)
+class Metric:
+    """One panel of a chart: a metrics.jsonl key, how to show it, and its axis."""
+
+    key: str
+    label: str
+    one_minus: bool = False  # plot 1 - value (|cos| -> distance from perfect)
+    log: bool = False  # always a log axis: a convergence measure
+
+
+@dataclass(frozen=True)
 class Chart:
-    """One selectable chart: a title and the metrics it overlays."""
+    """One selectable chart: a title and the metrics it stacks, each on its own scale."""
 
     key: str
     title: str
-    metrics: tuple[tuple[str, str], ...]  # (metrics.jsonl key, legend label)
+    metrics: tuple[Metric, ...]
 
 
 CHARTS: tuple[Chart, ...] = (
-    Chart("cos", "mean |cos| to ground truth", (("cos/mean", "mean |cos|"),)),
-    Chart(
-        "loss",
-        "losses",
-        (
-            ("loss/total", "total"),
-            ("loss/graph", "graph"),
-            ("loss/dual", "dual"),
-            ("loss/barrier", "barrier"),
-        ),
-    ),
-    Chart("orth", "orthogonality error ||h||_F", (("orth/error", "orth error"),)),
-    Chart(
-        "eig",
-        "eigenvalue errors",
-        (("eig/mean_abs_error", "mean abs"), ("eig/mean_rel_error", "mean rel")),
-    ),
-    Chart(
-        "grad",
-        "gradient norm, barrier coef",
-        (("grad/norm", "grad norm"), ("barrier/coef", "barrier b")),
-    ),
-)
+    Chart("cos", "convergence to ground truth", (
+        Metric("cos/mean", "1 − mean |cos|", one_minus=True, log=True),
+        Metric("cos_strict/mean", "1 − strict |cos|", one_minus=True, log=True),
+        Metric("cos/mean", "mean |cos|"),
+    )),
+    Chart("loss", "losses", (
+        Metric("loss/total", "total"),
+        Metric("loss/graph", "graph"),
+        Metric("loss/dual", "dual"),
+        Metric("loss/barrier", "barrier"),
+    )),
+    Chart("orth", "orthogonality error ||h||_F", (
+        Metric("orth/error", "orth error", log=True),
+    )),
+    Chart("eig", "eigenvalue errors", (
+        Metric("eig/mean_abs_error", "mean abs", log=True),
+        Metric("eig/mean_rel_error", "mean rel", log=True),
+    )),
+    Chart("grad", "gradient norm, barrier coef", (
+        Metric("grad/norm", "grad norm"),
+        Metric("barrier/coef", "barrier b"),
+    )),
+)  # fmt: skip
+
+PANEL_MIN_ROWS = 6  # title line + plotext's frame, 3 rows of data and the x labels
 
 
 def format_number(value: float | None) -> str:
@@ -103,106 +121,332 @@ def step_label(step: float) -> str:
     return f"{step:g}"
 
 
-def nice_ticks(lo: float, hi: float, count: int) -> list[float]:
-    """Round tick positions (1, 2, 5 times a power of ten) inside [lo, hi]."""
-    if hi <= lo or count < 1:
-        return [lo]
-    raw = (hi - lo) / count
-    power = 10.0 ** math.floor(math.log10(raw))
-    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
-    first = math.ceil(lo / step) * step
-    ticks = []
-    value = first
-    while value <= hi + 1e-9 * step:
-        ticks.append(round(value, 10))
-        value += step
-    return ticks
+@dataclass
+class View:
+    """What part of the data a chart shows and how: shared by every panel."""
 
-
-def decade_label(exponent: float) -> str:
-    value = 10.0**exponent
-    if -3 <= exponent <= 4:
-        return f"{value:g}"
-    return f"1e{int(round(exponent))}" if float(exponent).is_integer() else f"{value:.0e}"
-
-
-def log_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:
-    """Tick positions (in log10 units) and labels in original units for [lo, hi]."""
-    first, last = math.floor(lo), math.ceil(hi)
-    positions: list[float] = []
-    if last - first <= 1:
-        # Less than a decade on screen: 1, 2, 5 steps so there are still labels.
-        for decade in range(first, last + 1):
-            for mult in (1, 2, 5):
-                position = decade + math.log10(mult)
-                if lo - 1e-9 <= position <= hi + 1e-9:
-                    positions.append(position)
-    else:
-        step = max(1, math.ceil((last - first) / 6))
-        positions = [float(e) for e in range(first, last + 1, step) if lo - 1e-9 <= e <= hi + 1e-9]
-    if not positions:
-        positions = [lo, hi]
-    labels = [decade_label(p) if float(p).is_integer() else f"{10.0**p:.2g}" for p in positions]
-    return positions, labels
+    log_y: bool = False  # log axis for panels that are not always log
+    smooth: bool = False  # debiased EMA
+    x_window: tuple[float, float] = (0.0, 1.0)  # visible fraction of the x extent
+    cursor: float | None = None  # fraction of the visible x range, or None
+    time_axis: bool = False  # wall-clock seconds instead of steps
 
 
 @dataclass
-class ChartLine:
+class Line:
+    """One series of a panel: a run, or a group's mean with its band."""
+
     label: str
+    color: int  # index into PALETTE (and MONO_MARKERS)
     x: np.ndarray
     y: np.ndarray
-    latest: float | None
-    hidden: int  # points dropped (non-positive under log-y)
+    low: np.ndarray | None = None  # band (same x), e.g. a 95% interval
+    high: np.ndarray | None = None
+    latest: float | None = None
 
 
-def prepare_lines(
-    store: MetricStore, chart: Chart, width: int, log_y: bool, smooth: bool
-) -> list[ChartLine]:
-    """Series of a chart ready to draw: smoothed, log-transformed, downsampled."""
+@dataclass
+class Panel:
+    title: str
+    log: bool
+    lines: list[Line]
+
+
+def metric_values(metric: Metric, values: np.ndarray) -> np.ndarray:
+    return 1.0 - values if metric.one_minus else values
+
+
+def x_of(store: MetricStore, steps: np.ndarray, time_axis: bool) -> np.ndarray:
+    """Steps, or the run's training time at those steps (interpolated between rows)."""
+    import numpy as np
+
+    if not time_axis:
+        return steps.astype(np.float64)
+    time_steps, times = store.get("time")
+    if len(times) == 0:
+        return np.full(len(steps), np.nan)
+    return np.interp(steps, time_steps, times)
+
+
+def store_panels(store: MetricStore, chart: Chart, view: View) -> list[Panel]:
+    """One panel per metric that has data (one line each), for the single-run screen."""
+    panels = []
+    for index, metric in enumerate(chart.metrics):
+        steps, values = store.get(metric.key)
+        if not len(steps):
+            continue
+        values = metric_values(metric, values)
+        line = Line(metric.label, index, x_of(store, steps, view.time_axis), values,
+                    latest=float(values[-1]))
+        panels.append(Panel(metric.label, metric.log, [line]))
+    return panels
+
+
+def x_extent(panels: list[Panel]) -> tuple[float, float] | None:
+    import numpy as np
+
+    xs = [line.x[np.isfinite(line.x)] for p in panels for line in p.lines]
+    xs = [x for x in xs if len(x)]
+    if not xs:
+        return None
+    return float(min(x.min() for x in xs)), float(max(x.max() for x in xs))
+
+
+def visible_range(extent: tuple[float, float], window: tuple[float, float]
+                  ) -> tuple[float, float]:
+    lo, hi = extent
+    span = hi - lo
+    a, b = window
+    return lo + a * span, lo + b * span
+
+
+@dataclass
+class Drawn:
+    """A line ready to draw: visible, smoothed, log-transformed, downsampled."""
+
+    line: Line
+    x: np.ndarray
+    y: np.ndarray
+    low: np.ndarray | None
+    high: np.ndarray | None
+    hidden: int  # points dropped (non-positive under a log axis)
+    at_cursor: float | None
+
+
+def prepare(line: Line, log: bool, view: View, x_range: tuple[float, float],
+            width: int) -> Drawn:
     import numpy as np
 
     from tui.series import ema, minmax_downsample
 
-    lines = []
-    for key, label in chart.metrics:
-        x, y = store.get(key)
-        latest = float(y[-1]) if len(y) else None
-        finite = np.isfinite(y)
-        x, y = x[finite], y[finite]
-        if smooth and len(y) > 2:
-            y = ema(y)
-        hidden = 0
-        if log_y:
-            positive = y > 0
-            hidden = int((~positive).sum())
-            x, y = x[positive], np.log10(y[positive])
-        x, y = minmax_downsample(x.astype(np.float64), y, max(8, 2 * width))
-        lines.append(ChartLine(label, x, y, latest, hidden))
-    return lines
+    x, y = line.x, line.y
+    low, high = line.low, line.high
+    keep = np.isfinite(x) & np.isfinite(y)
+    x, y = x[keep], y[keep]
+    low = low[keep] if low is not None else None
+    high = high[keep] if high is not None else None
+    if view.smooth and len(y) > 2:
+        y = ema(y)
+    cursor_value = None
+    if view.cursor is not None and len(x):
+        at = x_range[0] + view.cursor * (x_range[1] - x_range[0])
+        if x[0] <= at <= x[-1]:
+            cursor_value = float(np.interp(at, x, y))
+    inside = (x >= x_range[0]) & (x <= x_range[1])
+    x, y = x[inside], y[inside]
+    low = low[inside] if low is not None else None
+    high = high[inside] if high is not None else None
+    hidden = 0
+    if log:
+        positive = y > 0
+        hidden = int((~positive).sum())
+        x, y = x[positive], np.log10(y[positive])
+        if low is not None and high is not None:
+            low, high = low[positive], high[positive]
+            low = np.log10(np.where(low > 0, low, np.nan))
+            high = np.log10(np.where(high > 0, high, np.nan))
+    points = max(8, 2 * width)
+    if low is not None and high is not None and len(x) > points:
+        picks = np.linspace(0, len(x) - 1, points).astype(int)  # a band: even thinning
+        x, y, low, high = x[picks], y[picks], low[picks], high[picks]
+    else:
+        x, y = minmax_downsample(x.astype(np.float64), y, points)
+    return Drawn(line, x, y, low, high, hidden, cursor_value)
 
 
-def legend_text(lines: list[ChartLine], color: bool, width: int = 200) -> Text:
-    """Swatch, label and latest raw value per series, wrapped onto as few lines as fit."""
-    items = []
-    for i, line in enumerate(lines):
-        item = Text(no_wrap=True)
-        swatch = "━━" if color else MONO_MARKERS[i % len(MONO_MARKERS)].replace("braille", "⠿")
-        item.append(swatch + " ", style=f"color({PALETTE[i % len(PALETTE)]})" if color else "")
-        item.append(f"{line.label} ")
-        item.append(format_number(line.latest), style="bold")
-        if line.hidden:
-            item.append(" (≤0 hidden)" if not len(line.x) else " (some ≤0 hidden)", "dim")
-        items.append(item)
-    rows: list[Text] = [Text(no_wrap=True, overflow="ellipsis")]
-    for item in items:
-        row = rows[-1]
-        if row.cell_len and row.cell_len + 2 + item.cell_len > width:
-            rows.append(Text(no_wrap=True, overflow="ellipsis"))
-            row = rows[-1]
-        if row.cell_len:
-            row.append("  ")
-        row.append_text(item)
-    return _joined(*rows)
+def y_limits(drawn: list[Drawn], log: bool) -> tuple[float, float] | None:
+    import numpy as np
+
+    parts = [d.y for d in drawn if len(d.y)]
+    parts += [b[np.isfinite(b)] for d in drawn for b in (d.low, d.high) if b is not None]
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return None
+    lo = float(min(p.min() for p in parts))
+    hi = float(max(p.max() for p in parts))
+    if hi - lo < 1e-12:
+        pad = 0.5 if log else max(abs(lo) * 0.05, 1e-6)
+        lo, hi = lo - pad, hi + pad
+    return lo, hi
+
+
+def y_ticks(lo: float, hi: float, log: bool, rows: int) -> tuple[list[float], list[str]]:
+    """Positions (log10 units on a log axis) and labels, from renderers.ticks."""
+    from renderers.ticks import format_tick, log_ticks, nice_ticks
+
+    most = max(2, (rows + 1) // 2)  # a label every other row at the densest
+    count = max(2, min(6, most))
+    if log:
+        values = log_ticks(10.0**lo, 10.0**hi)
+        if len(values) < 2:  # inside one decade: linear ticks of the values
+            values = [v for v in nice_ticks(10.0**lo, 10.0**hi, count) if v > 0]
+        values = _thinned(values, most)
+        return [math.log10(v) for v in values], [format_tick(v, log=True) for v in values]
+    for asked in range(count, 0, -1):  # the most round ticks that fit the rows
+        values = [v for v in nice_ticks(lo, hi, asked) if lo - 1e-12 <= v <= hi + 1e-12]
+        if len(values) <= most:
+            break
+    return values, [format_tick(v) for v in values]
+
+
+def _thinned(values: list[float], most: int) -> list[float]:
+    """Every k-th tick so that at most `most` remain (labels never share a row)."""
+    if len(values) <= most:
+        return values
+    stride = -(-len(values) // most)
+    return values[::stride]
+
+
+def x_labels(lo: float, hi: float, width: int, time_axis: bool) -> tuple[list[float], list[str]]:
+    from renderers.ticks import nice_ticks
+
+    ticks = nice_ticks(lo, hi, max(2, min(7, width // 12)))
+    ticks = [t for t in ticks if lo - 1e-9 <= t <= hi + 1e-9]
+    label = time_label if time_axis else step_label
+    return ticks, [label(t) for t in ticks]
+
+
+def time_label(seconds: float) -> str:
+    """Axis labels for wall time: 45s, 2:30, 1:05:00."""
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def swatch(index: int, color: bool) -> Text:
+    if color:
+        return Text("━━", style=f"color({PALETTE[index % len(PALETTE)]})")
+    return Text(MONO_MARKERS[index % len(MONO_MARKERS)].replace("braille", "⠿") * 2)
+
+
+def panel_title(panel: Panel, drawn: list[Drawn], color: bool, width: int,
+                cursor: bool, log: bool) -> Text:
+    """The panel's name; with one line, its latest (or at-cursor) value beside it."""
+    title = Text(no_wrap=True, overflow="ellipsis")
+    if len(panel.lines) == 1 and drawn:
+        d = drawn[0]
+        title.append_text(swatch(d.line.color, color))
+        title.append(" ")
+    title.append(panel.title, style="bold")
+    if log:
+        title.append(" (log)", style="dim")
+    if len(panel.lines) == 1 and drawn:
+        d = drawn[0]
+        value = d.at_cursor if cursor else d.line.latest
+        title.append(("  at cursor " if cursor else "  ") + format_number(value))
+        if d.hidden:
+            title.append(" (≤0 hidden)" if not len(d.x) else " (some ≤0 hidden)", "dim")
+    title.truncate(width)
+    return title
+
+
+def draw_panel(panel: Panel, width: int, height: int, view: View,
+               x_range: tuple[float, float], color: bool, x_axis: bool = True) -> Text:
+    """Title line and plot of one panel, `height` rows at most."""
+    import numpy as np
+    import plotext  # imported late: ~0.35 s, kept off the first-paint path
+
+    log = panel.log or view.log_y
+    drawn = [prepare(line, log, view, x_range, width) for line in panel.lines]
+    title = panel_title(panel, drawn, color, width, view.cursor is not None, log)
+    visible = [d for d in drawn if len(d.x)]
+    limits = y_limits(visible, log)
+    if limits is None or width < 20 or height < 4:
+        note = "no data in this x range" if limits is None else "(too small to plot)"
+        return _joined(title, Text(note, style="dim"))
+    y_lo, y_hi = limits
+    figure = plotext.figure
+    plotext.terminal.limit(False, False)
+    figure.clear()
+    figure.theme("simple")
+    figure.plot_size(width, height - 1)
+    figure.legend(active=False)
+    for d in visible:
+        index = d.line.color
+        pixel = plotext.pixel(foreground=PALETTE[index % len(PALETTE)]) if color else None
+        for band in (d.low, d.high):
+            if band is not None and np.isfinite(band).any():
+                ok = np.isfinite(band)
+                edge = figure.signal(d.x[ok].tolist(), band[ok].tolist(),
+                                     marker=plotext.marker("dot" if color else "·", pixel))
+                figure.draw(edge)
+        marker = "braille" if color else MONO_MARKERS[index % len(MONO_MARKERS)]
+        signal = figure.signal(d.x.tolist(), d.y.tolist(), marker=plotext.marker(marker, pixel))
+        signal.lines(True)
+        figure.draw(signal)
+    x_lo, x_hi = x_range
+    if x_hi <= x_lo:
+        x_hi = x_lo + 1
+    if view.cursor is not None:
+        at = x_lo + view.cursor * (x_hi - x_lo)
+        bar = figure.signal([at, at], [y_lo, y_hi], marker=plotext.marker("│", None))
+        bar.lines(True)
+        figure.draw(bar)
+    figure.ruler("x").lim(x_lo, x_hi)
+    figure.ruler("y").lim(y_lo, y_hi)
+    positions, labels = y_ticks(y_lo, y_hi, log, height - 4)
+    figure.ruler("y").ticks(positions, labels)
+    if x_axis:
+        ticks, tick_labels = x_labels(x_lo, x_hi, width, view.time_axis)
+        figure.ruler("x").ticks(ticks, tick_labels)
+    else:
+        figure.ruler("x").ticks([], [])
+    ansi = figure.build().string(colorless=not color)
+    plot = Text.from_ansi(ansi, no_wrap=True)
+    plot.rstrip()
+    return _joined(title, plot)
+
+
+def render_panels(panels: list[Panel], width: int, height: int, view: View,
+                  color: bool = True, header: Text | None = None) -> Text:
+    """Panels stacked (or side by side when short and wide), each on its own y scale,
+    all on the same visible x range; `height` rows at most."""
+    extent = x_extent(panels)
+    parts = [header] if header is not None else []
+    room = height - (header.plain.count("\n") + 1 if header is not None else 0)
+    if extent is None:
+        return _joined(*parts, Text("waiting for metrics…", style="dim"))
+    x_range = visible_range(extent, view.x_window)
+    across = 1
+    while (room // -(-len(panels) // across) < PANEL_MIN_ROWS
+           and width // (across + 1) >= 36 and across < len(panels)):
+        across += 1
+    shown = min(len(panels), across * max(1, room // PANEL_MIN_ROWS))
+    if shown < len(panels):  # a row to name the panels left out
+        room -= 1
+        shown = min(len(panels), across * max(1, room // PANEL_MIN_ROWS))
+    rows_each = max(4, room // max(1, -(-shown // across)))
+    col_width = (width - (across - 1)) // across
+    grid_rows: list[Text] = []
+    for top in range(0, shown, across):
+        row_panels = panels[top : top + across]
+        texts = [draw_panel(p, col_width, rows_each, view, x_range, color) for p in row_panels]
+        grid_rows.append(_side_by_side(texts, col_width))
+    if shown < len(panels):
+        more = ", ".join(p.title for p in panels[shown:])
+        grid_rows.append(Text(f"+ {more} (taller terminal, or t)", style="dim"))
+    return _joined(*parts, *grid_rows)
+
+
+def _side_by_side(texts: list[Text], width: int) -> Text:
+    if len(texts) == 1:
+        return texts[0]
+    split = [t.split("\n") for t in texts]
+    rows = max(len(s) for s in split)
+    out = []
+    for r in range(rows):
+        line = Text(no_wrap=True)
+        for i, s in enumerate(split):
+            cell = s[r].copy() if r < len(s) else Text()
+            cell.truncate(width, pad=True)
+            if i:
+                line.append(" ")
+            line.append_text(cell)
+        out.append(line)
+    return _joined(*out)
 
 
 def render_chart(
@@ -214,55 +458,11 @@ def render_chart(
     log_y: bool = False,
     smooth: bool = False,
     color: bool = True,
+    view: View | None = None,
 ) -> Text:
-    """The chart (legend line + plot) as rich Text of exactly `height` lines at most."""
-    import numpy as np
-    import plotext  # imported late: ~0.35 s, kept off the first-paint path
-
-    lines = prepare_lines(store, chart, width, log_y, smooth)
-    legend = legend_text(lines, color, width)
-    legend_rows = legend.plain.count("\n") + 1
-    drawable = [line for line in lines if len(line.x)]
-    if not drawable or width < 20 or height < 4 + legend_rows:
-        note = "waiting for metrics…" if not drawable else "(too small to plot)"
-        return _joined(legend, Text(note, style="dim"))
-
-    figure = plotext.figure
-    plotext.terminal.limit(False, False)
-    figure.clear()
-    figure.theme("simple")
-    figure.plot_size(width, height - legend_rows)
-    figure.legend(active=False)
-    for line in drawable:
-        index = lines.index(line)
-        marker = "braille" if color else MONO_MARKERS[index % len(MONO_MARKERS)]
-        pixel = plotext.pixel(foreground=PALETTE[index % len(PALETTE)]) if color else None
-        signal = figure.signal(
-            line.x.tolist(), line.y.tolist(), marker=plotext.marker(marker, pixel)
-        )
-        signal.lines(True)
-        figure.draw(signal)
-    xs = np.concatenate([line.x for line in drawable])
-    ys = np.concatenate([line.y for line in drawable])
-    x_lo, x_hi = float(xs.min()), float(xs.max())
-    if x_hi <= x_lo:
-        x_hi = x_lo + 1
-    figure.ruler("x").lim(x_lo, x_hi)
-    y_lo, y_hi = float(ys.min()), float(ys.max())
-    if y_hi - y_lo < 1e-12:
-        pad = 0.5 if log_y else max(abs(y_lo) * 0.05, 1e-6)
-        y_lo, y_hi = y_lo - pad, y_hi + pad
-    figure.ruler("y").lim(y_lo, y_hi)
-    if log_y:
-        positions, labels = log_ticks(y_lo, y_hi)
-        figure.ruler("y").ticks(positions, labels)
-    x_ticks = nice_ticks(x_lo, x_hi, max(2, min(7, width // 12)))
-    figure.ruler("x").ticks(x_ticks, [step_label(t) for t in x_ticks])
-    figure.ruler("y").frequency(max(2, min(5, (height - 4) // 3)))
-    ansi = figure.build().string(colorless=not color)
-    plot = Text.from_ansi(ansi, no_wrap=True)
-    plot.rstrip()
-    return _joined(legend, plot)
+    """The single-run chart as rich Text of `height` lines at most."""
+    view = view or View(log_y=log_y, smooth=smooth)
+    return render_panels(store_panels(store, chart, view), width, height, view, color)
 
 
 def _joined(*parts: Text) -> Text:

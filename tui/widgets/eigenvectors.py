@@ -60,7 +60,18 @@ class Eigenvectors(Widget, can_focus=True):
         self.export_step: int | str | None = None
         self.run_step: int | None = None  # the run's current step, to spot stale exports
         self.color = True
+        self.forced_form: str | None = None  # tests; else the terminal's own
         self.per_page = 1
+
+    @property
+    def form(self) -> str:
+        """The shared colour map's form this terminal draws (renderers.colors): a
+        256-colour terminal gets the 256-colour ramp, not a downgrade of truecolor."""
+        from renderers.colors import form_for  # numpy: loaded by the time grids draw
+
+        if self.forced_form is not None:
+            return self.forced_form
+        return form_for(self.app.console.color_system, not self.color)
 
     # ------------------------------------------------------------------ data
     def set_truth(self, env: EnvInfo, values: np.ndarray, vectors: np.ndarray) -> None:
@@ -127,10 +138,10 @@ class Eigenvectors(Widget, can_focus=True):
         finite = np.abs(self.truth[:, i])
         scale = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
         cols, _ = painted_size(env.height, env.width, self.color, shrink)
-        truth_pic = paint(shrunk(env.grid(self.truth[:, i]), shrink), scale, self.color)
+        form = self.form
+        truth_pic = paint(shrunk(env.grid(self.truth[:, i]), shrink), scale, form)
         if self.aligned is not None and i < self.aligned.shape[1]:
-            learned_pic = paint(shrunk(env.grid(self.aligned[:, i]), shrink), scale,
-                                self.color)
+            learned_pic = paint(shrunk(env.grid(self.aligned[:, i]), shrink), scale, form)
             cos = float(self.cosines[i]) if self.cosines is not None else None
         else:
             learned_pic = Text("(waiting)", style="dim")
@@ -200,7 +211,7 @@ class Eigenvectors(Widget, can_focus=True):
     def render(self) -> Text:
         if self.env is None or self.truth is None:
             return Text("waiting for ground truth…", style="dim")
-        from tui.gridpaint import colorbar
+        from tui.gridpaint import colorbar, wall_swatch
 
         arrangement = self.arrangement()
         across, down = self.layout_pages(*arrangement)
@@ -216,6 +227,7 @@ class Eigenvectors(Widget, can_focus=True):
             rows.append(_hstack([t for t, _ in items], [w for _, w in items], GAP + 1))
         body = Text("\n\n", no_wrap=True).join(rows)
         bar_width = min(24, max(8, self.content_size.width - 12))
-        legend = Text.assemble(colorbar(bar_width, self.color), ("  walls ", "dim"))
-        legend.append("██" if self.color else "█", "rgb(88,88,88)" if self.color else "")
+        form = self.form
+        legend = Text.assemble(colorbar(bar_width, form), ("  walls ", "dim"))
+        legend.append_text(wall_swatch(form))
         return Text("\n", no_wrap=True).join([body, legend])

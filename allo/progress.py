@@ -11,12 +11,15 @@ from rich.progress import (
     Progress,
     TextColumn,
     TimeElapsedColumn,
-    TimeRemainingColumn,
 )
+
+from allo.rate import RateWindow, clock, eta_seconds
 
 
 class TrainProgress:
-    """One bar: step M/N, steps/s, ETA, current mean |cos|; export lines print above it."""
+    """One bar: step M/N, steps/s, ETA, current mean |cos|; export lines print above it.
+
+    steps/s and the ETA come from allo.rate, the same windowed rate `allo watch` shows."""
 
     def __init__(self, total: int):
         self.console = Console(stderr=True)
@@ -26,14 +29,15 @@ class TrainProgress:
             MofNCompleteColumn(),
             TextColumn("{task.fields[sps]} steps/s"),
             TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
+            TextColumn("ETA {task.fields[eta]}"),
             TextColumn("mean|cos| {task.fields[cos]}"),
             console=self.console,
             refresh_per_second=4,
             disable=not self.console.is_terminal,
         )
-        self.task = self.progress.add_task("train", total=total, sps="-", cos="-")
+        self.task = self.progress.add_task("train", total=total, sps="-", cos="-", eta="-")
+        # steps/s and ETA as `allo watch` computes them (allo.rate), from the rows' times
+        self.rates = RateWindow()
 
     def __enter__(self) -> TrainProgress:
         self.progress.__enter__()
@@ -45,7 +49,11 @@ class TrainProgress:
     def update(self, step: int, total: int, row: dict | None) -> None:
         fields = {}
         if row is not None:
-            fields = {"sps": f"{row['sps']:.0f}", "cos": f"{row['cos/mean']:.4f}"}
+            self.rates.add(row.get("time", float("nan")), row["step"])
+            rate = self.rates.rate()
+            fields = {"sps": "-" if rate is None else f"{rate:.0f}",
+                      "cos": f"{row['cos/mean']:.4f}",
+                      "eta": clock(eta_seconds(rate, step, total))}
         self.progress.update(self.task, completed=step, total=total, **fields)
 
     def log(self, line: str) -> None:

@@ -135,7 +135,7 @@ async def test_chart_keys_log_smooth_and_focus(tmp_path: Path) -> None:
 
 
 @sync
-async def test_t_hides_the_eigenvalue_table_for_taller_curves(tmp_path: Path) -> None:
+async def test_t_switches_between_curves_and_the_whole_table_at_80x24(tmp_path: Path) -> None:
     run = SyntheticRun(tmp_path / "run", d=10, total_steps=500)
     run.advance(500, log_freq=10, export_freq=100)
     app = fast_app(run.path)
@@ -143,15 +143,40 @@ async def test_t_hides_the_eigenvalue_table_for_taller_curves(tmp_path: Path) ->
         await wait_for(pilot, lambda: loaded(app))
         await pilot.pause()
         curves, table = app.query_one(Curves), app.query_one(Eigenvalues)
+        assert curves.display and not table.display  # a short screen is not split
+        await pilot.press("t")
+        await pilot.pause()
+        assert table.display and not curves.display
+        assert app.focused is table  # focus never stays on a hidden panel
+        # every row and every column, the Rayleigh quotient's included, on screen
+        assert table.size.height >= 11 and table.max_scroll_y == 0
+        assert table.max_scroll_x == 0
+        await pilot.press("t")
+        await pilot.pause()
+        assert curves.display and not table.display
+        assert app.focused is curves
+
+
+@sync
+async def test_t_steps_through_both_curves_and_table_on_a_tall_screen(tmp_path: Path) -> None:
+    run = SyntheticRun(tmp_path / "run", d=6, total_steps=200)
+    run.advance(200, log_freq=10, export_freq=100)
+    app = fast_app(run.path)
+    async with app.run_test(size=(100, 40)) as pilot:
+        await wait_for(pilot, lambda: loaded(app))
+        await pilot.pause()
+        curves, table = app.query_one(Curves), app.query_one(Eigenvalues)
+        assert curves.display and table.display
         before = curves.size.height
-        table.focus()
         await pilot.press("t")
         await pilot.pause()
         assert not table.display and curves.size.height > before
-        assert app.focused is curves  # focus never stays on a hidden panel
         await pilot.press("t")
         await pilot.pause()
-        assert table.display and curves.size.height == before
+        assert table.display and not curves.display
+        await pilot.press("t")
+        await pilot.pause()
+        assert table.display and curves.display and curves.size.height == before
 
 
 @sync
@@ -268,7 +293,11 @@ async def test_render_key_reports_outcome(tmp_path: Path, monkeypatch) -> None:
     app = fast_app(run.path)
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         await pilot.press("r")
-        await wait_for(pilot, lambda: any("render failed" in n.message for n in app._notifications))
+        await wait_for(pilot, lambda: any("render failed" in n.message for n in app.notices))
+        notice = app.query_one("#notice")
+        assert notice.display and notice.region.y + 1 < app.size.height  # its own row
+        for panel in ("#eigenvectors", "#curves", "#overview"):  # covering none of them
+            assert not notice.region.overlaps(app.query_one(panel).region)
         assert calls == [run.path]
 
 

@@ -370,3 +370,38 @@ def test_eigenvalue_row_shows_both_estimates_and_the_duals_error():
     # a row written before Rayleigh quotients were logged: a dash, not a crash
     table.latest = {"eig/estimate": [0.0, 0.55]}
     assert table.row_cells(1)[COLUMNS.index("vec. λ")].plain == format_number(None)
+
+
+def test_rate_is_the_trainers_windowed_rate() -> None:
+    from allo.rate import RATE_WINDOW_SECONDS, RateWindow, eta_seconds, rate_of_rows
+
+    # 100 steps/s for a minute, then 50 steps/s: the window follows the change
+    rows = [{"step": 10 * i, "time": i / 10} for i in range(601)]
+    rows += [{"step": 6000 + 10 * i, "time": 60 + i / 5} for i in range(1, 301)]
+    assert rate_of_rows(rows) == pytest.approx(50.0, rel=0.02)
+    assert rate_of_rows(rows[:601]) == pytest.approx(100.0)
+    # one slow interval (an export) barely moves it, unlike the last row's sps
+    bumpy = rows[:600] + [{"step": 6000, "time": 61.0}]
+    assert rate_of_rows(bumpy) > 90
+    window = RateWindow()
+    window.extend((r["time"], r["step"]) for r in rows)
+    span = window.points[-1][0] - window.points[0][0]
+    assert RATE_WINDOW_SECONDS <= span < RATE_WINDOW_SECONDS + 1
+    window.add(1.0, 10)  # a resume starts over
+    assert window.rate() is None
+    assert eta_seconds(50.0, 9000, 10000) == 20.0 and eta_seconds(None, 1, 2) is None
+
+
+def test_trainer_line_and_watch_show_the_same_rate() -> None:
+    from allo.progress import TrainProgress
+    from allo.rate import rate_of_rows
+
+    rows = [{"step": 10 * i, "time": i / 7, "cos/mean": 0.5} for i in range(1, 400)]
+    bar = TrainProgress(10_000)
+    for row in rows:
+        bar.update(row["step"], 10_000, row)
+    shown = bar.progress.tasks[0].fields["sps"]
+    assert shown == f"{rate_of_rows(rows):.0f}" == "70"
+    state = runinfo.run_status(_info(total_steps=10_000, step=3990), rows[-1], now=1_000.0,
+                               rate=rate_of_rows(rows))
+    assert f"{state.sps:.0f}" == shown

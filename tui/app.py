@@ -32,15 +32,33 @@ from tui.messages import (
 from tui.widgets.curves import Curves
 from tui.widgets.eigenvalues import Eigenvalues
 from tui.widgets.eigenvectors import Eigenvectors
+from tui.widgets.notice import Notice
 from tui.widgets.overview import Overview
 
 if TYPE_CHECKING:
     from tui.series import MetricStore
 
 POLL_SECONDS = 0.5
-
 MIN_CURVES_WIDTH = 30  # columns left for curves and table beside a wide eigenvector panel
 SHORT_SCREEN_ROWS = 28  # below this the overview drops its frame (2 rows instead of 4)
+# What the left column shows, in the order `t` steps through them.
+LEFT_MODES = ("both", "curves", "table")
+LEFT_MODES_SHORT = ("curves", "table")
+
+
+def window_tail(times, steps) -> tuple[list[float], list[int]]:
+    """The rows of a batch that the steps/s window can still use: those of the last
+    window of training time and one before it (a long run's first read has many)."""
+    import numpy as np
+
+    from allo.rate import RATE_WINDOW_SECONDS
+
+    finite = np.isfinite(times)
+    times, steps = times[finite], steps[finite]
+    if not len(times):
+        return [], []
+    start = max(0, int(np.searchsorted(times, times[-1] - RATE_WINDOW_SECONDS)) - 1)
+    return times[start:].tolist(), steps[start:].tolist()
 
 
 class WatchApp(App[None]):
@@ -79,6 +97,7 @@ class WatchApp(App[None]):
         self._store: MetricStore | None = None
         self.wake = threading.Event()  # lets tests and run switches poll at once
         self.last_problem: str | None = None
+        self.left_mode = ""  # set on the first resize (LEFT_MODES)
 
     @property
     def store(self) -> MetricStore:
@@ -97,6 +116,7 @@ class WatchApp(App[None]):
                 yield Curves(id="curves")
                 yield Eigenvalues(id="eigenvalues")
             yield Eigenvectors(id="eigenvectors")
+        yield Notice(id="notice")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -134,9 +154,16 @@ class WatchApp(App[None]):
         overview.run_name = self.run_path.name
         overview.refresh_status()
 
+    @property
+    def short(self) -> bool:
+        return self.size.height < SHORT_SCREEN_ROWS
+
     def on_resize(self) -> None:
         """Short screens drop the overview's frame; the eigenvector column fits its grids."""
-        self.screen.set_class(self.size.height < SHORT_SCREEN_ROWS, "-short")
+        self.screen.set_class(self.short, "-short")
+        order = LEFT_MODES_SHORT if self.short else LEFT_MODES
+        if self.left_mode not in order:
+            self.set_left_mode(order[0])
         self.fit_eigenvectors()
 
     def fit_eigenvectors(self) -> None:
@@ -228,10 +255,15 @@ class WatchApp(App[None]):
     def on_metrics(self, message: MetricsArrived) -> None:
         if not self._current(message):
             return
+        overview = self.query_one(Overview)
         if message.reset:
             self.store.clear()
+            overview.rates.clear()
             self.notify("metrics.jsonl was rewritten (resume); reloading", timeout=4)
         self.store.add_columns(message.steps, message.columns)
+        times = message.columns.get("time")
+        if times is not None:
+            overview.add_times(*window_tail(times, message.steps))
         if message.latest is not None:
             self.store.latest = message.latest
         self.query_one(Curves).data_changed()
@@ -258,6 +290,23 @@ class WatchApp(App[None]):
             self.last_problem = message.text
             self.notify(message.text, severity="warning", timeout=8)
 
+    def notify(self, message: str, *, title: str = "", severity: str = "information",
+               timeout: float | None = None, markup: bool = True) -> None:
+        """On the notice line above the footer, never over a panel (tui.widgets.notice)."""
+        del title, markup
+        notices = self.screen.query(Notice) if self.screen.is_current else None
+        target = notices.first() if notices else None
+        if target is None:
+            try:
+                target = self.query_one(Notice)
+            except Exception:  # no main screen yet
+                return super().notify(message, severity=severity, timeout=timeout)
+        target.show(message, severity, 6.0 if timeout is None else timeout)
+
+    @property
+    def notices(self) -> list:
+        return self.query_one(Notice).history
+
     # ------------------------------------------------------------------ actions
     def action_help(self) -> None:
         from tui.widgets.help import HelpScreen  # modals load on demand, not at startup
@@ -273,11 +322,24 @@ class WatchApp(App[None]):
         curves.smooth = not curves.smooth
 
     def action_toggle_table(self) -> None:
-        """Hide the eigenvalue table so the curves get the whole left column (80x24)."""
-        table = self.query_one(Eigenvalues)
-        table.display = not table.display
+        """The left column shows curves and table, curves only, or the table only (all
+        its rows and columns); a short screen (80x24) never splits it in two."""
+        order = LEFT_MODES_SHORT if self.short else LEFT_MODES
+        current = self.left_mode if self.left_mode in order else order[0]
+        self.set_left_mode(order[(order.index(current) + 1) % len(order)])
+
+    def set_left_mode(self, mode: str) -> None:
+        self.left_mode = mode
+        left = self.query_one("#left")
+        for name in LEFT_MODES:
+            left.set_class(name == mode, f"-{name}")
+        table, curves = self.query_one(Eigenvalues), self.query_one(Curves)
+        table.display = mode != "curves"
+        curves.display = mode != "table"
         if not table.display and table.has_focus:
-            self.query_one(Curves).focus()
+            curves.focus()
+        if not curves.display and curves.has_focus:
+            table.focus()
 
     def action_chart(self, index: int) -> None:
         self.query_one(Curves).chart_index = index

@@ -152,8 +152,17 @@ class Panel:
     lines: list[Line]
 
 
+# Learned vectors are float32: 1 - |cos| below their resolution is rounding, not progress,
+# and is drawn at this floor rather than stretching a log axis down to 1e-16.
+ONE_MINUS_FLOOR = 1e-7
+
+
 def metric_values(metric: Metric, values: np.ndarray) -> np.ndarray:
-    return 1.0 - values if metric.one_minus else values
+    if not metric.one_minus:
+        return values
+    import numpy as np
+
+    return np.maximum(1.0 - values, ONE_MINUS_FLOOR)
 
 
 def x_of(store: MetricStore, steps: np.ndarray, time_axis: bool) -> np.ndarray:

@@ -10,6 +10,7 @@ import math
 import time
 from dataclasses import dataclass
 
+from allo.rate import clock
 from allo.rundir import STALL_SECONDS, effective_status
 
 STATUS_STYLE = {
@@ -59,8 +60,12 @@ def _number(value: object) -> float | None:
     return None
 
 
-def run_status(info: dict, latest: dict | None, now: float | None = None) -> RunStatus:
-    """Status, progress, speed and timing; ETA only while the run is really running."""
+def run_status(info: dict, latest: dict | None, now: float | None = None,
+               rate: float | None = None) -> RunStatus:
+    """Status, progress, speed and timing; ETA only while the run is really running.
+
+    `rate`: steps/s from allo.rate (the trainer's own windowed rate); without one, the
+    newest row's `sps` (its last log interval) stands in."""
     now = time.time() if now is None else now
     status = effective_status(info, now)
     step = int(_number(info.get("step")) or 0)
@@ -68,7 +73,7 @@ def run_status(info: dict, latest: dict | None, now: float | None = None) -> Run
         step = max(step, latest["step"])
     total = _number(info.get("total_steps"))
     total_int = int(total) if total else None
-    sps = _number(latest.get("sps")) if latest else None
+    sps = rate if rate is not None else (_number(latest.get("sps")) if latest else None)
     candidates = (_number(info.get("elapsed")), _number((latest or {}).get("time")))
     elapsed = max((v for v in candidates if v is not None), default=None)
     if elapsed is None:
@@ -85,17 +90,8 @@ def run_status(info: dict, latest: dict | None, now: float | None = None) -> Run
 
 
 def duration(seconds: float | None) -> str:
-    """1:05:09, 4:07 or 12s."""
-    if seconds is None or not math.isfinite(seconds):
-        return "—"
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}:{minutes:02d}:{secs:02d}"
-    if minutes:
-        return f"{minutes}:{secs:02d}"
-    return f"{secs}s"
+    """1:05:09, 4:07 or 12s (allo.rate.clock, as the trainer's line writes it)."""
+    return clock(seconds)
 
 
 def layout_line(info: dict) -> str:

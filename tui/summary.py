@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from allo import rundir
+from allo.rate import rate_of_rows
 from tui.chart import format_number
 from tui.runinfo import config_items, duration, layout_line, run_status, status_note
 
@@ -20,7 +21,7 @@ def summarize(path: Path, runs: list[Path] | None = None, now: float | None = No
     info = reader.info()
     rows, problems = reader.metrics_with_problems()
     latest = rows[-1] if rows else None
-    state = run_status(info, latest, time.time() if now is None else now)
+    state = run_status(info, latest, time.time() if now is None else now, rate_of_rows(rows))
     lines = [f"allo run  {path}"]
     config = "  ".join(f"{label} {value}".strip() for label, value in config_items(info))
     device = f"  device {info['device']}" if info.get("device") else ""

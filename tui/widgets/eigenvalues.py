@@ -18,11 +18,11 @@ from tui.chart import format_number, format_percent
 if TYPE_CHECKING:
     import numpy as np
 
-# "vec. λ" last: at 80 columns the panel shows up to |cos| and scrolls for the rest
 COLUMNS = ("#", "truth λ", "est. λ", "|error|", "rel", "|cos|", "vec. λ")
 # Fixed widths: cells are updated in place, which does not widen a column, and the
-# first row (lambda = 0) has no relative error to size "rel" by.
-WIDTHS = {"#": 2, "truth λ": 7, "est. λ": 7, "|error|": 7, "rel": 5, "vec. λ": 7, "|cos|": 5}
+# first row (lambda = 0) has no relative error to size "rel" by. No cell padding: one
+# column of each width is the gap, so all seven fit 46 columns (the panel at 80x24).
+WIDTHS = {"#": 2, "truth λ": 8, "est. λ": 8, "|error|": 8, "rel": 6, "|cos|": 6, "vec. λ": 8}
 
 
 def error_style(relative: float | None) -> str:
@@ -45,7 +45,7 @@ class Eigenvalues(DataTable):
     """Rows are updated in place so the cursor and scroll survive updates."""
 
     def __init__(self, **kwargs) -> None:
-        super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)
+        super().__init__(cursor_type="row", zebra_stripes=False, cell_padding=0, **kwargs)
         self.truth: np.ndarray | None = None
         self.latest: dict | None = None
 

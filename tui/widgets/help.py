@@ -13,17 +13,22 @@ HELP = """\
 
 [b]q[/b]             quit            [b]?[/b]  this help (esc closes)
 [b]tab[/b] shift-tab move focus between panels
-[b]1 2 3 4 5[/b]     curves: |cos|, losses, orthogonality error,
-              eigenvalue errors, gradient norm and barrier
+[b]1 2 3 4 5[/b]     curves: convergence (1 − mean |cos|, log), losses,
+              orthogonality, eigenvalue errors, gradient and barrier;
+              each metric in its own panel on its own scale
 [b]← →[/b]           previous / next chart (curves focused)
 [b]l[/b]             log-y: log10 of positive values (≤0 left out)
 [b]s[/b]             EMA smoothing (weight 0.9, debiased)
+[b]x[/b]             x axis: steps or training time
+[b]z[/b]             show the last 50%, 20%, 5% of the run, then all
+[b]+ -[/b]  [b]< >[/b]  [b]0[/b]    zoom in / out, pan, whole run again
+[b]c[/b]  [b], .[/b]         value cursor on/off, move it
 [b][ ][/b]           previous / next page of eigenvectors
               (arrows and PgUp/PgDn when that panel is focused)
 [b]↑ ↓ PgUp PgDn[/b] scroll the eigenvalue table (when focused)
-[b]t[/b]             hide / show the eigenvalue table (taller curves)
+[b]t[/b]             curves and table / curves / table (80x24: one or other)
 [b]r[/b]             render the latest export to PNG in RUN/plots
-[b]o[/b]             open another run from the same folder
+[b]o[/b]  [b]esc[/b]        the runs of this folder
 
 Eigenvectors: ground truth (left), latest learned export (right),
 sign-aligned and rotated within repeated eigenvalues; both on the

@@ -7,6 +7,7 @@ import time
 from rich.text import Text
 from textual.widgets import Static
 
+from allo.rate import RateWindow
 from tui.runinfo import (
     STATUS_STYLE,
     RunStatus,
@@ -25,6 +26,23 @@ def progress_bar(fraction: float | None, width: int) -> Text:
     return Text.assemble(("━" * filled, "green"), ("━" * (width - filled), "dim"))
 
 
+SETTINGS_LINES = 2  # the settings wrap onto a second line rather than being cut
+
+
+def wrap_items(items: list[Text], width: int, most: int) -> list[Text]:
+    """Items joined by two spaces, wrapped between items onto at most `most` lines."""
+    lines = [Text(no_wrap=True, overflow="ellipsis")]
+    for item in items:
+        line = lines[-1]
+        if line.cell_len and line.cell_len + 2 + item.cell_len > width and len(lines) < most:
+            lines.append(Text(no_wrap=True, overflow="ellipsis"))
+            line = lines[-1]
+        if line.cell_len:
+            line.append("  ")
+        line.append_text(item)
+    return lines
+
+
 class Overview(Static):
     """Two lines at the top. Re-checks the clock so a silent run turns 'stalled'."""
 
@@ -37,6 +55,7 @@ class Overview(Static):
         self.info: dict | None = None
         self.latest: dict | None = None
         self.clock = time.time  # replaced in tests
+        self.rates = RateWindow()  # the trainer's own steps/s definition (allo.rate)
         self.run_name = ""
 
     def on_mount(self) -> None:
@@ -53,15 +72,20 @@ class Overview(Static):
         self.latest = latest
         self.refresh_status()
 
+    def add_times(self, times, steps) -> None:
+        """(time, step) of new metrics rows, for the windowed rate."""
+        self.rates.extend(zip(times, steps, strict=True))
+
     def reset(self) -> None:
         self.latest = None
+        self.rates.clear()
         self.refresh_status()
 
     @property
     def state(self) -> RunStatus | None:
         if self.info is None:
             return None
-        return run_status(self.info, self.latest, self.clock())
+        return run_status(self.info, self.latest, self.clock(), self.rates.rate())
 
     def refresh_status(self) -> None:
         self.update(self.compose_text())
@@ -88,21 +112,16 @@ class Overview(Static):
             first.append(duration(state.eta_seconds), "bold")
         first.append(f"  elapsed {duration(state.elapsed_seconds)}")
         note = status_note(state)
-        second = Text(no_wrap=True, overflow="ellipsis")
-        second.append(layout_line(info), "bold")
+        items = [Text(layout_line(info), "bold")]
         for label, value in config_items(info):
-            second.append("  ")
-            if label:
-                second.append(f"{label} ", "dim")
-            second.append(value)
+            items.append(Text.assemble((f"{label} ", "dim") if label else "", value))
         device = info.get("device")
         if device:
-            second.append("  on ", "dim")
-            second.append(str(device))
+            items.append(Text.assemble(("on ", "dim"), str(device)))
         if self.run_name:
-            second.append("  run ", "dim")
-            second.append(self.run_name)
-        lines = [first, second]
+            items.append(Text.assemble(("run ", "dim"), self.run_name))
+        settings = wrap_items(items, width - 2, SETTINGS_LINES)
+        lines = [first, *settings]
         if note:  # why it failed or stalled gets its own line: it is the news
             lines.insert(1, Text(note, STATUS_STYLE.get(state.status, ""), no_wrap=True))
         text = Text("\n").join(lines)

@@ -49,7 +49,8 @@ async def wait_for(pilot, predicate: Callable[[], bool], timeout: float = 5.0) -
 
 
 def overview_text(app: WatchApp) -> str:
-    return app.query_one(Overview).compose_text().plain
+    found = app.query(Overview)  # empty until the screen has composed (a busy machine)
+    return found.first().compose_text().plain if found else ""
 
 
 def loaded(app: WatchApp) -> bool:

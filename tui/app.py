@@ -253,7 +253,7 @@ class WatchApp(App[None]):
 
     @on(MetricsArrived)
     def on_metrics(self, message: MetricsArrived) -> None:
-        if not self._current(message):
+        if not self._current(message) or not self.query(Overview):  # closing down
             return
         overview = self.query_one(Overview)
         if message.reset:

@@ -24,14 +24,25 @@ from allo.layouts import Layout
 CONVENTION = "laplacian_I_minus_T"
 # Terms of the offset series beyond this relative weight are summed in closed form.
 SERIES_TOLERANCE = 1e-14
+# Cells whose state law rho is below this are off the support (the data never reaches them).
+SUPPORT_FLOOR = 1e-15
+# Entries within this relative distance of a vector's largest magnitude tie for its sign.
+SIGN_TIE = 1e-6
+# Up to this many free cells the dense path (N x N matrices, numpy's eigh) is used when the
+# caller says how many eigenpairs it needs; above it, the matrix-free one
+# (allo/sparse_spectrum.py), whose time and memory grow about linearly in N.
+DENSE_MAX_CELLS = 600
 
 
 @dataclass
 class GroundTruth:
-    eigenvalues: np.ndarray  # (N,) ascending, of L = I - T on the support
-    eigenvectors: np.ndarray  # (N, N) rho-orthonormal columns; zero off the support
+    # ascending, of L = I - T on the support: all N (dense path, NaN-padded off the
+    # support) or the top ones a run needs (sparse path, a whole eigenspace at the end)
+    eigenvalues: np.ndarray
+    eigenvectors: np.ndarray  # (N, len(eigenvalues)) rho-orthonormal; zero off the support
     rho: np.ndarray  # (N,) state law of the constraint batches
-    pair_law: np.ndarray  # (N, N) symmetrised joint law of training pairs, sums to 1
+    # (N, N) symmetrised joint law of training pairs, sums to 1; None from the sparse path
+    pair_law: np.ndarray | None
     support: np.ndarray  # (N,) bool: cells the data ever visits
 
     def top(self, d: int) -> tuple[np.ndarray, np.ndarray]:
@@ -122,9 +133,17 @@ def pair_law(layout: Layout, gamma: float, num_steps: int, max_len: int) -> np.n
 
 
 def ground_truth(
-    layout: Layout, gamma: float, num_steps: int, max_len: int
+    layout: Layout, gamma: float, num_steps: int, max_len: int, count: int | None = None
 ) -> GroundTruth:
-    """Eigen-decomposition of L = I - T for the law allo's sampler really draws from."""
+    """Eigen-decomposition of L = I - T for the law allo's sampler really draws from.
+
+    `count`: the eigenpairs needed (the top `count` and the rest of the last one's
+    eigenspace); above DENSE_MAX_CELLS cells they come from the matrix-free operator.
+    Without it, every eigenpair, densely."""
+    if count is not None and layout.num_free > DENSE_MAX_CELLS:
+        from allo.sparse_spectrum import sparse_ground_truth  # scipy only where needed
+
+        return sparse_ground_truth(layout, gamma, num_steps, max_len, count)
     return operator_spectrum(pair_law(layout, gamma, num_steps, max_len))
 
 
@@ -133,7 +152,7 @@ def operator_spectrum(joint: np.ndarray) -> GroundTruth:
     above, or a data set's own (allo.budget.data_ceiling compares the two)."""
     sym = 0.5 * (joint + joint.T)
     rho = sym.sum(axis=1)
-    support = rho > 1e-15
+    support = rho > SUPPORT_FLOOR
     n = joint.shape[0]
     idx = np.flatnonzero(support)
     inv_sqrt = 1.0 / np.sqrt(rho[idx])
@@ -145,7 +164,7 @@ def operator_spectrum(joint: np.ndarray) -> GroundTruth:
     eigenvalues = np.clip(1.0 - mu[order], 0.0, None)
     vectors = np.zeros((n, len(idx)))
     vectors[idx] = vecs[:, order] * inv_sqrt[:, None]
-    vectors = _fix_signs(vectors)
+    vectors = fix_signs(vectors)
     # Off-support cells add no eigenvalue; pad so arrays stay (N, N).
     if len(idx) < n:
         pad = n - len(idx)
@@ -154,9 +173,15 @@ def operator_spectrum(joint: np.ndarray) -> GroundTruth:
     return GroundTruth(eigenvalues, vectors, rho, sym, support)
 
 
-def _fix_signs(vectors: np.ndarray) -> np.ndarray:
-    """Deterministic signs: the largest-magnitude entry of each vector is positive."""
-    pivots = np.argmax(np.abs(vectors), axis=0)
+def fix_signs(vectors: np.ndarray) -> np.ndarray:
+    """Deterministic signs: the largest-magnitude entry of each vector is positive.
+
+    Where several entries tie for the largest (symmetric layouts: v and its mirror image),
+    the first of them in cell order decides, so rounding noise never picks the sign.
+    """
+    magnitude = np.abs(vectors)
+    near_top = magnitude >= (1.0 - SIGN_TIE) * magnitude.max(axis=0, keepdims=True)
+    pivots = np.argmax(near_top, axis=0)
     signs = np.sign(vectors[pivots, np.arange(vectors.shape[1])])
     signs[signs == 0] = 1.0
     return vectors * signs

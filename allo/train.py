@@ -95,7 +95,8 @@ def _train(cfg: TrainConfig, resume: Path | None, progress: Progress | None,
 
     # exact ground truth for the law the sampler draws from (the same for every seed)
     phase = time.perf_counter()
-    truth = ground_truth(layout, cfg.gamma, cfg.num_steps, cfg.max_episode_length)
+    truth = ground_truth(layout, cfg.gamma, cfg.num_steps, cfg.max_episode_length,
+                         count=cfg.num_eigenvectors + 1)
     timings["ground_truth"] = time.perf_counter() - phase
     reachable = int(truth.support.sum())
     if reachable < cfg.num_eigenvectors:

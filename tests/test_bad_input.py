@@ -21,7 +21,7 @@ from synthetic import make_run
 from trainproc import one_line_error
 
 from allo import rundir
-from allo.layouts import MAX_FILE_BYTES, LayoutError, load_layout_file
+from allo.layouts import MAX_FILE_BYTES, MAX_SIDE, LayoutError, load_layout_file
 from renderers import command
 
 FAST = settings(max_examples=60, deadline=None,
@@ -71,8 +71,8 @@ def test_layout_limits(tmp_path):
     with pytest.raises(LayoutError, match="larger than"):
         load_layout_file(huge)
     wide = tmp_path / "wide.txt"
-    wide.write_text("X" * 129 + "\n X\n")
-    with pytest.raises(LayoutError, match="limit"):
+    wide.write_text("X" * (MAX_SIDE + 3) + "\n X\n")
+    with pytest.raises(LayoutError, match=f"limit is {MAX_SIDE}x{MAX_SIDE} cells .*, 3 over"):
         load_layout_file(wide)
     ragged = tmp_path / "ragged.txt"
     ragged.write_text("XXXX\nX\nX  X\n")

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from allo import __version__, dataset, rundir, settling
+from allo import __version__, capacity, dataset, rundir, settling
 from allo.budget import data_advice
 from allo.config import TrainConfig, parse_seeds
 from allo.layouts import (
@@ -101,6 +101,9 @@ def plan_runs(cfg: TrainConfig, resume: Path | None) -> tuple[list[SeedRun], Lay
     if cfg.run_dir and len(seeds) > 1 and "{seed}" not in cfg.run_dir:
         raise TrainError("--run-dir names one run; with --seeds use --results-dir, or put "
                          "{seed} in --run-dir")
+    problem = capacity.fits(layout.num_free, len(seeds), dataset.CHUNK_ENVS)
+    if problem:
+        raise TrainError(problem)
     if layout.components() > 1:
         print(f"allo: warning: layout {layout.name!r} has {layout.components()} disconnected "
               "free regions; each adds a zero eigenvalue", file=sys.stderr)

@@ -126,6 +126,10 @@ def launch(study: Study, folder: Path, todo: list[JobSpec], executor) -> int:
     print(f"{PROG}: {left} runs in {len(todo)} jobs to start or resume; "
           f"{executor.describe()}", file=sys.stderr)
     executor.run()
+    if not getattr(executor, "wait", True):  # submitted to SLURM; the runs go on there
+        print(f"{PROG}: `allo study {study.path} --status` follows it", file=sys.stderr)
+        print(folder)
+        return 0
     return summary(study, folder)
 
 

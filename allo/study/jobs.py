@@ -25,6 +25,28 @@ from allo.study.spec import Job
 USAGE = 2
 
 
+def exited(pid: int, seconds: float) -> bool:
+    """Whether child `pid` ends within `seconds`, without reaping it (its Popen.wait may
+    be suspended under a signal handler that calls this)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+                return True
+        except ChildProcessError:  # already reaped
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
+
+
+def ignore_warning_signal() -> None:
+    """In the `allo train` child of a SLURM task: SLURM's time-limit warning (USR2, sent
+    to every process of the step) is for submitit in the parent; by default it would
+    kill the trainer before its checkpoint."""
+    signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+
+
 @dataclass
 class JobSpec:
     """What a worker needs to run a job; plain data (a SLURM task receives a copy)."""
@@ -38,7 +60,7 @@ class JobSpec:
 
     @classmethod
     def of(cls, folder: Path, job: Job, seeds: list[int] | None = None) -> JobSpec:
-        return cls(str(folder), job.key, job.option_args(), list(seeds or job.seeds))
+        return cls(str(folder.resolve()), job.key, job.option_args(), list(seeds or job.seeds))
 
     def run_name(self, seed: int) -> str:
         return f"{self.key}__s{seed}"
@@ -48,18 +70,25 @@ class JobRunner:
     """Runs one JobSpec; `stop()` (from a signal handler or another thread) asks the
     current `allo train` to stop at its next step and checkpoint (SIGTERM)."""
 
-    def __init__(self, spec: JobSpec):
+    def __init__(self, spec: JobSpec, under_slurm: bool = False):
         self.spec = spec
+        self.under_slurm = under_slurm  # no threads in this process: preexec_fn is safe
         self.folder = Path(spec.study)
         self.child: subprocess.Popen | None = None
         self.stopping = False
         self.errors: dict[str, tuple[str, str | None]] = {}
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 0.0, limit: float = 60.0) -> None:
+        """Start no more trainers; the current one gets `grace` seconds to end by itself
+        (it may have had the signal already: a second one would stop it without its
+        checkpoint), then SIGTERM and `limit` seconds to checkpoint, then SIGKILL."""
         self.stopping = True
         child = self.child
-        if child is not None and child.poll() is None:
-            child.send_signal(signal.SIGTERM)
+        if child is None or exited(child.pid, grace):
+            return
+        child.send_signal(signal.SIGTERM)
+        if not exited(child.pid, limit):
+            child.kill()
 
     def run(self) -> dict[str, str]:
         """Every seed's status at the end (finished, failed, interrupted, running)."""
@@ -116,7 +145,8 @@ class JobRunner:
             out.flush()
             self.child = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                env=env, pass_fds=[lock.fd for lock in locks if lock.fd is not None])
+                env=env, pass_fds=[lock.fd for lock in locks if lock.fd is not None],
+                preexec_fn=ignore_warning_signal if self.under_slurm else None)
             code = self.child.wait()
         self.child = None
         return code

@@ -93,9 +93,9 @@ class LocalExecutor:
         except KeyboardInterrupt:
             for future in futures:
                 future.cancel()
-            with self.guard:
+            with self.guard:  # the trainers had the Ctrl-C too: they checkpoint and end
                 for runner in self.runners:
-                    runner.stop()
+                    runner.stopping = True
             pool.shutdown(wait=True)
             raise
         pool.shutdown(wait=True)

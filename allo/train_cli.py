@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from allo import config as config_module
+from allo.cliparse import AlloParser
 from allo.config import TrainConfig
 
 # Flags that may change when a run is resumed; everything else must stay as it was.
@@ -15,21 +16,19 @@ RESUME_OVERRIDABLE = {"num_gradient_steps", "device", "cuda_graph", "threads",
                       "plot_during_training", "log_freq", "plot_freq", "checkpoint_freq"}
 
 
-class OneLineParser(argparse.ArgumentParser):
-    """Usage errors are one line on stderr (not the whole usage block), exit 2."""
-
-    def error(self, message: str):  # type: ignore[override]
-        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(
+    parser = AlloParser(
         prog="allo train",
         description="Train ALLO on a gridworld layout and export a run directory.",
-        epilog="Example: allo train room4 --steps 5000 --seed 1",
+        epilog="Example: allo train room4 --steps 5000 --seed 1. Every option also takes "
+               "its underscore spelling (--num_gradient_steps 20000 --plot_freq 1000), and "
+               "--env_type LAYOUT names the layout, as the older script's commands do.",
     )
     parser.add_argument("env", nargs="?", default=None,
                         help=f"built-in layout (default: {TrainConfig.env}; see `allo envs`)")
+    # the older script's name for the layout; a dest of its own, since argparse lets a
+    # missing optional positional overwrite an option sharing its dest
+    parser.add_argument("--env-type", dest="env_type", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--resume", metavar="RUN_DIR", default=None,
                         help="continue a run from its last checkpoint")
     config_module.add_arguments(parser)
@@ -41,7 +40,18 @@ def fail(message: str) -> int:
     return 2
 
 
+def layout_name(args: argparse.Namespace) -> None:
+    """Fold --env_type into the positional layout name (they must agree if both given)."""
+    given = getattr(args, "env_type", None)
+    if given is None:
+        return
+    if args.env is not None and args.env != given:
+        raise ValueError(f"layout given twice: {args.env!r} and --env_type {given!r}")
+    args.env = given
+
+
 def resolve_config(args: argparse.Namespace) -> tuple[TrainConfig, Path | None]:
+    layout_name(args)
     if args.resume is None:
         return config_module.from_namespace(args), None  # the positional sets cfg.env
     from allo import rundir
@@ -50,7 +60,8 @@ def resolve_config(args: argparse.Namespace) -> tuple[TrainConfig, Path | None]:
     info = rundir.RunReader(run).info()
     base = config_module.from_dict(info.get("config"), run / rundir.RUN_JSON)
     given = {name for name, value in vars(args).items()
-             if value is not None and value is not False and name not in ("resume", "env")}
+             if value is not None and value is not False
+             and name not in ("resume", "env", "env_type")}
     fixed = sorted(given - RESUME_OVERRIDABLE)
     if fixed or args.env is not None:
         names = ", ".join("--" + n.replace("_", "-") for n in fixed) or "the environment"

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from allo import rundir
+from allo.cliparse import AlloParser
 from renderers import (
     RendererError,
     RenderOptions,
@@ -59,15 +60,8 @@ def int_list(text: str) -> list[int]:
     return values
 
 
-class OneLineParser(argparse.ArgumentParser):
-    """Usage errors are one line on stderr (not the whole usage block), exit 2."""
-
-    def error(self, message: str):  # type: ignore[override]
-        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
-
-
 def parser() -> argparse.ArgumentParser:
-    p = OneLineParser(
+    p = AlloParser(
         prog=PROG,
         description="Figures from a run directory (png, svg or text), written to RUN/plots.",
     )

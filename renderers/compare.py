@@ -1,15 +1,22 @@
 """`allo compare RUN RUN...`: several runs in one figure and one table.
 
 Runs that share a setting (see renderers.grouping: same config apart from seed and
-bookkeeping) are drawn as their mean with a 95% Student-t interval band across seeds
-(renderers.stats); different settings get a line each. Output goes to ./comparisons/
-(or --out): comparison.<ext>, comparison_table.txt and comparison.json. Run directories
-are only read.
+bookkeeping) are drawn as one line with a 95% Student-t band across seeds
+(renderers.stats): 1 - mean |cos| and the eigenvalue error are positive, so their
+centre is the geometric mean and their band is taken in log space (never negative);
+with --linear-cos, |cos| itself with a band that never passes 1. Different settings
+get a line each, in numeric order of what sets them apart.
+
+Output goes to --out, or by default to COMMON/comparisons/<runs>-<hash>/ where COMMON is
+the folder holding the runs, so two comparisons never share a folder. A folder that
+already holds a comparison of other runs is refused unless --force. Files:
+comparison.<ext>, comparison_table.txt and comparison.json. Run directories are only read.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import math
 import os
 import sys
@@ -18,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from allo import rundir
+from allo.cliparse import AlloParser
 from renderers import RendererError, RenderOptions, load, tables
 from renderers.figures import CurveFigure, CurvePanel, Line, RunData, clean
 from renderers.grouping import Group, RunSummary, band, group_runs, setting
@@ -29,7 +37,7 @@ COS, ERR = "cos/mean", "eig/mean_abs_error"
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    p = AlloParser(prog=PROG, description=__doc__.splitlines()[0])
     p.add_argument("runs", nargs="+", help="run directories, or one study directory")
     p.add_argument("--format", default="png",
                    help="png | svg | text (text: to stdout); for a study also md | csv | tex "
@@ -40,11 +48,42 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--out",
         type=Path,
-        default=Path("comparisons"),
-        help="output folder (default ./comparisons)",
+        default=None,
+        help="output folder (default: comparisons/<runs>-<hash> in the folder holding the runs)",
     )
+    p.add_argument("--force", action="store_true",
+                   help="replace a comparison of other runs already in the output folder")
+    p.add_argument("--linear-cos", action="store_true",
+                   help="show mean |cos| on a linear axis instead of 1 - mean |cos| on a log axis")
     p.add_argument("--dpi", type=int, default=100, help="PNG resolution")
     return p
+
+
+def default_out(paths: list[Path]) -> Path:
+    """COMMON/comparisons/<first run>-<n>runs-<hash of the run set>: COMMON is the
+    deepest folder holding every run that is not itself a run."""
+    resolved = sorted({str(p.resolve()) for p in paths})
+    common = Path(os.path.commonpath(resolved))
+    while rundir.is_run_dir(common) and common.parent != common:
+        common = common.parent
+    digest = hashlib.sha256("\n".join(resolved).encode()).hexdigest()[:8]
+    first = clean(Path(resolved[0]).name, 40).replace("/", "_")
+    return common / "comparisons" / f"{first}-{len(resolved)}runs-{digest}"
+
+
+def other_comparison(out: Path, runs: list[str]) -> str | None:
+    """Why writing to `out` would replace another comparison's files, or None."""
+    record = out / "comparison.json"
+    if not record.exists():
+        present = [name for name in ("comparison_table.txt",) if (out / name).exists()]
+        return f"{out} holds {present[0]} of unknown runs" if present else None
+    try:
+        before = rundir.read_json(record).get("runs")
+    except (rundir.RunDirError, AttributeError):
+        return f"{record} is not a comparison this tool can read"
+    if sorted(before or []) != sorted(runs):
+        return f"{out} holds a comparison of other runs"
+    return None
 
 
 def summarize_run(path: str) -> RunSummary:
@@ -66,32 +105,32 @@ def summarize_run(path: str) -> RunSummary:
     )
 
 
-def comparison_figure(groups: list[Group]) -> CurveFigure:
+def comparison_figure(groups: list[Group], linear_cos: bool = False) -> CurveFigure:
+    cos_kind = "unit" if linear_cos else "gap"
     cos_lines, err_lines = [], []
     for index, group in enumerate(groups):
         n = len(group.runs)
         label = f"{group.label} (n={n})"
-        for key, lines, positive in ((COS, cos_lines, False), (ERR, err_lines, True)):
-            steps, mean, low, high = band(group.runs, key)
+        for key, lines, kind in ((COS, cos_lines, cos_kind), (ERR, err_lines, "positive")):
+            steps, centre, low, high = band(group.runs, key, kind)
             if not len(steps):
                 continue
-            if positive:
-                mean, low, high = (np.where(a > 0, a, np.nan) for a in (mean, low, high))
             shown = (low, high) if n > 1 else None
-            lines.append(Line(label, steps, mean, index, bold=True, band=shown))
+            lines.append(Line(label, steps, centre, index, bold=True, band=shown))
     runs = sum(len(g.runs) for g in groups)
+    if linear_cos:
+        cos_panel = CurvePanel("Mean |cos| to ground truth", cos_lines, ylabel="mean |cos|",
+                               ylim=(0.0, 1.0), legend="lower right")
+    else:
+        cos_panel = CurvePanel("1 - mean |cos| to ground truth", cos_lines,
+                               ylabel="1 - mean |cos|", log_y=True, legend="upper right")
     return CurveFigure(
         "comparison",
-        f"{runs} runs in {len(groups)} setting(s): mean with 95% t-interval over seeds",
-        "bands: mean ± t(0.975, n-1)·s/√n across runs of one setting",
+        f"{runs} runs in {len(groups)} setting(s): centre and 95% t-interval over seeds",
+        "log-scale quantities: geometric mean, interval in log space"
+        if not linear_cos else "|cos|: interval of 1 - |cos| in log space; error: the same",
         [
-            CurvePanel(
-                "Mean |cos| to ground truth",
-                cos_lines,
-                ylabel="mean |cos|",
-                ylim=(0.0, 1.02),
-                legend="lower right",
-            ),
+            cos_panel,
             CurvePanel(
                 "Mean absolute eigenvalue error",
                 err_lines,
@@ -210,13 +249,6 @@ def main(argv: list[str]) -> int:
     except RendererError as err:
         print(f"{PROG}: {err}", file=sys.stderr)
         return 2
-    inside = inside_run_outside_plots(args.out)
-    if inside is not None:
-        print(
-            f"{PROG}: --out {args.out}: lies inside run {inside}; choose another folder",
-            file=sys.stderr,
-        )
-        return 2
     runs, failed = [], False
     for path in args.runs:
         try:
@@ -229,8 +261,21 @@ def main(argv: list[str]) -> int:
             failed = True
     if not runs:
         return 1
+    out = args.out or default_out([Path(run.path) for run in runs])
+    inside = inside_run_outside_plots(out)
+    if inside is not None:
+        print(f"{PROG}: --out {out}: lies inside run {inside}; choose another folder",
+              file=sys.stderr)
+        return 2
+    paths = sorted(str(Path(run.path).resolve()) for run in runs)
+    clash = None if args.force else other_comparison(out, paths)
+    if clash is not None:
+        print(f"{PROG}: {clash}; use --force to replace it or --out for another folder",
+              file=sys.stderr)
+        return 2
     groups = group_runs(runs)
     text, data = table(groups)
+    data = {"runs": paths, **data}
     to_stdout = args.format == "text"
     options = RenderOptions(
         dpi=args.dpi,
@@ -238,22 +283,12 @@ def main(argv: list[str]) -> int:
         width=int(os.environ.get("COLUMNS", "0") or 0) or 120,
     )
     try:
-        figure = renderer_cls(options).comparison(comparison_figure(groups))
+        figure = renderer_cls(options).comparison(comparison_figure(groups, args.linear_cos))
     except Exception as err:  # the table is still worth having
         print(f"{PROG}: figure failed: {type(err).__name__}: {err}", file=sys.stderr)
         figure, failed = None, True
-    args.out.mkdir(parents=True, exist_ok=True)
-    written = []
-    if figure is not None and not to_stdout:
-        target = args.out / f"comparison{renderer_cls.extension}"
-        rundir.atomic_write_bytes(target, figure)
-        written.append(target)
-    for name, payload in (
-        ("comparison_table.txt", text.encode()),
-        ("comparison.json", (rundir.dumps(data, indent=2) + "\n").encode()),
-    ):
-        rundir.atomic_write_bytes(args.out / name, payload)
-        written.append(args.out / name)
+    written = write_outputs(out, figure if not to_stdout else None,
+                            renderer_cls.extension, text, data)
     if figure is not None and to_stdout:
         sys.stdout.write(figure.decode("utf-8"))
     sys.stdout.write(text)
@@ -271,17 +306,32 @@ def study_table(folder: Path, args: argparse.Namespace) -> int:
     except tables.TableError as err:
         print(f"{PROG}: {err}", file=sys.stderr)
         return 2
-    inside = inside_run_outside_plots(args.out)
+    out = args.out or folder  # beside the study's own files
+    inside = inside_run_outside_plots(out)
     if inside is not None:
-        print(f"{PROG}: --out {args.out}: lies inside run {inside}; choose another folder",
+        print(f"{PROG}: --out {out}: lies inside run {inside}; choose another folder",
               file=sys.stderr)
         return 2
-    args.out.mkdir(parents=True, exist_ok=True)
-    target = args.out / f"table.{args.format}"
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / f"table.{args.format}"
     rundir.atomic_write_text(target, text)
     sys.stdout.write(text)
     print(f"{PROG}: {folder}: table -> {target}", file=sys.stderr)
     return 0
+
+
+def write_outputs(out: Path, figure: bytes | None, extension: str, text: str,
+                  data: dict) -> list[Path]:
+    """The figure (unless printed), the table and its JSON, each written atomically."""
+    out.mkdir(parents=True, exist_ok=True)
+    payloads = [] if figure is None else [(f"comparison{extension}", figure)]
+    payloads += [
+        ("comparison_table.txt", text.encode()),
+        ("comparison.json", (rundir.dumps(data, indent=2) + "\n").encode()),
+    ]
+    for name, payload in payloads:
+        rundir.atomic_write_bytes(out / name, payload)
+    return [out / name for name, _ in payloads]
 
 
 if __name__ == "__main__":

@@ -9,14 +9,16 @@ learning rates, barrier, steps, ...) defines the setting.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from allo import rundir
 from renderers.figures import clean
-from renderers.stats import mean_interval
+from renderers.stats import mean_interval, positive_interval, unit_interval
 
+_NUMBER = re.compile(r"([-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)")
 BOOKKEEPING = frozenset(
     {
         "seed",
@@ -94,7 +96,21 @@ def group_runs(runs: list[RunSummary]) -> list[Group]:
             env = group.config.get("env", "?")
             parts = [f"{env}", f"{group.config.get('objective', '')}".strip()]
         group.label = clean(" ".join(p for p in parts if p), 60) or f"setting {index + 1}"
-    return ordered
+    return sorted(ordered, key=lambda group: natural_key(group.label))
+
+
+def natural_key(text: str) -> list:
+    """Sort key reading numbers as numbers: steps=3000 < steps=8000 < steps=30000,
+    lr=1e-4 < lr=0.001."""
+    parts: list = []
+    for token in _NUMBER.split(text):
+        if not token:
+            continue
+        try:
+            parts.append((0, float(token), ""))
+        except ValueError:
+            parts.append((1, 0.0, token))
+    return parts
 
 
 def _short(value) -> str:
@@ -122,10 +138,20 @@ def aligned(runs: list[RunSummary], key: str) -> tuple[np.ndarray, np.ndarray]:
     return steps, values
 
 
-def band(runs: list[RunSummary], key: str):
-    """(steps, mean, low, high) across runs; low/high NaN for a single run."""
+# How a band is taken (renderers.stats): "any" quantity, a "positive" one (log space),
+# a "unit" one in [0, 1] near 1 (log space of 1 - x), or "gap": 1 - x of a unit one.
+INTERVALS = {
+    "any": mean_interval,
+    "positive": positive_interval,
+    "unit": unit_interval,
+    "gap": lambda values, axis: positive_interval(1.0 - values, axis=axis),
+}
+
+
+def band(runs: list[RunSummary], key: str, kind: str = "any"):
+    """(steps, centre, low, high) across runs; low/high NaN for a single run."""
     steps, values = aligned(runs, key)
     if not len(steps):
         return steps, np.zeros(0), np.zeros(0), np.zeros(0)
-    mean, low, high = mean_interval(values, axis=0)
-    return steps, mean, low, high
+    centre, low, high = INTERVALS[kind](values, axis=0)
+    return steps, centre, low, high

@@ -1,98 +1,74 @@
-"""Across-seed statistics for `allo compare`: mean and a Student-t 95% interval.
+"""Across-seed statistics for `allo compare`: a centre and a Student-t 95% interval.
 
-The interval for n runs is mean +- t(0.975, n - 1) * s / sqrt(n), with s the sample
-standard deviation (ddof = 1). With one run there is no interval. The t quantile is
-computed here (regularized incomplete beta + bisection) so the renderers need no scipy.
+Three intervals, one per kind of quantity (docs/math.md, "Intervals across seeds"):
+
+- `mean_interval`: any quantity; mean +- t(0.975, n-1) * s / sqrt(n), s with ddof = 1.
+- `positive_interval`: a quantity that is positive by nature (an error, 1 - |cos|). The
+  same interval is taken over log(x) and mapped back, so it is the geometric mean times
+  / divided by exp(t * s_log / sqrt(n)): never negative, and symmetric on a log axis.
+- `unit_interval`: a quantity in [0, 1] close to 1 (|cos|): the positive interval of
+  1 - x, mapped back as 1 - it; its top never passes 1.
+
+With fewer than two finite values there is no interval (NaN). The t quantile is
+scipy's (`scipy.stats.t.ppf`), imported on first use so listing renderers stays cheap.
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-
-def _betacf(a: float, b: float, x: float) -> float:
-    """Continued fraction of the incomplete beta function (modified Lentz)."""
-    tiny = 1e-300
-    qab, qap, qam = a + b, a + 1.0, a - 1.0
-    c, d = 1.0, 1.0 - qab * x / qap
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    h = d
-    for m in range(1, 300):
-        m2 = 2 * m
-        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > tiny else tiny)
-        c = 1.0 + aa / c
-        c = c if abs(c) > tiny else tiny
-        h *= d * c
-        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > tiny else tiny)
-        c = 1.0 + aa / c
-        c = c if abs(c) > tiny else tiny
-        delta = d * c
-        h *= delta
-        if abs(delta - 1.0) < 1e-15:
-            break
-    return h
-
-
-def incomplete_beta(a: float, b: float, x: float) -> float:
-    """Regularized incomplete beta I_x(a, b)."""
-    if x <= 0.0:
-        return 0.0
-    if x >= 1.0:
-        return 1.0
-    log_front = (
-        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
-    )
-    front = math.exp(log_front)
-    if x < (a + 1.0) / (a + b + 2.0):
-        return front * _betacf(a, b, x) / a
-    return 1.0 - front * _betacf(b, a, 1.0 - x) / b
-
-
-def t_cdf(t: float, df: float) -> float:
-    """P(T <= t) for Student's t with df degrees of freedom."""
-    x = df / (df + t * t)
-    tail = 0.5 * incomplete_beta(df / 2.0, 0.5, x)
-    return 1.0 - tail if t > 0 else tail
+Triple = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 def t_quantile(p: float, df: float) -> float:
-    """The p-quantile of Student's t (p in (0.5, 1)), by bisection on t_cdf."""
-    if not 0.5 <= p < 1.0:
-        raise ValueError("p must lie in [0.5, 1)")
-    low, high = 0.0, 1.0
-    while t_cdf(high, df) < p:
-        high *= 2.0
-    for _ in range(200):
-        mid = 0.5 * (low + high)
-        if t_cdf(mid, df) < p:
-            low = mid
-        else:
-            high = mid
-        if high - low < 1e-12 * max(1.0, high):
-            break
-    return 0.5 * (low + high)
+    """The p-quantile of Student's t with df degrees of freedom (scipy)."""
+    if not 0.0 < p < 1.0:
+        raise ValueError("p must lie in (0, 1)")
+    from scipy.stats import t
+
+    return float(t.ppf(p, df))
 
 
-def mean_interval(
-    values: np.ndarray, axis: int = 0, level: float = 0.95
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def mean_interval(values: np.ndarray, axis: int = 0, level: float = 0.95) -> Triple:
     """(mean, low, high) along `axis`, ignoring NaN; low = high = NaN where n < 2."""
     values = np.asarray(values, dtype=np.float64)
-    count = np.sum(np.isfinite(values), axis=axis)
+    finite = np.isfinite(values)
+    count = np.sum(finite, axis=axis)
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.nansum(values, axis=axis) / np.where(count > 0, count, 1)
-        mean = np.where(count > 0, mean, np.nan)
-        deviation = np.where(np.isfinite(values), values - np.expand_dims(mean, axis), 0.0)
+        total = np.sum(np.where(finite, values, 0.0), axis=axis)
+        mean = np.where(count > 0, total / np.where(count > 0, count, 1), np.nan)
+        deviation = np.where(finite, values - np.expand_dims(mean, axis), 0.0)
         var = np.sum(deviation**2, axis=axis) / np.where(count > 1, count - 1, 1)
-        half = np.full(np.shape(mean), np.nan)
-        for n in np.unique(count[count > 1]) if np.ndim(count) else ([count] if count > 1 else []):
-            quantile = t_quantile(0.5 + level / 2.0, float(n - 1))
-            where = count == n
-            half = np.where(where, quantile * np.sqrt(var / n), half)
+        half = np.where(count > 1, _t_factor(count, level) * np.sqrt(var / count), np.nan)
     return mean, mean - half, mean + half
+
+
+def _t_factor(count: np.ndarray, level: float) -> np.ndarray:
+    """t(0.5 + level/2, n - 1) for every count (NaN where n < 2)."""
+    from scipy.stats import t
+
+    count = np.asarray(count, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        return np.where(count > 1, t.ppf(0.5 + level / 2.0, np.maximum(count - 1, 1)), np.nan)
+
+
+def positive_interval(values: np.ndarray, axis: int = 0, level: float = 0.95) -> Triple:
+    """(geometric mean, low, high) of positive values, the t-interval taken in log space.
+
+    Zero or negative entries carry no log and are left out like NaN.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        logs = np.where(values > 0, np.log(np.where(values > 0, values, 1.0)), np.nan)
+    centre, low, high = mean_interval(logs, axis=axis, level=level)
+    return np.exp(centre), np.exp(low), np.exp(high)
+
+
+def unit_interval(values: np.ndarray, axis: int = 0, level: float = 0.95) -> Triple:
+    """(centre, low, high) of values in [0, 1] near 1: 1 - positive_interval(1 - x).
+
+    The low end is clipped at 0; the high end stays below 1 by construction.
+    """
+    gap = 1.0 - np.clip(np.asarray(values, dtype=np.float64), None, 1.0)
+    centre, low, high = positive_interval(gap, axis=axis, level=level)
+    return 1.0 - centre, np.clip(1.0 - high, 0.0, 1.0), 1.0 - low

@@ -13,7 +13,7 @@ from synthetic import SyntheticRun
 from allo import rundir
 from renderers import compare
 from renderers.grouping import RunSummary, aligned, band, group_runs, setting
-from renderers.stats import mean_interval, t_quantile
+from renderers.stats import mean_interval, positive_interval, t_quantile, unit_interval
 
 
 def summary(name: str, config: dict, cos: list[float], steps=None, wall=1.0) -> RunSummary:
@@ -38,6 +38,40 @@ def test_interval_by_hand():
     # one value: no interval
     _, low, high = mean_interval(np.array([2.0]))
     assert math.isnan(float(low)) and math.isnan(float(high))
+
+
+def test_positive_interval_is_the_t_interval_of_the_logs():
+    values = np.array([0.01, 0.5, 0.02])  # the plain interval's low end is negative here
+    _, plain_low, _ = mean_interval(values)
+    assert float(plain_low) < 0
+    centre, low, high = positive_interval(values)
+    logs = np.log(values)
+    half = 4.302653 * np.std(logs, ddof=1) / math.sqrt(3)
+    assert float(centre) == pytest.approx(math.exp(logs.mean()))
+    assert float(low) == pytest.approx(math.exp(logs.mean() - half), rel=1e-6)
+    assert float(high) == pytest.approx(math.exp(logs.mean() + half), rel=1e-6)
+    assert 0 < float(low) < float(centre) < float(high)
+
+
+def test_unit_interval_never_passes_one():
+    values = np.array([[0.999, 0.9], [0.9999, 0.99], [0.99, 0.2]])  # runs x steps
+    centre, low, high = unit_interval(values, axis=0)
+    assert np.all(high < 1.0) and np.all(low >= 0.0) and np.all(low <= centre)
+    _, _, plain_high = mean_interval(values, axis=0)
+    assert float(plain_high[0]) > 1.0  # what the plain interval would have drawn
+    gap_centre, gap_low, gap_high = positive_interval(1 - values, axis=0)
+    assert np.allclose(1 - centre, gap_centre) and np.allclose(1 - high, gap_low)
+
+
+def test_legend_is_sorted_numerically():
+    runs = [summary(name, {"env": "room4", "num_gradient_steps": steps}, [0.5, 0.6])
+            for name, steps in (("a", 8000), ("b", 30000), ("c", 3000))]
+    labels = [g.label for g in group_runs(runs)]
+    assert labels == ["num_gradient_steps=3000", "num_gradient_steps=8000",
+                      "num_gradient_steps=30000"]
+    lrs = [summary(str(lr), {"learning_rate": lr}, [0.5]) for lr in (0.01, 1e-4, 0.001)]
+    assert [g.label for g in group_runs(lrs)] == [
+        "learning_rate=0.0001", "learning_rate=0.001", "learning_rate=0.01"]
 
 
 def test_setting_ignores_bookkeeping_only():
@@ -126,10 +160,70 @@ def test_compare_writes_figure_table_and_json(runs, tmp_path, capsys, fmt):
     assert all(not (path / "plots").exists() for path in runs)  # runs only read
 
 
+def spread_runs(folder: Path, errors: list[float]) -> list[Path]:
+    """Seeds of one setting whose eigenvalue errors spread over decades."""
+    paths = []
+    for seed, error in enumerate(errors):
+        path = folder / f"spread__{seed}"
+        run = SyntheticRun(path, d=3, total_steps=200, seed=seed)
+        info = rundir.read_json(path / "run.json")
+        info["config"].update(seed=seed, run_dir=str(path))
+        run.writer.write_info(info)
+        run.advance(200, log_freq=20, export_freq=100)
+        run.finish()
+        rows = [json.loads(line) for line in (path / rundir.METRICS_JSONL).read_text().splitlines()]
+        for row in rows:
+            row["eig/mean_abs_error"] = error * (1 + row["step"] / 100)
+            row["cos/mean"] = 1 - error
+        (path / rundir.METRICS_JSONL).write_text("".join(json.dumps(r) + "\n" for r in rows))
+        paths.append(path)
+    return paths
+
+
+def test_compare_band_stays_where_the_plain_interval_went_negative(tmp_path):
+    runs = [compare.summarize_run(str(p)) for p in spread_runs(tmp_path, [0.01, 0.5, 0.02])]
+    figure = compare.comparison_figure(group_runs(runs))
+    for panel in figure.panels:
+        assert panel.log_y
+        (line,) = panel.lines
+        low, high = line.band
+        assert np.all(np.isfinite(low)) and np.all(low > 0) and np.all(high > line.values)
+    _, _, plain_low, _ = band(runs, compare.ERR)
+    assert np.all(plain_low < 0)  # the old band: dropped from a log axis
+
+
+def test_compare_linear_cos_band_stays_below_one(tmp_path):
+    runs = [compare.summarize_run(str(p)) for p in spread_runs(tmp_path, [0.001, 0.3, 0.002])]
+    cos_panel = compare.comparison_figure(group_runs(runs), linear_cos=True).panels[0]
+    (line,) = cos_panel.lines
+    assert not cos_panel.log_y and np.all(line.band[1] < 1.0)
+
+
+def test_compare_writes_beside_the_runs_and_never_over_another(runs, tmp_path, capsys):
+    assert compare.main([*map(str, runs[:2]), "--format", "text"]) == 0
+    first = list((tmp_path / "comparisons").iterdir())
+    assert len(first) == 1 and (first[0] / "comparison.json").exists()
+    assert compare.main([*map(str, runs), "--format", "text"]) == 0
+    both = sorted((tmp_path / "comparisons").iterdir())
+    assert len(both) == 2  # a second comparison gets a folder of its own
+    data = json.loads((first[0] / "comparison.json").read_text())
+    assert data["runs"] == sorted(str(p.resolve()) for p in runs[:2])  # left as it was
+    # the same runs again: the same folder, refreshed
+    assert compare.main([*map(str, runs[:2]), "--format", "text"]) == 0
+    assert len(list((tmp_path / "comparisons").iterdir())) == 2
+    # other runs into a folder that holds a comparison: refused in one line, unless --force
+    capsys.readouterr()
+    assert compare.main([*map(str, runs), "--format", "text", "--out", str(first[0])]) == 2
+    err = capsys.readouterr().err
+    assert "holds a comparison of other runs" in err and len(err.splitlines()) == 1
+    assert compare.main([*map(str, runs), "--format", "text", "--out", str(first[0]),
+                         "--force"]) == 0
+
+
 def test_compare_text_to_stdout(runs, tmp_path, capsys):
     assert compare.main([*map(str, runs), "--format", "text", "--out", str(tmp_path / "c")]) == 0
     out = capsys.readouterr().out
-    assert "Mean |cos| to ground truth" in out and "learning_rate=0.001" in out
+    assert "1 - mean |cos| to ground truth" in out and "learning_rate=0.001" in out
 
 
 def test_compare_missing_run_and_bad_out(runs, tmp_path, capsys):

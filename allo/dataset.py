@@ -41,6 +41,8 @@ class DataSet:
     ceiling: np.ndarray  # (d,) per-vector |cos| of this data set's eigenvectors
     base_ceiling: float | None = None  # mean ceiling before it grew; None if it did not
     more_data_helps: bool = True  # False when its last growth barely moved the ceiling
+    # (d,) its eigenvectors scored by cos_strict (allo.budget.strict_data_ceiling)
+    strict_ceiling: np.ndarray | None = None
 
 
 def chunk_sizes(num_envs: int) -> list[int]:

@@ -7,7 +7,9 @@ for pictures, rotated onto its ground-truth partners (orthogonal Procrustes). "R
 includes near-repeats, eigenvalues within REPEAT_TOLERANCE of each other: their
 eigenvectors turn by (perturbation / gap) under any error of the operator, so no finite
 data set determines them one by one, while their joint eigenspace is well determined
-(docs/math.md section 6). `tol=0` gives the strict score, exact repeats only.
+(docs/math.md section 6). `strict_cosines` is the other metric, `cos_strict`: the
+official code's greedy rotation within exactly repeated eigenvalues only, what published
+tables report.
 
 Renderers and the TUI import this module: it must never import torch or matplotlib.
 """
@@ -188,6 +190,46 @@ def rayleigh_eigenvalues(learned: np.ndarray, pair_law: np.ndarray) -> np.ndarra
     return quadratic / np.maximum(norms, 1e-300)
 
 
+def greedy_rotation(truth: np.ndarray, learned: np.ndarray) -> np.ndarray:
+    """The official code's rotation of a block of learned vectors towards the exact ones
+    (tarod13/laplacian_dual_dynamics, src/trainer/laplacian_encoder.py,
+    `rotate_eigenvectors`): with E the learned unit columns and u_1..u_m the exact ones,
+    w_1 is E^T u_1 and each later w_k is E^T u_k minus its least-squares part on
+    w_1..w_(k-1), each made unit; the result is E W (columns not yet unit). Greedy: u_1
+    gets the best combination, u_2 the best among what is left, and so on
+    (docs/math.md section 6)."""
+    rotation: list[np.ndarray] = []
+    for k in range(truth.shape[1]):
+        w = learned.T @ truth[:, k]
+        if rotation:
+            basis = np.stack(rotation, axis=1)
+            mu = np.linalg.lstsq(basis, w, rcond=None)[0]
+            w = w - basis @ mu
+        rotation.append(w / max(float(np.linalg.norm(w)), 1e-10))
+    return learned @ np.stack(rotation, axis=1)
+
+
+def strict_cosines(learned: np.ndarray, truth: np.ndarray, eigenvalues: np.ndarray
+                   ) -> np.ndarray:
+    """cos_strict: per-vector |cos| as the official code scores it (docs/math.md
+    section 6). Only the first d exact eigenvectors are used (a repeated block cut at d
+    stays cut); within a block of exactly repeated eigenvalues (tol=0: equal up to
+    round-off) the learned vectors are turned by `greedy_rotation` first; every vector
+    is then scored alone against its own exact eigenvector."""
+    learned = _unit_columns(np.asarray(learned, dtype=np.float64))
+    d = learned.shape[1]
+    truth = _unit_columns(np.asarray(truth, dtype=np.float64)[:, :d])
+    values = np.asarray(eigenvalues, dtype=np.float64)[:d]
+    scores = np.zeros(d)
+    for block in eigenspace_blocks(values, tol=0.0):
+        cols = list(block)
+        mine = learned[:, cols]
+        if len(cols) > 1:
+            mine = _unit_columns(greedy_rotation(truth[:, cols], mine))
+        scores[cols] = np.abs(np.einsum("ni,ni->i", mine, truth[:, cols]))
+    return np.clip(scores, 0.0, 1.0)
+
+
 def quality_row(
     learned: np.ndarray,
     estimates: np.ndarray,
@@ -196,7 +238,7 @@ def quality_row(
     d: int,
     bases: list[tuple[range, np.ndarray]] | None = None,
 ) -> dict[str, object]:
-    """The eig/* and cos/* keys of a metrics row (docs/run-format.md).
+    """The eig/*, cos/* and cos_strict/* keys of a metrics row (docs/run-format.md).
 
     `truth_*` may hold more columns than d, so a repeated block cut at d is complete;
     `bases` (from eigenspace_bases) saves recomputing them for every row.
@@ -204,6 +246,7 @@ def quality_row(
     if bases is None:
         bases = eigenspace_bases(truth_vectors, truth_values, d)
     cos = cosines_to_bases(learned, bases)
+    strict = strict_cosines(learned, truth_vectors, truth_values)
     errors = eigenvalue_errors(estimates, np.asarray(truth_values)[:d])
     return {
         "eig/estimate": np.asarray(estimates, dtype=np.float64).tolist(),
@@ -212,4 +255,6 @@ def quality_row(
         "eig/mean_rel_error": errors["mean_rel"],
         "cos/per_vector": cos.tolist(),
         "cos/mean": float(cos.mean()),
+        "cos_strict/per_vector": strict.tolist(),
+        "cos_strict/mean": float(strict.mean()),
     }

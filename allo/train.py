@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from allo import dataset, rundir
-from allo.budget import Budget, advice, recommend
+from allo.budget import Budget, advice, recommend, strict_data_ceiling
 from allo.config import TrainConfig
 from allo.data import DataLawWeights, weight_source
 from allo.evaluator import Evaluator
@@ -231,10 +231,16 @@ def collect_data(layout: Layout, cfg: TrainConfig, truth: GroundTruth, seeds: li
         return dataset.build(layout, cfg, seed, values, vectors, d, workers,
                              announce=lambda line: say(f"allo: {line}"))
 
+    if cfg.data == "exact":  # the law collection estimates (docs/math.md (6)), no data
+        return [dataset.exact(truth.pair_law, d) for _ in seeds]
     if len(seeds) == 1:
-        return [build(seeds[0], cores)]
-    with ThreadPoolExecutor(max_workers=min(len(seeds), cores)) as pool:
-        return list(pool.map(lambda seed: build(seed, 1), seeds))
+        built = [build(seeds[0], cores)]
+    else:
+        with ThreadPoolExecutor(max_workers=min(len(seeds), cores)) as pool:
+            built = list(pool.map(lambda seed: build(seed, 1), seeds))
+    # the strict data ceiling (cos_strict of the data's own eigenvectors, math.md 6)
+    return [dataclasses.replace(data, strict_ceiling=strict_data_ceiling(
+        data.law, values, vectors, d)) for data in built]
 
 
 def record_budget(runs: list[SeedRun], datasets: list[dataset.DataSet], budget: Budget,
@@ -242,13 +248,17 @@ def record_budget(runs: list[SeedRun], datasets: list[dataset.DataSet], budget: 
     """run.json's budget and each seed's config as trained (its data set's size)."""
     for seed_run, data in zip(runs, datasets, strict=True):
         assert seed_run.writer is not None and seed_run.cfg.num_gradient_steps is not None
-        seed_run.cfg = dataclasses.replace(seed_run.cfg, num_envs=data.num_envs)
+        if seed_run.cfg.data != "exact":  # nothing collected: num_envs stays as given
+            seed_run.cfg = dataclasses.replace(seed_run.cfg, num_envs=data.num_envs)
+        strict = [] if data.strict_ceiling is None else [float(c) for c in data.strict_ceiling]
         seed_run.writer.update_info(config=dataclasses.asdict(seed_run.cfg), budget={
             "recommended_steps": budget.steps, "needed_steps": budget.needed,
             "closest_pair": list(budget.pair),
             "gap": budget.gap if np.isfinite(budget.gap) else None,
             "data_ceiling": float(np.mean(data.ceiling)),
             "data_ceiling_per_vector": [float(c) for c in data.ceiling],
+            "data_ceiling_strict": float(np.mean(strict)) if strict else None,
+            "data_ceiling_strict_per_vector": strict or None,
             "num_envs": data.num_envs, "data_ceiling_before_growth": data.base_ceiling,
             "extension_limit": (limit if limit > seed_run.cfg.num_gradient_steps
                                 else None)})

@@ -51,7 +51,6 @@ from machine import describe as machine_facts  # noqa: E402
 from allo import rundir  # noqa: E402
 from allo.config import TrainConfig, parse_seeds  # noqa: E402
 from allo.layouts import Layout, builtin_names, load_builtin, load_layout_file  # noqa: E402
-from allo.metrics import cosine_similarities  # noqa: E402
 from allo.train import train, train_seeds  # noqa: E402
 
 HERE = Path(__file__).parent
@@ -148,20 +147,9 @@ def run_group(base: TrainConfig, entry: dict, objective: str, seeds: list[int], 
             for seed, outcome, total in zip(seeds, outcomes, totals, strict=True)]
 
 
-def strict_cosines(reader: rundir.RunReader) -> list[float] | None:
-    """Per-vector |cos| of the final vectors with exact repeats only (tol=0): near-repeated
-    eigenvalues scored one by one, as the paper's per-vector metric does."""
-    latest = reader.latest_learned()
-    if latest is None:
-        return None
-    values, vectors = reader.scoring_truth()
-    return cosine_similarities(latest[1], vectors, values, tol=0.0).tolist()
-
-
 def describe(cfg: TrainConfig, entry: dict, objective: str, seed: int, outcome, total: float
              ) -> dict:
     reader = rundir.RunReader(outcome.run_dir)
-    strict = strict_cosines(reader)
     info, rows = reader.info(), reader.metrics()
     last = rows[-1] if rows else {}
     hit = first_hit(rows)
@@ -174,12 +162,13 @@ def describe(cfg: TrainConfig, entry: dict, objective: str, seed: int, outcome, 
         "final_step": last.get("step"),
         "final_cos": last.get("cos/mean"),
         "final_cos_per_vector": last.get("cos/per_vector"),
-        "final_cos_strict": None if strict is None else sum(strict) / len(strict),
-        "final_cos_strict_per_vector": strict,
+        "final_cos_strict": last.get("cos_strict/mean"),
+        "final_cos_strict_per_vector": last.get("cos_strict/per_vector"),
         "final_eig_rel_error": last.get("eig/mean_rel_error"),
         "final_rayleigh_rel_error": last.get("eig/rayleigh_mean_rel_error"),
         "data_ceiling": budget.get("data_ceiling"),
         "data_ceiling_per_vector": budget.get("data_ceiling_per_vector"),
+        "data_ceiling_strict": budget.get("data_ceiling_strict"),
         "num_envs": budget.get("num_envs"),  # grown by allo/dataset.py where it had to
         "recommended_steps": budget.get("recommended_steps"),
         "steps_to_0.99": hit["step"] if hit else None,

@@ -230,3 +230,17 @@ def test_compare_missing_run_and_bad_out(runs, tmp_path, capsys):
     assert compare.main([str(runs[0]), str(tmp_path / "nope")]) == 2
     assert "no such directory" in capsys.readouterr().err
     assert compare.main([str(runs[0]), "--out", str(runs[0])]) == 2
+
+
+def test_the_table_shows_cos_strict_beside_cos():
+    runs = [summary(name, {"env": "room4"}, [0.5, 0.9]) for name in "ab"]
+    for run, strict in zip(runs, (0.8, 0.6), strict=True):
+        run.rows[-1]["cos_strict/mean"] = strict
+    text, data = compare.table(group_runs(runs))
+    assert "cos_strict" in text.splitlines()[0]
+    entry = data["groups"][0]
+    assert [r["cos_strict_mean"] for r in entry["runs"]] == [0.8, 0.6]
+    assert entry["summary"]["cos_strict_mean"]["mean"] == pytest.approx(0.7)
+    # an older run without the key shows "-" rather than failing
+    old = [summary("c", {"env": "room4"}, [0.5, 0.9])]
+    assert "-" in compare.table(group_runs(old))[0].splitlines()[2]

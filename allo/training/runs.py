@@ -197,6 +197,8 @@ def first_row(runs: list[SeedRun]) -> dict | None:
 
 def format_row(row: dict) -> str:
     parts = [f"step {row['step']:>7}", f"mean|cos| {row['cos/mean']:.4f}"]
+    if row.get("cos_strict/mean") is not None:
+        parts.append(f"strict {row['cos_strict/mean']:.4f}")
     if row.get("eig/mean_abs_error") is not None:
         parts.append(f"eig err {row['eig/mean_abs_error']:.4f}")
     parts.append(f"loss {row['loss/total']:.4f}")

@@ -10,6 +10,14 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+# The training objectives (allo/objective.py, allo/baselines.py; docs/math.md 5, 7, 14).
+OBJECTIVES = ("allo", "ggdo", "sqp", "cqp", "omm", "lora")
+# Objectives with dual variables (only ALLO) and with a growing barrier (ALLO, SQP, CQP).
+DUAL_OBJECTIVES = ("allo",)
+GROWING_BARRIER = ("allo", "sqp", "cqp")
+DATA_SOURCES = ("collected", "exact")
+PROTOCOLS = ("allo", "paper")
+
 
 def arg(default: Any, help: str, *aliases: str, choices: tuple | None = None) -> Any:
     return field(default=default, metadata={"help": help, "aliases": aliases, "choices": choices})
@@ -44,9 +52,19 @@ class TrainConfig:
     num_steps: int = arg(1000, "random-policy steps per environment")
     max_episode_length: int = arg(1000, "steps before an episode is cut and restarted")
     gamma: float = arg(0.8, "discount of the offset law: k ~ Geometric(1 - gamma), k >= 1")
+    data: str = arg("collected", "collected | exact: train on a collected data set, or on "
+                                 "the exact sampling law itself (no estimation error: what "
+                                 "is left is the optimiser's; not with --batch-size)",
+                    choices=DATA_SOURCES)
+    protocol: str = arg("allo", "allo | paper: allo's defaults, or the official ALLO code's "
+                                "settings (d 11, episodes of 50, gamma 0.9, minibatches of "
+                                "1024, 3 x 256 MLP, lr 1e-3, its barrier and dual step sizes; "
+                                "docs/math.md section 13); flags given beside it still win",
+                        choices=PROTOCOLS)
     # algorithm
-    objective: str = arg("allo", "allo | ggdo (graph drawing baseline without duals)",
-                         choices=("allo", "ggdo"))
+    objective: str = arg("allo", "allo | ggdo | sqp | cqp | omm | lora: ALLO, or a "
+                                 "baseline (docs/math.md sections 7 and 14)",
+                         choices=OBJECTIVES)
     num_eigenvectors: int = arg(10, "d, the number of eigenvectors learned")
     hidden_layers: int = arg(4, "hidden layers of the MLP")
     hidden_size: int = arg(256, "units per hidden layer")
@@ -101,6 +119,14 @@ class TrainConfig:
             raise ValueError("--doors must be non-negative")
         if self.seeds is not None:
             parse_seeds(self.seeds)  # ValueError with one line
+        for name, allowed in (("objective", OBJECTIVES), ("data", DATA_SOURCES),
+                              ("protocol", PROTOCOLS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"--{name} {getattr(self, name)!r}: choose from "
+                                 f"{', '.join(allowed)}")
+        if self.data == "exact" and self.batch_size is not None:
+            raise ValueError("--data exact trains on the exact law itself, so there is "
+                             "nothing to sample: drop --batch-size")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ValueError("--device must be auto, cpu, cuda or cuda:N")
 
@@ -140,13 +166,68 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             choices=f.metadata["choices"], help=help_text)
 
 
+# The official code's settings (tarod13/laplacian_dual_dynamics, src/hyperparam/al.yaml,
+# sqp.yaml, cqp.yaml and generalized_gdo.yaml at commit 207dfea), in allo's
+# parameterisation; docs/math.md section 13 cites and converts each value.
+PAPER_COMMON = {
+    "num_eigenvectors": 11, "gamma": 0.9, "max_episode_length": 50, "num_steps": 50,
+    "batch_size": 1024, "hidden_layers": 3, "hidden_size": 256, "learning_rate": 1e-3,
+    "lr_warmup_steps": 0, "lr_final_fraction": 1.0, "max_grad_norm": 0.0,
+    "num_envs": 4000, "num_gradient_steps": 50000, "data": "collected",
+}
+PAPER_BY_OBJECTIVE = {
+    # the official graph loss is E[(u(s) - u(s'))^2], twice allo's: halving the official
+    # loss (Adam does not see the scale) halves the duals, the barrier and its step sizes
+    "allo": {"lr_duals": 0.5e-4, "barrier_initial": 0.5, "barrier_max": 5000.0},
+    "sqp": {"barrier_initial": 0.5, "barrier_max": 5000.0},
+    "cqp": {"barrier_initial": 0.5, "barrier_max": 5000.0},
+    "ggdo": {"barrier_initial": 0.5, "num_envs": 2000, "num_gradient_steps": 200000},
+}
+
+
+def paper_settings(objective: str, d: int = 11) -> dict[str, Any]:
+    """--protocol paper's values for this objective (docs/math.md section 13).
+
+    The official barrier grows by lr_barrier_coefs (1.0) times the mean over the d x d
+    entries of the clipped h * h'; allo's by lr_barrier times the clipped sum, so
+    lr_barrier = 1.0 / (2 d^2) (the 2 is the loss's halving)."""
+    values = {**PAPER_COMMON, **PAPER_BY_OBJECTIVE.get(objective, {})}
+    if objective in GROWING_BARRIER:
+        values["lr_barrier"] = 1.0 / (2 * d * d)
+    return values
+
+
+def apply_protocol(config: TrainConfig, given: set[str]) -> TrainConfig:
+    """config with its protocol's values, except the fields in `given` (flags a user set).
+
+    Raises ValueError for a flag the protocol cannot honour."""
+    if config.protocol != "paper":
+        return config
+    if "data" in given and config.data == "exact":
+        raise ValueError("--protocol paper samples minibatches of 1024 from collected "
+                         "data; --data exact cannot be honoured with it (use --protocol allo)")
+    d = config.num_eigenvectors if "num_eigenvectors" in given else 11
+    values = {k: v for k, v in paper_settings(config.objective, d).items() if k not in given}
+    return dataclasses.replace(config, **values)
+
+
+def preset(protocol: str = "allo", **fields: Any) -> TrainConfig:
+    """A config as `allo train --protocol PROTOCOL --FIELD VALUE ...` would build it."""
+    return apply_protocol(TrainConfig(protocol=protocol, **fields), set(fields))
+
+
 def from_namespace(ns: argparse.Namespace, base: TrainConfig | None = None) -> TrainConfig:
-    """Fields given on the command line override `base` (or the defaults)."""
+    """Fields given on the command line override `base` (or the defaults); a --protocol
+    given here fills in its values first."""
     config = dataclasses.replace(base) if base else TrainConfig()
+    given = {f.name for f in dataclasses.fields(TrainConfig)
+             if getattr(ns, f.name, None) not in (None, False)}
     for f in dataclasses.fields(TrainConfig):
         value = getattr(ns, f.name, None)
         if value is not None and value is not False:
             setattr(config, f.name, value)
+    if "protocol" in given:
+        config = apply_protocol(config, given - {"protocol"})
     return config
 
 

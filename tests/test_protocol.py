@@ -1,0 +1,141 @@
+"""--protocol paper (the official code's settings) and --data exact (the exact law)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from allo import rundir
+from allo.config import TrainConfig, paper_settings, preset
+from allo.train import train
+from allo.train_cli import build_parser, resolve_config
+
+ROOM = "XXXXXXXX\nX      X\nX XX   X\nX    X X\nXXXXXXXX\n"
+
+
+def cli_config(*flags: str) -> TrainConfig:
+    config, _ = resolve_config(build_parser().parse_args(list(flags)))
+    return config
+
+
+def test_paper_protocol_is_the_official_settings():
+    config = cli_config("--protocol", "paper")
+    assert config.protocol == "paper"
+    assert (config.num_eigenvectors, config.gamma, config.max_episode_length) == (11, 0.9, 50)
+    assert (config.batch_size, config.hidden_layers, config.hidden_size) == (1024, 3, 256)
+    assert config.learning_rate == 1e-3 and config.lr_final_fraction == 1.0
+    assert config.num_envs * config.num_steps == 200000  # al.yaml's n_samples
+    assert config.num_gradient_steps == 50000
+    # the official loss is twice allo's: duals and barrier are halved (docs/math.md 13)
+    assert config.lr_duals == 0.5e-4 and config.barrier_initial == 0.5
+    assert config.lr_barrier == pytest.approx(1.0 / (2 * 11 * 11))
+    # allo's own defaults stay as they are
+    assert cli_config().batch_size is None and cli_config().num_eigenvectors == 10
+
+
+def test_explicit_flags_override_the_protocol():
+    config = cli_config("--protocol", "paper", "--batch-size", "256", "--gamma", "0.95",
+                        "--num-eigenvectors", "8")
+    assert config.batch_size == 256 and config.gamma == 0.95
+    assert config.num_eigenvectors == 8
+    assert config.lr_barrier == pytest.approx(1.0 / (2 * 8 * 8))  # follows d
+    assert config.hidden_layers == 3  # the rest is the protocol's
+
+
+def test_the_protocol_follows_the_objective():
+    ggdo = cli_config("--protocol", "paper", "--objective", "ggdo")
+    assert ggdo.num_gradient_steps == 200000 and ggdo.num_envs * ggdo.num_steps == 100000
+    assert preset("paper", objective="ggdo") == ggdo
+    assert "lr_barrier" not in paper_settings("ggdo")  # GGDO's barrier is fixed
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, "-m", "allo.cli", "train", *args],
+                          capture_output=True, text=True, env=env, timeout=120)
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--protocol", "paper", "--data", "exact"], "cannot be honoured"),
+    (["--data", "exact", "--batch-size", "64"], "drop --batch-size"),
+    (["--objective", "nonsense"], "invalid choice"),
+    (["--protocol", "nonsense"], "invalid choice"),
+    (["--data", "nonsense"], "invalid choice"),
+])
+def test_bad_protocol_and_data_flags_are_one_line_exit_2(tmp_path, flags, words):
+    done = run_cli("--results-dir", str(tmp_path), *flags)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and words in lines[0]
+    assert not any(tmp_path.iterdir())  # nothing started
+
+
+def test_a_config_value_outside_the_choices_is_refused_from_python_too():
+    with pytest.raises(ValueError, match="--objective 'nope'"):
+        TrainConfig(objective="nope").validate()
+
+
+def test_exact_data_trains_on_the_exact_law(tmp_path):
+    layout = tmp_path / "room.txt"
+    layout.write_text(ROOM)
+    cfg = TrainConfig(env_file=str(layout), run_dir=str(tmp_path / "run"), data="exact",
+                      hidden_size=64, hidden_layers=2, num_eigenvectors=4,
+                      num_gradient_steps=2500, log_freq=500, plot_freq=2500,
+                      checkpoint_freq=2500, learning_rate=0.01, lr_warmup_steps=100)
+    outcome = train(cfg)
+    assert outcome.status == "finished"
+    info = rundir.RunReader(outcome.run_dir).info()
+    assert info["config"]["data"] == "exact" and info["config"]["num_envs"] is None
+    assert info["budget"]["num_envs"] == 0
+    assert info["budget"]["data_ceiling"] == 1.0
+    assert info["budget"]["data_ceiling_strict"] == pytest.approx(1.0)
+    row = rundir.RunReader(outcome.run_dir).metrics()[-1]
+    assert row["cos_strict/mean"] >= 0.99
+    # the Rayleigh quotients use the training law: with the exact law they are exact
+    assert row["eig/rayleigh_mean_rel_error"] < 0.02
+
+
+def test_exact_data_is_the_ground_truths_law(tmp_path, monkeypatch):
+    """The weights a --data exact run trains on are spectrum.pair_law itself."""
+    from allo import data as data_module
+    from allo import train as train_module
+
+    seen = {}
+    original = data_module.DataLawWeights.__init__
+
+    def spy(self, laws, seeds, device):
+        seen["laws"] = laws
+        original(self, laws, seeds, device)
+
+    monkeypatch.setattr(train_module.DataLawWeights, "__init__", spy)
+    layout = tmp_path / "room.txt"
+    layout.write_text(ROOM)
+    cfg = TrainConfig(env_file=str(layout), run_dir=str(tmp_path / "run"), data="exact",
+                      hidden_size=16, hidden_layers=1, num_eigenvectors=3,
+                      num_gradient_steps=10, log_freq=10, plot_freq=10, checkpoint_freq=10)
+    train(cfg)
+    from allo.layouts import load_layout_file
+    from allo.spectrum import ground_truth
+
+    truth = ground_truth(load_layout_file(str(layout)), cfg.gamma, cfg.num_steps,
+                         cfg.max_episode_length)
+    assert np.allclose(seen["laws"][0], truth.pair_law)
+
+
+def test_paper_protocol_runs_end_to_end(tmp_path):
+    """A few steps of the paper's settings (minibatches, d 11, 3 x 256) on a small grid."""
+    layout = Path(tmp_path / "room.txt")
+    layout.write_text("XXXXXXX\nX     X\nX     X\nX     X\nXXXXXXX\n")
+    cfg = preset("paper", env_file=str(layout), run_dir=str(tmp_path / "run"),
+                 num_gradient_steps=20, num_envs=100, log_freq=10, plot_freq=20,
+                 checkpoint_freq=20)
+    outcome = train(cfg)
+    assert outcome.status == "finished"
+    row = rundir.RunReader(outcome.run_dir).metrics()[-1]
+    assert len(row["cos_strict/per_vector"]) == 11
+    assert rundir.RunReader(outcome.run_dir).info()["config"]["protocol"] == "paper"

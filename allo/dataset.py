@@ -114,4 +114,5 @@ def build(layout: Layout, cfg: TrainConfig, seed: int, truth_values: np.ndarray,
 def exact(pair_law: np.ndarray, d: int) -> DataSet:
     """--data exact: the exact sampling law itself (docs/math.md (6)) as the data set, so
     a run has no estimation error, only the optimiser's; its data ceiling is 1."""
-    return DataSet(np.asarray(pair_law, dtype=np.float64), 0, np.ones(d))
+    return DataSet(np.asarray(pair_law, dtype=np.float64), 0, np.ones(d),
+                   strict_ceiling=np.ones(d))

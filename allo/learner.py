@@ -11,7 +11,8 @@ from __future__ import annotations
 import torch
 
 from allo.adam import MOMENTS, FlatAdam
-from allo.config import TrainConfig
+from allo.baselines import cqp_step, lora_step, omm_step, sqp_step
+from allo.config import DUAL_OBJECTIVES, GROWING_BARRIER, TrainConfig
 from allo.data import DataLawWeights, PairSampler
 from allo.model import MLP
 from allo.objective import Terms, allo_step, ggdo_step
@@ -57,9 +58,14 @@ class Learner:
     def terms_and_gradient(self, table: torch.Tensor) -> tuple[Terms, torch.Tensor]:
         """The loss terms and d(total)/d(table) of each seed (seeds are independent)."""
         weights = self.sampler.weights(self.cfg.batch_size)
-        if self.cfg.objective == "ggdo":
+        objective = self.cfg.objective
+        if objective == "allo":
+            return allo_step(table, weights, self.duals, self.barrier)
+        if objective == "ggdo":
             return ggdo_step(table, weights, self.barrier)
-        return allo_step(table, weights, self.duals, self.barrier)
+        if objective in ("sqp", "cqp"):  # a growing barrier, no duals (allo/baselines.py)
+            return (sqp_step if objective == "sqp" else cqp_step)(table, weights, self.barrier)
+        return (omm_step if objective == "omm" else lora_step)(table, weights)
 
     @torch.no_grad()
     def step(self) -> Terms:
@@ -92,9 +98,10 @@ class Learner:
     @torch.no_grad()
     def ascend(self, terms: Terms) -> None:
         """Gradient ascent on the duals, monotone growth of the barrier (in place)."""
-        if self.cfg.objective == "ggdo":
+        if self.cfg.objective not in GROWING_BARRIER:  # GGDO's b is fixed; OMM, LoRA have none
             return
-        self.duals.add_(terms.constraint * self.dual_scale, alpha=self.cfg.lr_duals)
+        if self.cfg.objective in DUAL_OBJECTIVES:
+            self.duals.add_(terms.constraint * self.dual_scale, alpha=self.cfg.lr_duals)
         growth = self.cfg.lr_barrier * self.dual_scale
         grown = self.barrier + growth * terms.barrier_signal.clamp(min=0.0)
         self.barrier.copy_(grown.clamp(max=self.cfg.barrier_max))

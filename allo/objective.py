@@ -15,9 +15,10 @@ unbiased. The stop-gradient and the lower triangle make u_1 ignore u_2.., u_2 ig
 u_3.., which breaks the rotation symmetry: the stable point is the eigenvectors
 themselves, with beta_ii = -2 lambda_i (docs/math.md).
 
-GGDO (Wang et al. 2021, generalised graph drawing): sum_i c_i <u_i, L u_i> with
-c_i = d - i + 1, plus b sum_{j,k} (E[u_j u_k] - delta_jk)^2 with a fixed b; no duals,
-no stop-gradients.
+GGDO (Wang et al. 2021, generalised graph drawing): the nested sum over i of the graph-
+drawing objective of u_1..u_i, i.e. sum_i c_i <u_i, L u_i> with c_i = d - i + 1, plus
+b sum_{j,k} min(c_j, c_k) (E[u_j u_k] - delta_jk)^2 with a fixed b; no duals, no
+stop-gradients.
 
 The training step does not differentiate these with autograd: `allo_step` and `ggdo_step`
 return the same Terms and the loss's gradient with respect to the table in closed form
@@ -168,6 +169,14 @@ def ggdo_coefficients(d: int, like: torch.Tensor) -> torch.Tensor:
     return torch.arange(d, 0, -1, device=like.device, dtype=like.dtype)
 
 
+@functools.cache
+def nested_penalty(d: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """M_jk = min(c_j, c_k): how many of the nested prefixes 1..i hold entry (j, k), the
+    weight of the generalised objective's penalty sum_i |G_(1..i) - I|^2."""
+    c = torch.arange(d, 0, -1, device=device, dtype=dtype)
+    return torch.minimum(c[:, None], c[None, :])
+
+
 def ggdo_constraints(table: torch.Tensor, weights: Weights
                      ) -> tuple[torch.Tensor, torch.Tensor]:
     """g = E[u u^T] - I of both batches, gradient through both factors."""
@@ -180,9 +189,11 @@ def ggdo_constraints(table: torch.Tensor, weights: Weights
 
 def ggdo_terms_from(per_vector: torch.Tensor, g1: torch.Tensor, g2: torch.Tensor,
                     barrier: torch.Tensor) -> Terms:
-    graph = (ggdo_coefficients(per_vector.shape[-1], per_vector) * per_vector).sum(dim=-1)
+    d = per_vector.shape[-1]
+    graph = (ggdo_coefficients(d, per_vector) * per_vector).sum(dim=-1)
     signal = (g1 * g2).sum(dim=(-2, -1))
-    barrier_loss = barrier * signal
+    barrier_loss = barrier * (nested_penalty(d, per_vector.device, per_vector.dtype)
+                              * g1 * g2).sum(dim=(-2, -1))
     zero = torch.zeros_like(graph)
     return Terms(graph + barrier_loss, graph, zero, barrier_loss,
                  (0.5 * (g1 + g2)).tril().detach(), signal.detach(), per_vector.detach())
@@ -223,13 +234,14 @@ def allo_step(table: torch.Tensor, weights: Weights, duals: torch.Tensor,
 @torch.no_grad()
 def ggdo_step(table: torch.Tensor, weights: Weights, barrier: torch.Tensor
               ) -> tuple[Terms, torch.Tensor]:
-    """GGDO's terms and d(total)/dU = 2 L_W U diag(c) + 2 b (D1 U g' + D2 U g)."""
+    """GGDO's terms and d(total)/dU = 2 L_W U diag(c) + 2 b (D1 U (M * g') + D2 U (M * g))."""
     lap_table = laplacian_table(table, weights.pairs, weights.laplacian)
     per_vector = quadratic_form(table, lap_table)
     g1, g2 = ggdo_constraints(table, weights)
     terms = ggdo_terms_from(per_vector, g1, g2, barrier)
     gradient = lap_table * ggdo_coefficients(table.shape[-1], table)
-    b2 = 2.0 * barrier[..., None, None]
+    b2 = 2.0 * barrier[..., None, None] * nested_penalty(table.shape[-1], table.device,
+                                                          table.dtype)
     gradient = plus_product(gradient, weighted_rows(table, weights.states1), b2 * g2)
     return terms, plus_product(gradient, weighted_rows(table, weights.states2), b2 * g1)
 

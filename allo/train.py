@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from allo import dataset, rundir
+from allo import dataset, rundir, spectrum
 from allo.budget import Budget, advice, recommend, strict_data_ceiling
 from allo.config import TrainConfig
 from allo.data import DataLawWeights, weight_source
@@ -232,7 +232,9 @@ def collect_data(layout: Layout, cfg: TrainConfig, truth: GroundTruth, seeds: li
                              announce=lambda line: say(f"allo: {line}"))
 
     if cfg.data == "exact":  # the law collection estimates (docs/math.md (6)), no data
-        return [dataset.exact(truth.pair_law, d) for _ in seeds]
+        law = truth.pair_law if truth.pair_law is not None else spectrum.pair_law(
+            layout, cfg.gamma, cfg.num_steps, cfg.max_episode_length)  # sparse truth
+        return [dataset.exact(law, d) for _ in seeds]
     if len(seeds) == 1:
         built = [build(seeds[0], cores)]
     else:

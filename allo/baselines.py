@@ -7,7 +7,7 @@ gradient with respect to U in closed form, so the MLP's hand-written backward se
 them all. The `*_terms` functions are the differentiable definitions (with their
 stop-gradients) that tests/test_baselines.py checks the closed forms against.
 
-Notation (docs/math.md section 13): c_i = d - i + 1; <u, L u> the graph term (9);
+Notation (docs/math.md section 14): c_i = d - i + 1; <u, L u> the graph term (9);
 S = (W + W^T) / 2, so <f, T g> is f^T S g under the pair law; A = U^T S U,
 G_k = U^T D_k U; a lower-triangular mask Low (k <= j).
 

@@ -1,4 +1,4 @@
-"""SQP, CQP, OMM and LoRA (docs/math.md section 13): closed-form gradients against
+"""SQP, CQP, OMM and LoRA (docs/math.md section 14): closed-form gradients against
 autograd, and what each recovers on a small grid with exact expectations."""
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ def test_each_recovers_the_top_eigenvectors_with_exact_expectations(objective, g
 def test_omm_vectors_are_orthonormal_and_lora_vectors_carry_the_eigenvalues(grid_truth,
                                                                            trained):
     """OMM's minimisers are rho-orthonormal eigenvectors; LoRA's are sqrt(1 - lambda_i) e_i,
-    so 1 - |u_i|^2_rho estimates lambda_i (docs/math.md section 13)."""
+    so 1 - |u_i|^2_rho estimates lambda_i (docs/math.md section 14)."""
     d, rho = 4, grid_truth.rho
     omm = trained("omm")
     gram = omm.T @ (rho[:, None] * omm)

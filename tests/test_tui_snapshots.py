@@ -86,3 +86,58 @@ class TestMainScreen:
 
 if __name__ == "__main__":
     print(build_fixture())
+
+
+def runs_fixture(root: Path) -> Path:
+    """2 layouts x 2 objectives x 2 seeds, finished, every time fixed; returns the
+    folder relative to `root` (the snapshot's heading names it)."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from runsfolder import freeze, make_study
+
+    folder = root / "study"
+    for run in make_study(folder, seeds=2, total=300):
+        freeze(run.path, FIXED_START)
+    return Path("study")
+
+
+def runs_ready(select: str = "", timeout: float = 15.0):
+    async def wait(pilot) -> None:
+        from tui.widgets.runs import RunsScreen
+
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            screen = pilot.app.screen
+            if isinstance(screen, RunsScreen) and len(screen.order) == 8:
+                break
+            await pilot.pause(0.05)
+        await pilot.pause(0.2)
+        if select:
+            await pilot.press(*select)
+        await pilot.pause(0.3)
+
+    return wait
+
+
+class TestRunsScreen:
+    def app(self, tmp_path: Path, monkeypatch):
+        monkeypatch.chdir(tmp_path)
+        folder = runs_fixture(tmp_path)
+        runs = sorted(p.parent for p in folder.rglob("run.json"))
+        return make_app(runs[0], runs, poll_seconds=0.05, folder=folder)
+
+    def test_table_100x30(self, snap_compare, tmp_path, monkeypatch) -> None:
+        app = self.app(tmp_path, monkeypatch)
+        assert snap_compare(app, terminal_size=(100, 30), run_before=runs_ready())
+
+    def test_overlay_100x30(self, snap_compare, tmp_path, monkeypatch) -> None:
+        app = self.app(tmp_path, monkeypatch)
+        keys = ["space", "space", "down", "down", "space", "space"]
+        assert snap_compare(app, terminal_size=(100, 30), run_before=runs_ready(keys))
+
+    def test_groups_80x24(self, snap_compare, tmp_path, monkeypatch) -> None:
+        app = self.app(tmp_path, monkeypatch)
+        assert snap_compare(app, terminal_size=(80, 24), run_before=runs_ready(["a", "g"]))
+
+    def test_table_80x24(self, snap_compare, tmp_path, monkeypatch) -> None:
+        app = self.app(tmp_path, monkeypatch)
+        assert snap_compare(app, terminal_size=(80, 24), run_before=runs_ready(["v"]))

@@ -75,6 +75,7 @@ class WatchApp(App[None]):
         Binding("t", "toggle_table", "table"),
         Binding("r", "render", "PNG"),
         Binding("o", "open_run", "runs"),
+        Binding("escape", "back", "runs", show=False),
         *[Binding(str(i), f"chart({i - 1})", show=False) for i in range(1, 6)],
     ]
 
@@ -86,9 +87,13 @@ class WatchApp(App[None]):
         poll_seconds: float = POLL_SECONDS,
         watch: bool = True,
         info: dict | None = None,
+        folder: Path | None = None,
     ) -> None:
-        """`info`: run.json as the command already read it, for the first frame."""
+        """`info`: run.json as the command already read it, for the first frame.
+        `folder`: open on the runs table of this folder (tui.widgets.runs)."""
         super().__init__()
+        self.folder = Path(folder) if folder is not None else None
+        self.opened = folder is None  # a run is shown (the folder mode opens none first)
         self.run_path = Path(run)
         self.runs = runs or [self.run_path]
         self.poll_seconds = poll_seconds
@@ -127,12 +132,17 @@ class WatchApp(App[None]):
         self.set_run_title()
         self.show_first_info()
         self.query_one(Curves).focus()
+        if self.folder is not None:
+            from tui.widgets.runs import RunsScreen
+
+            self.install_screen(RunsScreen(self.folder, self.poll_seconds), name="runs")
+            self.push_screen("runs")
         # The watcher (numpy, ~0.2 s of imports) and plotext (~0.35 s) start once the
         # first frame is out, so they do not compete with it for the GIL.
         self.call_after_refresh(self.after_first_frame)
 
     def after_first_frame(self) -> None:
-        if self.watching:
+        if self.watching and self.opened:
             self.start_watching()
         self.set_timer(0.3, self.load_plotter)
 
@@ -360,7 +370,27 @@ class WatchApp(App[None]):
             self.notify, result.text, severity="information" if result.ok else "error", timeout=8
         )
 
+    def action_back(self) -> None:
+        """Escape: back to the runs table (folder mode), selection and filter kept."""
+        if self.folder is not None:
+            self.push_screen("runs")
+
+    def open_from_table(self, run: Path) -> None:
+        self.pop_screen()
+        first = not self.opened
+        self.opened = True
+        if first and run == self.run_path:
+            self.first_info = None
+            self.show_first_info()
+            self.start_watching()
+            self.poll_now()
+            return
+        self.switch_run(run, force=first)
+
     def action_open_run(self) -> None:
+        if self.folder is not None:
+            self.action_back()
+            return
         if len(self.runs) < 2:
             self.notify("no other runs in this folder", timeout=3)
             return
@@ -368,8 +398,8 @@ class WatchApp(App[None]):
 
         self.push_screen(RunPicker(self.runs, self.run_path), self.switch_run)
 
-    def switch_run(self, run: Path | None) -> None:
-        if run is None or run == self.run_path:
+    def switch_run(self, run: Path | None, force: bool = False) -> None:
+        if run is None or (run == self.run_path and not force):
             return
         self.run_path = Path(run)
         self.first_info = None

@@ -26,12 +26,14 @@ def build_parser() -> argparse.ArgumentParser:
         "path",
         nargs="?",
         type=Path,
-        help="a run directory, or a folder of runs (opens the newest); default ./results",
+        help="a run directory, or a folder of runs at any depth (a study, results/): "
+        "opens the runs table; default ./results",
     )
     parser.add_argument(
         "--once",
         action="store_true",
-        help="print a one-screen text summary and exit (also when stdout is not a terminal)",
+        help="print a text summary and exit (also when stdout is not a terminal): a run's "
+        "state, or a folder's runs table with each configuration's mean and 95%% interval",
     )
     parser.add_argument(
         "--interval",
@@ -76,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.interval <= 0:
         print("allo watch: --interval must be positive", file=sys.stderr)
         return 2
+    target = DEFAULT_RESULTS if args.path is None else args.path
+    if target.is_dir() and not rundir.is_run_dir(target):
+        return watch_folder(target, args)
     try:
         run, runs = resolve(args.path)
         info = rundir.RunReader(run).info()  # fail now, in one line, rather than inside the app
@@ -94,4 +99,29 @@ def main(argv: list[str] | None = None) -> int:
     from tui.app import make_app
 
     make_app(run, runs, poll_seconds=args.interval, info=info).run()
+    return 0
+
+
+def watch_folder(folder: Path, args: argparse.Namespace) -> int:
+    """A folder of runs: the runs table (or its text). A broken run is shown in its row,
+    never a reason to exit; only a folder without any run is."""
+    from tui.discover import find_run_dirs
+
+    try:
+        runs = find_run_dirs(folder)
+    except OSError as err:
+        print(f"allo watch: {folder}: {err.strerror or err}", file=sys.stderr)
+        return 2
+    if not runs:
+        print(f"allo watch: {folder}: not a run directory and no runs below it (no run.json)",
+              file=sys.stderr)
+        return 2
+    if args.once or not sys.stdout.isatty():
+        from tui.runsummary import summarize_runs
+
+        print(summarize_runs(folder))
+        return 0
+    from tui.app import make_app
+
+    make_app(runs[0], runs, poll_seconds=args.interval, folder=folder).run()
     return 0

@@ -37,6 +37,31 @@ STALLED: run.json says running, heartbeat older than 120 s.
 """
 
 
+RUNS_HELP = """\
+[b]allo watch FOLDER[/b]: every run below a folder, live and read-only
+
+[b]↑ ↓[/b] PgUp PgDn  move in the table     [b]q[/b] quit   [b]?[/b] this help
+[b]space[/b]         select / unselect a run for the overlay (keeps its colour)
+[b]a[/b]             select all shown runs (again: none)
+[b]enter[/b]         open the run on the single-run screen (esc comes back)
+[b]f[/b]             filter: words (substring), globs (room*), /regex/ or
+              re:regex, key=value (config), -word excludes; all must match
+[b]o O[/b]  [b]R[/b]        sort by the next / previous column, reverse
+[b]g[/b]             group runs of one configuration: mean and 95% band
+              (Student t, as allo compare)
+[b]h[/b]  [b]i[/b]          hide the run from the overlay, isolate it (again: undo)
+[b]v[/b]             table and overlay / table / overlay
+[b]1-5[/b]           overlay chart: convergence, losses, orthogonality,
+              eigenvalue errors, gradient and barrier
+[b]l s x z[/b]       log-y, EMA, step/time axis, last 50/20/5%
+[b]+ - < > 0[/b]     zoom, pan, whole run   [b]c , .[/b] value cursor
+
+Status: running, finished, failed, interrupted, stalled (no heartbeat
+for 120 s), or what is wrong with the run directory. →0.99: the first
+logged step with mean |cos| ≥ 0.99. steps/s over the last 30 s.
+"""
+
+
 class HelpScreen(ModalScreen[None]):
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
@@ -50,9 +75,13 @@ class HelpScreen(ModalScreen[None]):
         Binding("escape,question_mark,q", "dismiss", "close"),
     ]
 
+    def __init__(self, text: str = HELP) -> None:
+        super().__init__()
+        self.text = text
+
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Static(HELP, id="help-text")
+            yield Static(self.text, id="help-text")
 
     def action_dismiss(self) -> None:  # type: ignore[override]
         self.dismiss(None)

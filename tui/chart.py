@@ -41,6 +41,7 @@ class Metric:
     label: str
     one_minus: bool = False  # plot 1 - value (|cos| -> distance from perfect)
     log: bool = False  # always a log axis: a convergence measure
+    interval: str = "any"  # a group's band, as allo compare takes it (grouping.INTERVALS)
 
 
 @dataclass(frozen=True)
@@ -54,9 +55,10 @@ class Chart:
 
 CHARTS: tuple[Chart, ...] = (
     Chart("cos", "convergence to ground truth", (
-        Metric("cos/mean", "1 − mean |cos|", one_minus=True, log=True),
-        Metric("cos_strict/mean", "1 − strict |cos|", one_minus=True, log=True),
-        Metric("cos/mean", "mean |cos|"),
+        Metric("cos/mean", "1 − mean |cos|", one_minus=True, log=True, interval="positive"),
+        Metric("cos_strict/mean", "1 − strict |cos|", one_minus=True, log=True,
+               interval="positive"),
+        Metric("cos/mean", "mean |cos|", interval="unit"),
     )),
     Chart("loss", "losses", (
         Metric("loss/total", "total"),
@@ -65,14 +67,14 @@ CHARTS: tuple[Chart, ...] = (
         Metric("loss/barrier", "barrier"),
     )),
     Chart("orth", "orthogonality error ||h||_F", (
-        Metric("orth/error", "orth error", log=True),
+        Metric("orth/error", "orth error", log=True, interval="positive"),
     )),
     Chart("eig", "eigenvalue errors", (
-        Metric("eig/mean_abs_error", "mean abs", log=True),
-        Metric("eig/mean_rel_error", "mean rel", log=True),
+        Metric("eig/mean_abs_error", "mean abs", log=True, interval="positive"),
+        Metric("eig/mean_rel_error", "mean rel", log=True, interval="positive"),
     )),
     Chart("grad", "gradient norm, barrier coef", (
-        Metric("grad/norm", "grad norm"),
+        Metric("grad/norm", "grad norm", interval="positive"),
         Metric("barrier/coef", "barrier b"),
     )),
 )  # fmt: skip

@@ -1,9 +1,11 @@
-"""Runs of one configuration as a group: mean and 95% interval, as `allo compare` does.
+"""Runs of one configuration as a group: centre and 95% interval, as `allo compare` does.
 
 The curve of a group is its runs' series on the union of their logged steps inside the
 range every run covers (linear interpolation between a run's own rows, no
-extrapolation: renderers.grouping.aligned), summarised by renderers.stats.mean_interval.
-The final values of finished and running runs are summarised the same way.
+extrapolation: renderers.grouping.aligned), summarised by the interval compare's figure
+takes for that kind of quantity (renderers.grouping.INTERVALS: 1 - |cos| and errors in
+log space, |cos| below 1, anything else mean +- t s / sqrt(n)). Final values are
+summarised as the study table does: mean +- half-width (renderers.stats.mean_interval).
 """
 
 from __future__ import annotations
@@ -55,13 +57,16 @@ def aligned(series: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np
     return steps, values
 
 
-def band(series: list[tuple[np.ndarray, np.ndarray]]):
-    """(steps, mean, low, high) across runs; low/high NaN for a single run."""
+def band(series: list[tuple[np.ndarray, np.ndarray]], kind: str = "any"):
+    """(steps, centre, low, high) across runs; low/high NaN for a single run. `kind`:
+    renderers.grouping.INTERVALS ("any", "positive", "unit", "gap")."""
+    from renderers.grouping import INTERVALS
+
     steps, values = aligned(series)
     if not len(steps):
         return steps, np.zeros(0), np.zeros(0), np.zeros(0)
-    mean, low, high = mean_interval(values, axis=0)
-    return steps, mean, low, high
+    centre, low, high = INTERVALS[kind](values, axis=0)
+    return steps, centre, low, high
 
 
 def interval_text(mean: float, low: float, high: float, n: int, digits: int = 4) -> str:

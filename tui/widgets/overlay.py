@@ -164,7 +164,8 @@ def _line(metric, label: str, colour: int, trackers: list, time_axis: bool) -> L
                     latest=float(values[-1]))
     from tui.groups import band
 
-    steps, mean, low, high = band([(s, v) for s, v, _ in series])
+    # 1 - |cos| arrives here already as 1 - x: its band is compare's "gap" band
+    steps, mean, low, high = band([(s, v) for s, v, _ in series], metric.interval)
     if not len(steps):
         return None
     x = x_of(series[0][2], steps, time_axis) if time_axis else steps.astype(np.float64)

@@ -42,7 +42,7 @@ TARGETS = {
 CPU: dict[str, list[float]] = {}
 
 
-def cli(*args: str, env: dict | None = None, case: str = "") -> float:
+def cli(*args: str, env: dict | None = None, case: str = "", tree: Path | None = None) -> float:
     """Wall seconds of one CLI process; its CPU seconds (children included) go to CPU.
 
     CPU time does not grow when other work shares the machine, wall time does: both are
@@ -55,7 +55,7 @@ def cli(*args: str, env: dict | None = None, case: str = "") -> float:
         check=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        env={**bytecode_env(), **(env or {})},
+        env={**bytecode_env(), **(env or {}), **({"PYTHONPATH": str(tree)} if tree else {})},
     )
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -72,10 +72,56 @@ def bytecode_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
+def against(old: Path, repeats: int) -> int:
+    """This tree against an older checkout (`--against OLD`), alternating old and new
+    within one session, on a default room4 run (room4, d = 10, 8 exports): cold
+    `allo render RUN --format F` and the nothing-changed call. Old and new each at their
+    own defaults, and the new also at the old default's 100 dpi."""
+    work = Path(tempfile.mkdtemp(prefix="allo-bench-ab-"))
+    run = make_run(work / "run", layout="room4", d=10, total_steps=8000, exports=8)
+    cases = {
+        "old png": (old, []), "new png": (None, []), "new png 100dpi": (None, ["--dpi", "100"]),
+        "old svg": (old, ["--format", "svg"]), "new svg": (None, ["--format", "svg"]),
+        "new pdf": (None, ["--format", "pdf"]),
+    }
+    for tree, extra in cases.values():  # warm-up: bytecode caches
+        cli(str(run), *extra, "--force", tree=tree)
+    times = {name: {"cold": [], "unchanged": []} for name in cases}
+    for _ in range(repeats):
+        for name, (tree, extra) in cases.items():
+            shutil.rmtree(run / "plots", ignore_errors=True)
+            times[name]["cold"].append(cli(str(run), *extra, case=name, tree=tree))
+            times[name]["unchanged"].append(cli(str(run), *extra, case=name + " unchanged",
+                                                tree=tree))
+    shutil.rmtree(work, ignore_errors=True)
+    medians = {name: {k: statistics.median(v) for k, v in t.items()}
+               for name, t in times.items()}
+    cpu = {name: statistics.median(CPU[name]) for name in cases}
+    results = {"machine": machine_facts(), "old_tree": str(old),
+               "run": {"layout": "room4", "d": 10, "exports": 8, "figures": 13},
+               "median_s": medians, "cold_cpu_s_median": cpu, "runs": times}
+    print(f"{'case':<16} {'cold s':>7} {'cpu s':>6} {'unchanged s':>12}")
+    for name in cases:
+        print(f"{name:<16} {medians[name]['cold']:>7.2f} {cpu[name]:>6.2f} "
+              f"{medians[name]['unchanged']:>12.2f}")
+    for new, old_name in (("new png", "old png"), ("new png 100dpi", "old png"),
+                          ("new svg", "old svg"), ("new pdf", "old png")):
+        print(f"{new} / {old_name}: wall {medians[new]['cold'] / medians[old_name]['cold']:.2f}"
+              f"  cpu {cpu[new] / cpu[old_name]:.2f}")
+    out = ROOT / "benchmarks" / "results" / "render_ab.json"
+    rundir.atomic_write_json(out, results)
+    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cpus; wrote {out}")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--against", type=Path, default=None,
+                        help="an older checkout to compare with, alternating (see against())")
     args = parser.parse_args()
+    if args.against is not None:
+        return against(args.against.resolve(), args.repeats)
     work = Path(tempfile.mkdtemp(prefix="allo-bench-"))
     run = make_run(work / "run", layout="room4", d=10, total_steps=20000, exports=20)
     steps = rundir.RunReader(run).export_steps()

@@ -16,20 +16,12 @@ from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
 
+from renderers.kinds import SHAPES, TABLE
+
 if TYPE_CHECKING:
     from renderers.figures import CurveFigure, GridFigure
 
 GROUP = "allo.renderers"
-# The figure kinds, in the order `allo render` makes them; each is a renderer method.
-FIGURE_KINDS = (
-    "ground_truth_eigenvectors",
-    "learned_eigenvectors",
-    "final_comparison",
-    "learning_curves",
-    "dual_variable_evolution",
-    "cosine_similarity",
-    "comparison",
-)
 
 
 class RendererError(Exception):
@@ -38,47 +30,51 @@ class RendererError(Exception):
 
 @dataclass(frozen=True)
 class RenderOptions:
-    """Settings every renderer receives; a renderer ignores what it has no use for."""
+    """Settings every renderer receives; a renderer ignores what it has no use for.
 
-    dpi: int = 100  # raster resolution (png)
+    The fields in CONTENT change what a figure shows (its description, built before any
+    renderer draws it), so they count for every renderer's incremental check.
+    """
+
+    dpi: int = 200  # raster resolution (png)
     color: bool = True  # colour escapes (text); False under NO_COLOR
     width: int = 100  # text width in columns (text)
+    size: str = "column"  # column (3.3 in) | page (6.8 in): figure width and fonts
+    annotate: bool = False  # the run's name in the subtitle
+    scale: str = "per-vector"  # eigenvector colours: per-vector | shared
+    linear_cos: bool = False  # |cos| on a linear axis instead of 1 - |cos| on a log one
+    x_range: tuple[float | None, float | None] = (None, None)  # steps shown
+    tail: float | None = None  # only the last fraction of the steps
+
+
+CONTENT = ("size", "annotate", "scale", "linear_cos", "x_range", "tail")
 
 
 @runtime_checkable
 class Renderer(Protocol):
-    """One output format. Each figure method returns the complete file as bytes.
+    """One output format: a method per figure shape returns the complete file as bytes.
 
-    Grid figures (`GridFigure`): ground_truth_eigenvectors, learned_eigenvectors,
-    final_comparison. Curve figures (`CurveFigure`): learning_curves,
-    dual_variable_evolution, cosine_similarity, comparison (from `allo compare`).
-    A renderer that cannot draw a kind raises NotImplementedError; that figure is
-    reported as failed and the others are still made.
+    `grid(GridFigure)` draws the eigenvector figures and `curves(CurveFigure)` the
+    curves; renderers/kinds.py lists which kind has which shape. A renderer that
+    cannot draw a shape raises NotImplementedError; those figures are reported as failed
+    and the others are still made. (A plugin written for the older protocol, with one
+    method per kind, still loads: docs/renderers.md.)
     """
 
     name: ClassVar[str]  # the --format value, e.g. "png"
     extension: ClassVar[str]  # with the dot, e.g. ".png"
     # Optional, not part of the check: `options_used`, a tuple of the RenderOptions fields
-    # the renderer reads; a figure drawn with other values of those is drawn again by an
-    # incremental render (renderers/drawn_with.py). Without it, every field counts.
-    # Also optional: `drawing_version`, an int bumped when the renderer's code draws the
-    # same run and options differently, so figures drawn before are drawn again once.
+    # the renderer reads (CONTENT counts always); a figure drawn with other values of
+    # those is drawn again by an incremental render (renderers/drawn_with.py). Without
+    # it, every field counts. Also optional: `drawing_version`, an int bumped when the
+    # renderer's code draws the same run and options differently, so figures drawn
+    # before are drawn again once; and `prepare(kinds)`, called before workers fork.
 
     def __init__(self, options: RenderOptions) -> None: ...
 
-    def ground_truth_eigenvectors(self, figure: GridFigure) -> bytes: ...
+    def grid(self, figure: GridFigure) -> bytes: ...
 
-    def learned_eigenvectors(self, figure: GridFigure) -> bytes: ...
-
-    def final_comparison(self, figure: GridFigure) -> bytes: ...
-
-    def learning_curves(self, figure: CurveFigure) -> bytes: ...
-
-    def dual_variable_evolution(self, figure: CurveFigure) -> bytes: ...
-
-    def cosine_similarity(self, figure: CurveFigure) -> bytes: ...
-
-    def comparison(self, figure: CurveFigure) -> bytes: ...
+    def curves(self, figure: CurveFigure) -> bytes: ...
 
 
 def _entry_points() -> dict[str, EntryPoint]:
@@ -107,7 +103,9 @@ def load(name: str) -> type[Renderer]:
     except Exception as err:  # a broken plugin must not take the command down
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise RendererError(f"renderer {name!r} failed to load: {reason}") from None
-    missing = [attr for attr in ("name", "extension", *FIGURE_KINDS) if not hasattr(cls, attr)]
+    missing = [attr for attr in ("name", "extension") if not hasattr(cls, attr)]
+    if not all(hasattr(cls, shape) for shape in SHAPES):  # else the older, per-kind protocol
+        missing += [kind.name for kind in TABLE if not hasattr(cls, kind.name)]
     if missing:
         raise RendererError(f"renderer {name!r} lacks {', '.join(missing)}")
     return cls

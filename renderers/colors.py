@@ -44,6 +44,12 @@ PALETTE = (
 )
 
 
+def anchors() -> np.ndarray:
+    """The diverging map's RGB anchors (0-255), most negative first: other forms of the
+    map (matplotlib's colormap, terminal palettes) are built from these."""
+    return _ANCHORS.copy()
+
+
 def line_color(index: int) -> str:
     """Palette colour by index; a negative index is black (summary lines such as means)."""
     return "#000000" if index < 0 else PALETTE[index % len(PALETTE)]

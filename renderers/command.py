@@ -4,6 +4,7 @@
     allo render results/room4/<run> --latest-only         # newest export only (fast)
     allo render results/room4/<run> --format text --latest-only   # in the terminal
     allo render results/room4/<run> --format svg --steps 1000,5000 --eigenvectors 1,2,3
+    allo render results/room4/<run> --format pdf --size page --tail 0.5   # for a paper
 
 Incremental: a figure newer than its input files is skipped unless --force, so calling
 this every 30 s during training costs almost nothing. Exit 0 when every figure that the
@@ -23,12 +24,13 @@ from allo import rundir
 from allo.cliparse import AlloParser
 from renderers import (
     RendererError,
-    RenderOptions,
     available,
     drawn_with,
     entry_point_target,
+    kinds,
     load,
 )
+from renderers.figopts import add_figure_options, render_options
 from renderers.plan import Selection, inside_run_outside_plots, is_current, make_plan
 from renderers.runner import (
     CURRENT,
@@ -63,18 +65,16 @@ def int_list(text: str) -> list[int]:
 def parser() -> argparse.ArgumentParser:
     p = AlloParser(
         prog=PROG,
-        description="Figures from a run directory (png, svg or text), written to RUN/plots.",
+        description="Figures from a run directory (png, svg, pdf or text), written to "
+                    "RUN/plots.",
     )
     p.add_argument("run", nargs="?", help="run directory (holds run.json)")
-    p.add_argument("--format", default="png", help="png | svg | text, or an installed plugin")
-    p.add_argument("--skip-ground-truth", action="store_true", help="no ground-truth figure")
-    p.add_argument("--skip-learned", action="store_true", help="no per-export figures")
-    p.add_argument(
-        "--skip-metrics",
-        action="store_true",
-        help="no learning_curves, dual_variable_evolution, cosine_similarity",
-    )
-    p.add_argument("--skip-comparison", action="store_true", help="no final_comparison")
+    p.add_argument("--format", default="png",
+                   help="png | svg | pdf | text, or an installed plugin")
+    for group in ("ground-truth", "learned", "metrics", "comparison"):
+        names = kinds.in_group(group)
+        shown = f"{names[0]}_step_S figures" if group == "learned" else ", ".join(names)
+        p.add_argument(f"--skip-{group}", action="store_true", help=f"no {shown}")
     p.add_argument(
         "--latest-only", action="store_true", help="only the export with the highest step number"
     )
@@ -83,7 +83,7 @@ def parser() -> argparse.ArgumentParser:
         "--eigenvectors", type=int_list,
         help="only these eigenvectors, numbered from 1 as in the figures, e.g. 1,2,3"
     )
-    p.add_argument("--dpi", type=int, default=100, help="PNG resolution (default 100)")
+    add_figure_options(p)
     p.add_argument(
         "--jobs",
         type=int,
@@ -145,8 +145,6 @@ def render(args: argparse.Namespace) -> int:
     cpu_started = cpu_times() if args.jobs is None else None  # --jobs given: no guessing
     if not args.run:
         raise UsageError("missing the run directory (allo render RUN)")
-    if args.dpi < 10 or args.dpi > 1200:
-        raise UsageError(f"--dpi {args.dpi}: choose 10..1200")
     try:
         reader = rundir.RunReader(args.run)
         reader.env()  # a run.json that cannot be read makes the directory no usable run
@@ -173,8 +171,8 @@ def render(args: argparse.Namespace) -> int:
         eigenvectors=columns,
     )
     plan = make_plan(reader, selection)
-    options = RenderOptions(
-        dpi=args.dpi,
+    options = render_options(
+        args,
         color=not os.environ.get("NO_COLOR")
         and (not to_stdout or sys.stdout.isatty() or bool(os.environ.get("FORCE_COLOR"))),
         width=_text_width(to_stdout),

@@ -26,10 +26,12 @@ import numpy as np
 
 from allo import rundir
 from allo.cliparse import AlloParser
-from renderers import RendererError, RenderOptions, load, tables
-from renderers.figures import CurveFigure, CurvePanel, Line, RunData, clean
+from renderers import RendererError, axes, load, tables
+from renderers.figopts import add_figure_options, render_options
+from renderers.figures import CurveFigure, CurvePanel, Line, RunData, clean, step_window
 from renderers.grouping import Group, RunSummary, band, group_runs, setting
 from renderers.plan import inside_run_outside_plots
+from renderers.runner import draw_figure
 from renderers.stats import mean_interval
 
 PROG = "allo compare"
@@ -41,7 +43,8 @@ def parser() -> argparse.ArgumentParser:
     p = AlloParser(prog=PROG, description=__doc__.splitlines()[0])
     p.add_argument("runs", nargs="+", help="run directories, or one study directory")
     p.add_argument("--format", default="png",
-                   help="png | svg | text (text: to stdout); for a study also md | csv | tex "
+                   help="png | svg | pdf | text (text: to stdout); for a study also md | csv | "
+                        "tex "
                         "(its table: renderers/tables.py)")
     p.add_argument("--reference", type=Path, default=None,
                    help="study tables: published values to show beside them (CSV: "
@@ -54,9 +57,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--force", action="store_true",
                    help="replace a comparison of other runs already in the output folder")
-    p.add_argument("--linear-cos", action="store_true",
-                   help="show mean |cos| on a linear axis instead of 1 - mean |cos| on a log axis")
-    p.add_argument("--dpi", type=int, default=100, help="PNG resolution")
+    add_figure_options(p)
     return p
 
 
@@ -142,6 +143,20 @@ def comparison_figure(groups: list[Group], linear_cos: bool = False) -> CurveFig
         ],
         ncols=2,
     )
+
+
+def clip_steps(figure: CurveFigure, x_range, tail: float | None) -> None:
+    """Keep only the steps inside --x-range and the last --tail fraction."""
+    last = max((float(line.steps[-1]) for p in figure.panels for line in p.lines
+                if len(line.steps)), default=0.0)
+    low, high = step_window(last, x_range, tail)
+    for panel in figure.panels:
+        for line in panel.lines:
+            steps = np.asarray(line.steps, dtype=np.float64)
+            keep = (steps >= low) & (steps <= high)
+            line.steps, line.values = line.steps[keep], line.values[keep]
+            if line.band is not None:
+                line.band = (line.band[0][keep], line.band[1][keep])
 
 
 def _fmt(value: float | None, digits: int = 4) -> str:
@@ -284,13 +299,16 @@ def main(argv: list[str]) -> int:
     text, data = table(groups)
     data = {"runs": paths, **data}
     to_stdout = args.format == "text"
-    options = RenderOptions(
-        dpi=args.dpi,
+    options = render_options(
+        args,
         color=not os.environ.get("NO_COLOR") and (sys.stdout.isatty() or not to_stdout),
         width=int(os.environ.get("COLUMNS", "0") or 0) or 120,
     )
     try:
-        figure = renderer_cls(options).comparison(comparison_figure(groups, args.linear_cos))
+        description = comparison_figure(groups, args.linear_cos)
+        clip_steps(description, options.x_range, options.tail)
+        axes.settle(description, options.size)
+        figure = draw_figure(renderer_cls(options), "comparison", description)
     except Exception as err:  # the table is still worth having
         print(f"{PROG}: figure failed: {type(err).__name__}: {err}", file=sys.stderr)
         figure, failed = None, True

@@ -17,7 +17,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from allo import rundir
-from renderers import RenderOptions
+from renderers import CONTENT, RenderOptions
 
 RECORD = ".drawn-with.json"
 
@@ -33,8 +33,11 @@ def signature(options: RenderOptions, eigenvectors: list[int] | None,
     (or none, from before it existed) are drawn again once after an upgrade.
     """
     fields = asdict(options)
-    if used is not None:
-        fields = {name: value for name, value in fields.items() if name in used}
+    if used is not None:  # what changes a figure's content counts for every renderer
+        fields = {name: value for name, value in fields.items()
+                  if name in used or name in CONTENT}
+    fields = {name: list(value) if isinstance(value, tuple) else value
+              for name, value in fields.items()}
     found = {**fields, "eigenvectors": list(eigenvectors) if eigenvectors else None}
     return found if drawing is None else {**found, "drawing": drawing}
 

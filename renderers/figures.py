@@ -11,11 +11,13 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from allo import rundir
 from allo.metrics import align_to_truth, cosine_similarities
+from renderers import RenderOptions, ticks
 
 Cell = tuple[int, int]
 
@@ -33,6 +35,19 @@ LOSS_KEYS = (
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
+GRID_COLUMNS = 5  # grid panels per row before wrapping
+
+
+def step_window(last: float, x_range: tuple, tail: float | None) -> tuple[float, float]:
+    """The steps a curve shows: --x-range START:END (either end open), narrowed to the
+    last --tail fraction of the run's `last` step."""
+    low = -math.inf if x_range[0] is None else x_range[0]
+    high = math.inf if x_range[1] is None else x_range[1]
+    if tail is not None:
+        low = max(low, last * (1 - tail))
+    return low, high
+
+
 class NotYet(Exception):
     """The run has not (yet) written what this figure needs; the message says what."""
 
@@ -47,6 +62,12 @@ def clean(text: object, limit: int = 80) -> str:
 class GridPanel:
     values: np.ndarray  # (H, W), NaN on walls
     title: str
+    vmax: float = 0.0  # this panel's colour scale (+-vmax); 0: the figure's
+
+    @property
+    def blank(self) -> bool:
+        """A place left empty (the end of a wrapped row); renderers skip it."""
+        return self.values.size == 0
 
 
 @dataclass
@@ -62,10 +83,24 @@ class GridFigure:
     start: Cell | None = None
     goals: list[Cell] = field(default_factory=list)
     row_labels: list[str] = field(default_factory=list)  # one per panel row, or none
+    scale: str = "shared"  # per-vector: each panel's colours span its own vmax
 
     @property
     def nrows(self) -> int:
         return math.ceil(len(self.panels) / self.ncols)
+
+    @property
+    def bar_label(self) -> str:
+        return "÷ max |e|" if self.scale == "per-vector" else ""
+
+    def bar_ticks(self) -> tuple[list[float], list[str]]:
+        """Colour bar ticks as (positions in -1..1, labels): values, or fractions of each
+        vector's largest |value| when every vector has its own scale."""
+        if self.scale == "per-vector":
+            values = [-1.0, -0.5, 0.0, 0.5, 1.0]
+            return values, ticks.scalar_labels(values)
+        values = ticks.nice_ticks(-self.vmax, self.vmax, 4)
+        return [v / self.vmax for v in values], ticks.scalar_labels(values)
 
 
 @dataclass
@@ -77,6 +112,7 @@ class Line:
     dashed: bool = False
     bold: bool = False
     band: tuple[np.ndarray, np.ndarray] | None = None  # (low, high) at `steps`
+    zorder: float = 2.0  # drawn above lines of lower order
 
 
 @dataclass
@@ -88,6 +124,10 @@ class CurvePanel:
     log_y: bool = False
     ylim: tuple[float, float] | None = None
     legend: str = "upper right"  # matplotlib-style location; renderers may approximate
+    symlog: float | None = None  # a symmetric-log y axis with this linear range around 0
+    # settled by renderers.axes.settle before drawing: view, ticks and labels
+    x_axis: Any = None
+    y_axis: Any = None
 
 
 @dataclass
@@ -109,8 +149,9 @@ class CurveFigure:
 class RunData:
     """What the builders read from one run, each file loaded at most once."""
 
-    def __init__(self, reader: rundir.RunReader):
+    def __init__(self, reader: rundir.RunReader, options: RenderOptions | None = None):
         self.reader = reader
+        self.options = options or RenderOptions()
         self._cache: dict[str, object] = {}
 
     def _once(self, key: str, load):
@@ -125,9 +166,12 @@ class RunData:
         return self._once("env", lambda: rundir.parse_env(self.info()))
 
     def label(self) -> str:
-        info = self.info()
-        name = clean(info.get("name") or self.reader.path.name, 60)
-        return f"{name} · {clean(self.env().name, 30)}"
+        """The layout's name; with --annotate, the run's name before it."""
+        env = clean(self.env().name, 30)
+        if not self.options.annotate:
+            return env
+        name = clean(self.info().get("name") or self.reader.path.name, 60)
+        return f"{name} · {env}"
 
     def ground_truth(self) -> tuple[np.ndarray, np.ndarray]:
         def load():
@@ -207,6 +251,16 @@ class RunData:
             raise NotYet(f"{rundir.METRICS_JSONL} has no complete rows yet")
         return rows
 
+    def curve_rows(self) -> list[dict]:
+        """The rows a curve figure shows: inside --x-range, within the --tail fraction."""
+        rows = self.rows_or_wait()
+        low, high = step_window(rows[-1]["step"], self.options.x_range, self.options.tail)
+        kept = [row for row in rows if low <= row["step"] <= high]
+        if not kept:
+            raise NotYet(f"no metric rows in steps {low}..{high} (the run logged "
+                         f"{rows[0]['step']}..{rows[-1]['step']})")
+        return kept
+
     def convention(self) -> str:
         try:
             raw = self.info().get("eigenvalue_convention")
@@ -230,9 +284,21 @@ def _select(d: int, eigenvectors: list[int] | None) -> list[int]:
 
 
 def _columns(count: int) -> int:
-    """Panels per row: at most 5, balanced (10 -> 5 + 5, 7 -> 4 + 3)."""
-    rows = math.ceil(count / 5)
+    """Panels per row: at most GRID_COLUMNS, balanced (10 -> 5 + 5, 7 -> 4 + 3)."""
+    rows = math.ceil(count / GRID_COLUMNS)
     return max(1, math.ceil(count / rows))
+
+
+def _vector_scales(truth: np.ndarray, chosen: list[int], learned: np.ndarray | None = None):
+    """max |value| of each chosen vector: ground truth and learned share it (the larger
+    of the two, so neither saturates)."""
+    scales = []
+    for i in chosen:
+        top = float(np.max(np.abs(truth[:, i]))) if truth.shape[0] else 1.0
+        if learned is not None and i < learned.shape[1]:
+            top = max(top, float(np.max(np.abs(learned[:, i]))))
+        scales.append(top if top > 0 else 1.0)
+    return scales
 
 
 def _grid_figure(data: RunData, kind: str, title: str, subtitle: str, panels, **extra):
@@ -252,6 +318,10 @@ def _grid_figure(data: RunData, kind: str, title: str, subtitle: str, panels, **
         (float(np.nanmax(np.abs(p.values))) for p in panels if np.isfinite(p.values).any()),
         default=1.0,
     )
+    scale = data.options.scale
+    if scale != "per-vector":
+        for panel in panels:
+            panel.vmax = 0.0
     return GridFigure(
         kind=kind,
         title=title,
@@ -263,6 +333,7 @@ def _grid_figure(data: RunData, kind: str, title: str, subtitle: str, panels, **
         doors=[(tuple(d["from"]), tuple(d["to"])) for d in env.doors if _door_ok(d, env)],
         start=env.start,
         goals=list(env.goals),
+        scale=scale,
         **extra,
     )
 
@@ -279,9 +350,10 @@ def _door_ok(door: dict, env: rundir.EnvInfo) -> bool:
 def ground_truth_figure(data: RunData, eigenvectors: list[int] | None = None) -> GridFigure:
     values, vectors = data.ground_truth()
     env = data.env()
+    chosen = _select(vectors.shape[1], eigenvectors)
     panels = [
-        GridPanel(env.grid(vectors[:, i]), f"e{i + 1}   λ = {values[i]:.4f}")
-        for i in _select(vectors.shape[1], eigenvectors)
+        GridPanel(env.grid(vectors[:, i]), f"e{i + 1}  λ = {values[i]:.4f}", top)
+        for i, top in zip(chosen, _vector_scales(vectors, chosen), strict=True)
     ]
     return _grid_figure(
         data,
@@ -327,13 +399,12 @@ def _learned_panels(data: RunData, step: int | str, chosen: list[int]):
     row_step, estimates = estimate_at(rows, None if step == "final" else int(step))
     env = data.env()
     panels = []
-    for i in chosen:
-        if i >= d:
-            continue
+    chosen = [i for i in chosen if i < d]
+    for i, top in zip(chosen, _vector_scales(truth, chosen, aligned), strict=True):
         estimate = _number(estimates, i)
         second = f"λ est {estimate:.4f}" if estimate is not None else "λ est n/a"
         panels.append(
-            GridPanel(env.grid(aligned[:, i]), f"e{i + 1}   |cos| {cosines[i]:.3f}\n{second}")
+            GridPanel(env.grid(aligned[:, i]), f"e{i + 1}  |cos| {cosines[i]:.3f}\n{second}", top)
         )
     return panels, row_step, float(np.mean(cosines[:d])) if d else float("nan")
 
@@ -351,8 +422,8 @@ def learned_figure(
     return _grid_figure(
         data,
         "learned_eigenvectors",
-        f"Learned eigenvectors, {where} (aligned to ground truth; mean |cos| {mean_cos:.3f})",
-        f"{data.label()} · {data.convention()}{note}",
+        f"Learned eigenvectors, {where}; mean |cos| {mean_cos:.3f}",
+        f"{data.label()} · aligned to ground truth · {data.convention()}{note}",
         panels,
     )
 
@@ -363,16 +434,25 @@ def final_comparison_figure(data: RunData, eigenvectors: list[int] | None = None
     learned_panels, _, mean_cos = _learned_panels(data, "final", chosen)
     env = data.env()
     truth_panels = [
-        GridPanel(env.grid(truth[:, i]), f"e{i + 1}   λ = {truth_values[i]:.4f}") for i in chosen
+        GridPanel(env.grid(truth[:, i]), f"e{i + 1}  λ = {truth_values[i]:.4f}", learned.vmax)
+        for i, learned in zip(chosen, learned_panels, strict=False)
     ]
+    # wide: wrap into rows of at most GRID_COLUMNS, a truth row above each learned row
+    ncols = _columns(len(truth_panels))
+    panels, labels = [], []
+    for start in range(0, len(truth_panels), ncols):
+        for part, label in ((truth_panels, "ground truth"), (learned_panels, "learned")):
+            chunk = part[start : start + ncols]
+            panels += chunk + [GridPanel(np.zeros((0, 0)), "")] * (ncols - len(chunk))
+            labels.append(label)
     return _grid_figure(
         data,
         "final_comparison",
-        f"Ground truth (top) vs final learned (bottom); mean |cos| {mean_cos:.3f}",
+        f"Ground truth vs final learned; mean |cos| {mean_cos:.3f}",
         f"{data.label()} · {data.convention()}",
-        truth_panels + learned_panels[: len(truth_panels)],
-        ncols=len(truth_panels),
-        row_labels=["ground truth", "learned"],
+        panels,
+        ncols=ncols,
+        row_labels=labels,
     )
 
 
@@ -391,14 +471,54 @@ def _positive(values: np.ndarray) -> np.ndarray:
     return np.where(values > 0, values, np.nan)
 
 
+def loss_scale(lines: list[Line]) -> tuple[bool, float | None]:
+    """(log, symlog linthresh) for loss terms: log when every value is positive, else a
+    symmetric log whose linear range is the decade of the smallest typical |value|."""
+    values = np.concatenate([np.asarray(line.values, dtype=np.float64) for line in lines])
+    values = values[np.isfinite(values)]
+    if not len(values) or np.all(values > 0):
+        return bool(len(values)), None
+    nonzero = np.abs(values[values != 0])
+    if not len(nonzero):
+        return False, 1.0
+    return False, float(10 ** math.floor(math.log10(np.percentile(nonzero, 10))))
+
+
+def cos_line(rows: list[dict], linear: bool, label: str = "mean |cos|", color: int = 0,
+             **kw) -> Line | None:
+    """mean |cos|, or 1 - mean |cos| for a log axis (where convergence shows)."""
+    line = _scalar(rows, "cos/mean", label if linear else f"1 - {label}", color, **kw)
+    if line is not None and not linear:
+        line.values = _positive(1.0 - line.values)
+    return line
+
+
+def cos_panel(title: str, lines: list[Line], linear: bool, legend: str) -> CurvePanel:
+    if linear:
+        return CurvePanel(title, lines, ylabel="|cos|", ylim=(0.0, 1.0), legend=legend)
+    return CurvePanel(f"1 - {title[0].lower()}{title[1:]}", lines, ylabel="1 - |cos|",
+                      log_y=True, legend=legend)
+
+
 def learning_curves_figure(data: RunData) -> CurveFigure:
-    rows = data.rows_or_wait()
+    rows = data.curve_rows()
     losses = [
         line
         for i, (key, label) in enumerate(LOSS_KEYS)
         if (line := _scalar(rows, key, label, i, bold=(key == "loss/total"))) is not None
     ]
-    panels = [CurvePanel("Loss terms", losses, ylabel="loss")]
+    panels = []
+    if losses:
+        log, linthresh = loss_scale(losses)
+        if log:
+            for line in losses:
+                line.values = _positive(line.values)
+        panels.append(CurvePanel("Loss terms", losses, ylabel="loss", log_y=log,
+                                 symlog=linthresh, legend="outside"))
+    linear = data.options.linear_cos
+    cos = cos_line(rows, linear, bold=True)
+    if cos is not None:
+        panels.append(cos_panel("Mean |cos| to ground truth", [cos], linear, "upper right"))
     orth = _scalar(rows, "orth/error", "‖h‖ (orthogonality)", 4)
     if orth is not None:
         orth.values = _positive(orth.values)
@@ -407,18 +527,6 @@ def learning_curves_figure(data: RunData) -> CurveFigure:
     if grad is not None:
         grad.values = _positive(grad.values)
         panels.append(CurvePanel("Gradient norm", [grad], ylabel="norm", log_y=True))
-    cos = _scalar(rows, "cos/mean", "mean |cos|", 0, bold=True)
-    if cos is not None:
-        panels.append(
-            CurvePanel(
-                "Mean |cos| to ground truth",
-                [cos],
-                ylabel="|cos|",
-                ylim=(0.0, 1.02),
-                legend="lower right",
-            )
-        )
-    panels = [p for p in panels if p.lines]
     if not panels:
         raise NotYet("metrics rows hold none of the learning-curve keys yet")
     return CurveFigure(
@@ -443,7 +551,7 @@ def estimate_window(truth: np.ndarray) -> tuple[float, float]:
 
 
 def dual_variables_figure(data: RunData, eigenvectors: list[int] | None = None) -> CurveFigure:
-    rows = data.rows_or_wait()
+    rows = data.curve_rows()
     steps, estimates = rundir.vector_series(rows, "eig/estimate")
     if not len(steps):
         raise NotYet("metrics rows hold no eig/estimate yet")
@@ -455,12 +563,14 @@ def dual_variables_figure(data: RunData, eigenvectors: list[int] | None = None) 
     estimate_lines, error_lines = [], []
     for i in chosen:
         estimate_lines.append(Line(f"e{i + 1}", steps, estimates[:, i], i))
-        estimate_lines.append(Line("", steps[[0, -1]], np.full(2, truth[i]), i, dashed=True))
+        # the truth in black dashes over the estimates: seen where they converge onto it
+        estimate_lines.append(Line("", steps[[0, -1]], np.full(2, truth[i]), -1, dashed=True,
+                                   zorder=3.0))
         error_lines.append(Line(f"e{i + 1}", steps, _positive(errors[:, i]), i))
     source = "duals" if has_duals else "Rayleigh quotients"
     panels = [
         CurvePanel(
-            f"Eigenvalue estimates from the {source} (solid) vs ground truth (dashed)",
+            f"From the {source} (colour) and ground truth (black dashes)",
             estimate_lines,
             ylabel="eigenvalue",
             legend="outside",
@@ -484,21 +594,20 @@ def dual_variables_figure(data: RunData, eigenvectors: list[int] | None = None) 
 
 
 def cosine_figure(data: RunData, eigenvectors: list[int] | None = None) -> CurveFigure:
-    rows = data.rows_or_wait()
+    rows = data.curve_rows()
     steps, cos = rundir.vector_series(rows, "cos/per_vector")
     if not len(steps):
         raise NotYet("metrics rows hold no cos/per_vector yet")
-    lines = [Line(f"e{i + 1}", steps, cos[:, i], i) for i in _select(cos.shape[1], eigenvectors)]
-    mean = _scalar(rows, "cos/mean", "mean", -1, bold=True, dashed=True)
+    linear = data.options.linear_cos
+    shown = cos if linear else _positive(1.0 - cos)
+    lines = [Line(f"e{i + 1}", steps, shown[:, i], i)
+             for i in _select(cos.shape[1], eigenvectors)]
+    mean = cos_line(rows, True, "mean", -1, bold=True, dashed=True, zorder=3.0)
     if mean is not None:
+        if not linear:
+            mean.values = _positive(1.0 - mean.values)
         lines.append(mean)
-    panel = CurvePanel(
-        "Per-eigenvector |cos| to ground truth",
-        lines,
-        ylabel="|cos|",
-        ylim=(0.0, 1.02),
-        legend="outside",
-    )
+    panel = cos_panel("Per-eigenvector |cos| to ground truth", lines, linear, "outside")
     return CurveFigure(
         "cosine_similarity", "Cosine similarity", _curve_subtitle(data, rows), [panel]
     )

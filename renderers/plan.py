@@ -13,17 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from allo import rundir
+from renderers import kinds
 
 GT_FILES = (rundir.GT_EIGENVALUES, rundir.GT_EIGENVECTORS)
-METRIC_KINDS = ("learning_curves", "dual_variable_evolution", "cosine_similarity")
-# CPU cost of each figure in about 10 ms units: PNG, room4, d = 10, drawn in a worker
-# forked after prepare() (median of 5 on the 2-core VM: learning_curves 0.72 s,
-# dual_variable_evolution 0.49, cosine_similarity 0.23, a learned grid 0.21, the final
-# comparison 0.31). A grid figure costs about GRID_BASE_COST + its panel count: its cells
-# are painted with numpy and only its text goes through matplotlib, while a curve figure
-# pays for axes, ticks and legends. See BENCHMARKS.md, "Rendering".
-CURVE_COST = {"learning_curves": 70, "dual_variable_evolution": 48, "cosine_similarity": 22}
-GRID_BASE_COST = 9
+# Each kind's CPU cost (renderers/kinds.py) balances the worker processes; a grid's grows
+# with its panels, a curve figure's with its axes and legends. BENCHMARKS.md, "Rendering".
 
 
 @dataclass(frozen=True)
@@ -68,59 +62,46 @@ def learned_stem(step: int) -> str:
 
 
 def make_plan(reader: rundir.RunReader, selection: Selection, d_hint: int = 10) -> Plan:
+    """One job per figure the selection asks for, in the order of the kinds table."""
     plan = Plan()
-    run = reader.path
     panels = len(selection.eigenvectors) if selection.eigenvectors else d_hint
-    if selection.ground_truth:
-        plan.jobs.append(
-            Job(
-                "ground_truth_eigenvectors",
-                "ground_truth_eigenvectors",
-                GT_FILES,
-                cost=GRID_BASE_COST + panels,
+    wanted = {
+        "ground-truth": selection.ground_truth,
+        "learned": selection.learned,
+        "comparison": selection.comparison,
+        "metrics": selection.metrics,
+    }
+    names = {kinds.METRICS: metrics_source(reader.path)}
+    for kind in kinds.TABLE:
+        if not wanted.get(kind.group, False):
+            continue
+        cost = kind.cost + kind.panel_cost * panels
+        if not kind.per_export:
+            inputs = tuple(names.get(name, name) for name in kind.inputs)
+            plan.jobs.append(Job(kind.name, kind.name, inputs, step=kind.step, cost=cost))
+            continue
+        for step in _export_steps(reader, selection, plan):
+            inputs = tuple(
+                rundir.export_name(step) if name == kinds.EXPORT else names.get(name, name)
+                for name in kind.inputs
             )
-        )
-    if selection.learned:
-        steps = reader.export_steps()  # sorted by number: 999 < 1000 < 10000
-        if selection.steps:
-            wanted = set(selection.steps)
-            for step in sorted(wanted - set(steps)):
-                plan.not_yet.append((learned_stem(step), f"no export for step {step}"))
-            steps = [s for s in steps if s in wanted]
-        if selection.latest_only and steps:
-            steps = steps[-1:]
-        if not steps and not selection.steps:
-            plan.not_yet.append(("learned_eigenvectors_step_*", "no learned export yet"))
-        for step in steps:
-            plan.jobs.append(
-                Job(
-                    learned_stem(step),
-                    "learned_eigenvectors",
-                    (rundir.export_name(step), *GT_FILES),
-                    step=step,
-                    cost=GRID_BASE_COST + panels,
-                )
-            )
-    if selection.comparison:
-        plan.jobs.append(
-            Job(
-                "final_comparison",
-                "final_comparison",
-                (rundir.FINAL_LEARNED, *GT_FILES),
-                step="final",
-                cost=GRID_BASE_COST + 2 * panels,
-            )
-        )
-    if selection.metrics:
-        source = metrics_source(run)
-        inputs = {
-            "learning_curves": (source,),
-            "dual_variable_evolution": (source, rundir.GT_EIGENVALUES),
-            "cosine_similarity": (source,),
-        }
-        for kind in METRIC_KINDS:
-            plan.jobs.append(Job(kind, kind, inputs[kind], cost=CURVE_COST[kind]))
+            plan.jobs.append(Job(learned_stem(step), kind.name, inputs, step=step, cost=cost))
     return plan
+
+
+def _export_steps(reader: rundir.RunReader, selection: Selection, plan: Plan) -> list[int]:
+    """The exports to draw; steps asked for but not exported go to plan.not_yet."""
+    steps = reader.export_steps()  # sorted by number: 999 < 1000 < 10000
+    if selection.steps:
+        wanted = set(selection.steps)
+        for step in sorted(wanted - set(steps)):
+            plan.not_yet.append((learned_stem(step), f"no export for step {step}"))
+        steps = [s for s in steps if s in wanted]
+    if selection.latest_only and steps:
+        steps = steps[-1:]
+    if not steps and not selection.steps:
+        plan.not_yet.append(("learned_eigenvectors_step_*", "no learned export yet"))
+    return steps
 
 
 def _mtime_ns(path: Path) -> int | None:

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from allo import rundir
-from renderers import RendererError, RenderOptions, load
+from renderers import RendererError, RenderOptions, axes, kinds, load
 from renderers import figures as figs
 from renderers.plan import Job
 
@@ -32,21 +32,21 @@ class Outcome:
     text: str | None = None  # the figure itself, when printed instead of written
 
 
-def build(data: figs.RunData, job: Job, eigenvectors: list[int] | None):
-    """The figure description for one job."""
-    if job.kind == "ground_truth_eigenvectors":
-        return figs.ground_truth_figure(data, eigenvectors)
-    if job.kind == "learned_eigenvectors":
-        return figs.learned_figure(data, job.step, eigenvectors)
-    if job.kind == "final_comparison":
-        return figs.final_comparison_figure(data, eigenvectors)
-    if job.kind == "learning_curves":
-        return figs.learning_curves_figure(data)
-    if job.kind == "dual_variable_evolution":
-        return figs.dual_variables_figure(data, eigenvectors)
-    if job.kind == "cosine_similarity":
-        return figs.cosine_figure(data, eigenvectors)
-    raise ValueError(f"unknown figure kind {job.kind!r}")
+def build(data: figs.RunData, job: Job, eigenvectors: list[int] | None, size: str = "column"):
+    """The figure description for one job; a curve figure's axes settled for `size`."""
+    figure = kinds.build(kinds.KINDS[job.kind], data, job.step, eigenvectors)
+    if isinstance(figure, figs.CurveFigure):
+        axes.settle(figure, size)
+    return figure
+
+
+def draw_figure(renderer, kind: str, figure) -> bytes:
+    """The renderer's method for the kind's shape (`grid` / `curves`); a plugin written
+    for the older protocol may have one method per kind instead."""
+    method = getattr(renderer, kinds.KINDS[kind].shape, None)
+    if method is None:
+        method = getattr(renderer, kind)
+    return method(figure)
 
 
 def target_path(run: Path, out_dir: Path | None, stem: str, extension: str) -> Path:
@@ -76,14 +76,14 @@ def draw(
     outcomes: list[Outcome] = []
     try:
         renderer = load(fmt)(options)
-        data = figs.RunData(rundir.RunReader(run))
+        data = figs.RunData(rundir.RunReader(run), options)
     except (RendererError, rundir.RunDirError) as err:
         return [Outcome(job.stem, FAILED, _one_line(err)) for job in jobs]
     status = _status(data)
     for job in jobs:
         try:
-            figure = build(data, job, eigenvectors)
-            payload = getattr(renderer, job.kind)(figure)
+            figure = build(data, job, eigenvectors, options.size)
+            payload = draw_figure(renderer, job.kind, figure)
             if to_stdout:
                 outcomes.append(Outcome(job.stem, MADE, text=payload.decode("utf-8")))
                 continue

@@ -8,11 +8,9 @@ go through plotext, imported only when a curve figure is drawn.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from renderers import colors, ticks
+from renderers import axes, colors
 from renderers.base import GridCurveRenderer
 from renderers.figures import CurveFigure, GridFigure, Line
 
@@ -36,13 +34,13 @@ def _fit(text: str, width: int) -> str:
 class TextRenderer(GridCurveRenderer):
     name = "text"
     extension = ".txt"
-    options_used = ("color", "width")  # the RenderOptions fields it reads
+    options_used = ("color", "width")  # the RenderOptions fields it reads (and CONTENT)
 
     # ------------------------------------------------------------------------ grids
-    def _cells_colour(self, figure: GridFigure, values: np.ndarray, scale: int) -> list[str]:
+    def _cells_colour(self, figure: GridFigure, panel, scale: int) -> list[str]:
         """Rows of half-block characters; `scale` characters per cell across."""
-        grid = np.where(figure.walls, np.nan, values)
-        rgb = colors.diverging(grid, figure.vmax)
+        grid = np.where(figure.walls, np.nan, panel.values)
+        rgb = colors.diverging(grid, panel.vmax or figure.vmax)
         rgb = np.repeat(np.repeat(rgb, scale, axis=0), scale, axis=1)
         lines = []
         for top in range(0, rgb.shape[0], 2):
@@ -57,8 +55,9 @@ class TextRenderer(GridCurveRenderer):
         return lines
 
     @staticmethod
-    def _cells_plain(figure: GridFigure, values: np.ndarray) -> list[str]:
+    def _cells_plain(figure: GridFigure, panel) -> list[str]:
         """Two characters per cell: '##' wall, ' .' near zero, '+7' / '-3' otherwise."""
+        values, vmax = panel.values, panel.vmax or figure.vmax
         lines = []
         for r in range(values.shape[0]):
             parts = []
@@ -67,7 +66,7 @@ class TextRenderer(GridCurveRenderer):
                 if figure.walls[r, c] or not np.isfinite(value):
                     parts.append("##")
                     continue
-                level = int(round(min(1.0, abs(value) / figure.vmax) * 9))
+                level = int(round(min(1.0, abs(value) / vmax) * 9))
                 parts.append(" ." if level == 0 else f"{'+' if value > 0 else '-'}{level}")
             lines.append("".join(parts))
         return lines
@@ -83,10 +82,13 @@ class TextRenderer(GridCurveRenderer):
         out = [figure.title, figure.subtitle, ""]
         blocks = []
         for panel in figure.panels:
+            if panel.blank:
+                blocks.append(([""], []))
+                continue
             body = (
-                self._cells_colour(figure, panel.values, scale)
+                self._cells_colour(figure, panel, scale)
                 if colour
-                else self._cells_plain(figure, panel.values)
+                else self._cells_plain(figure, panel)
             )
             titles = [_fit(t, panel_w) for t in panel.title.split("\n")]
             blocks.append((titles, body))
@@ -114,14 +116,17 @@ class TextRenderer(GridCurveRenderer):
         return ("\n".join(out) + "\n").encode("utf-8")
 
     def _legend(self, figure: GridFigure) -> str:
-        vmax = figure.vmax
         if self.options.color:
-            ramp = colors.diverging(np.linspace(-vmax, vmax, 21), vmax)
+            ramp = colors.diverging(np.linspace(-1.0, 1.0, 21), 1.0)
             bar = "".join(_bg(c) + " " for c in ramp) + RESET
             wall = _bg(colors.WALL) + "  " + RESET
         else:
             bar, wall = "-9 … . … +9", "##"
-        parts = [f"scale {-vmax:.3g} {bar} {vmax:.3g}", f"wall {wall}"]
+        _, labels = figure.bar_ticks()
+        scale = f"scale {labels[0]} {bar} {labels[-1]}"
+        if figure.bar_label:
+            scale += f" {figure.bar_label} (each vector's own)"
+        parts = [scale, f"wall {wall}"]
         if figure.start is not None:
             parts.append(f"start {list(figure.start)}")
         if figure.goals:
@@ -134,8 +139,11 @@ class TextRenderer(GridCurveRenderer):
 
     # ------------------------------------------------------------------------ curves
     def curves(self, figure: CurveFigure) -> bytes:
+        """plotext on the settled axes (renderers/axes.py): the ticks of the PNG. Log and
+        symlog axes are drawn as plotext's linear ones over the transformed values."""
         import plotext
 
+        axes.settle_once(figure, self.options.size)
         plot = plotext.figure
         plot.clear()
         width = max(60, self.options.width)
@@ -151,49 +159,47 @@ class TextRenderer(GridCurveRenderer):
             sub.label(panel.xlabel)
             labelled = sum(bool(line.label) for line in panel.lines) > 1
             for line in panel.lines:
-                self._line(plotext, sub, line, panel.log_y, labelled)
-            self._step_ticks(sub, panel.lines, width // figure.ncols)
-            if panel.log_y:
-                sub.ruler("y").scale("log")
-            if panel.ylim is not None:
-                sub.ruler("y").lim(*panel.ylim)
+                self._line(plotext, sub, line, panel.y_axis, labelled)
+            x_axis, y_axis = panel.x_axis, panel.y_axis
+            sub.ruler("x").ticks(list(x_axis.ticks), list(x_axis.labels))
+            sub.ruler("x").lim(*x_axis.view)
+            sub.ruler("y").ticks(list(_shown(y_axis, y_axis.ticks)), list(y_axis.labels))
+            sub.ruler("y").lim(*_shown(y_axis, y_axis.view))
         text = plot.build().string(colorless=not self.options.color)
         plot.clear()
         return f"{figure.title}\n{figure.subtitle}\n{text}\n".encode()
 
     @staticmethod
-    def _step_ticks(sub, lines: list[Line], width: int) -> None:
-        """Round step numbers (2000, 4000, 10k) instead of plotext's own (1.4e3, 2.7e3)."""
-        steps = [float(s) for line in lines for s in line.steps if math.isfinite(float(s))]
-        if not steps:
-            return
-        positions = ticks.nice_ticks(min(steps), max(steps), max(2, min(7, width // 12)))
-        if positions:
-            sub.ruler("x").ticks(positions, [ticks.format_tick(p) for p in positions])
-
-    @staticmethod
-    def _line(plotext, sub, line: Line, log_y: bool, labelled: bool) -> None:
+    def _line(plotext, sub, line: Line, y_axis, labelled: bool) -> None:
         rgb = colors.hex_to_rgb(colors.line_color(line.color))
-        values = np.asarray(line.values, dtype=np.float64)
-        ok = np.isfinite(values) & ((values > 0) if log_y else True)
+        steps = np.asarray(line.steps, dtype=np.float64)
+        values = _shown(y_axis, line.values)
+        ok = np.isfinite(values)
         if not ok.any():
             return
-        steps = np.asarray(line.steps, dtype=np.float64)[ok].tolist()
         if line.dashed and np.ptp(values[ok]) == 0:
             sub.line(float(values[ok][0]), style="dotted", pixel=plotext.pixel(rgb))
             return
-        signal = sub.signal(steps, values[ok].tolist(), marker=plotext.marker("hd", rgb))
+        signal = sub.signal(steps[ok].tolist(), values[ok].tolist(),
+                            marker=plotext.marker("hd", rgb))
         if line.label and labelled:
             signal.label(line.label)
         sub.draw(signal.lines())
-        if line.band is not None:
-            for bound in line.band:
-                b = np.asarray(bound, dtype=np.float64)
-                fine = np.isfinite(b) & ((b > 0) if log_y else True)
-                if fine.any() and not math.isnan(float(np.nanmax(b))):
-                    edge = sub.signal(
-                        np.asarray(line.steps, dtype=np.float64)[fine].tolist(),
-                        b[fine].tolist(),
-                        marker=plotext.marker("·", rgb),
-                    )
-                    sub.draw(edge)
+        for bound in line.band or ():
+            shown = _shown(y_axis, bound)
+            fine = np.isfinite(shown)
+            if fine.any():
+                sub.draw(sub.signal(steps[fine].tolist(), shown[fine].tolist(),
+                                    marker=plotext.marker("·", rgb)))
+
+
+def _shown(y_axis, values) -> np.ndarray:
+    """Values in the axis's drawing coordinates: log10 on log axes (non-positive values
+    become gaps), the symlog transform on symlog axes."""
+    values = np.asarray(values, dtype=np.float64)
+    if y_axis.scale == "log":
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(values > 0, np.log10(np.where(values > 0, values, 1.0)), np.nan)
+    if y_axis.scale == "symlog":
+        return axes.symlog(values, y_axis.linthresh)
+    return values

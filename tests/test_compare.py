@@ -192,6 +192,19 @@ def test_compare_band_stays_where_the_plain_interval_went_negative(tmp_path):
     assert np.all(plain_low < 0)  # the old band: dropped from a log axis
 
 
+def test_compare_figure_draws_the_band_where_the_plain_interval_went_negative(tmp_path):
+    """The drawn figure: both log panels carry their band (a filled path), in SVG."""
+    import xml.etree.ElementTree as ET
+
+    runs = spread_runs(tmp_path, [0.01, 0.5, 0.02])
+    out = tmp_path / "cmp"
+    assert compare.main([*map(str, runs), "--format", "svg", "--out", str(out)]) == 0
+    root = ET.parse(out / "comparison.svg").getroot()
+    svg = "{http://www.w3.org/2000/svg}"
+    bands = [g for g in root.iter(svg + "g") if g.get("id", "").startswith("band")]
+    assert len(bands) == 2 and all(list(g.iter(svg + "path")) for g in bands)
+
+
 def test_compare_linear_cos_band_stays_below_one(tmp_path):
     runs = [compare.summarize_run(str(p)) for p in spread_runs(tmp_path, [0.001, 0.3, 0.002])]
     cos_panel = compare.comparison_figure(group_runs(runs), linear_cos=True).panels[0]

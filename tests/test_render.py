@@ -179,12 +179,17 @@ def test_incremental_redraws_what_other_options_drew(run, capsys):
 
 
 def test_options_a_renderer_does_not_name_all_count():
-    options = RenderOptions(dpi=100, color=True, width=120)
+    options = RenderOptions(dpi=100, color=True, width=120, x_range=(10, None))
+    content = {"size": "column", "annotate": False, "scale": "per-vector", "linear_cos": False,
+               "x_range": [10, None], "tail": None}  # what a figure shows counts always
     everything = drawn_with.signature(options, [0, 1])
-    assert everything == {"dpi": 100, "color": True, "width": 120, "eigenvectors": [0, 1]}
-    assert drawn_with.signature(options, None, ("dpi",)) == {"dpi": 100, "eigenvectors": None}
-    assert drawn_with.signature(options, [], ()) == {"eigenvectors": None}
-    assert drawn_with.signature(options, [], (), 2) == {"eigenvectors": None, "drawing": 2}
+    assert everything == {"dpi": 100, "color": True, "width": 120, "eigenvectors": [0, 1],
+                          **content}
+    assert drawn_with.signature(options, None, ("dpi",)) == {"dpi": 100, "eigenvectors": None,
+                                                              **content}
+    assert drawn_with.signature(options, [], ()) == {"eigenvectors": None, **content}
+    assert drawn_with.signature(options, [], (), 2) == {"eigenvectors": None, "drawing": 2,
+                                                         **content}
 
 
 @pytest.mark.parametrize("record", ["{not json", "[1, 2]", '{"cosine_similarity.svg": 3}'])

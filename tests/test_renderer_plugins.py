@@ -75,7 +75,7 @@ def test_extra_renderer_renders_through_allo_render(extra_plugin, tmp_path, caps
     assert (
         Path(run, "plots", "final_comparison.md")
         .read_text()
-        .startswith("# Ground truth (top) vs final learned")
+        .startswith("# Ground truth vs final learned")
     )
 
 

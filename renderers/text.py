@@ -17,6 +17,7 @@ from renderers.figures import CurveFigure, GridFigure, Line
 RESET = "\x1b[0m"
 HALF = "▀"
 PANEL_GAP = 3
+TEXT_Y_TICKS = 5  # at most this many y labels: plotext gives a panel few rows
 
 
 def _fg(rgb) -> str:
@@ -148,12 +149,15 @@ class TextRenderer(GridCurveRenderer):
         plot.clear()
         width = max(60, self.options.width)
         panel_h = 22
-        plot.plot_size(width, panel_h * figure.nrows)
+        # plotext fits at most two rows of panels in a plot's height: more go side by side
+        ncols = 2 if len(figure.panels) > 2 else 1
+        nrows = -(-len(figure.panels) // ncols)
+        plot.plot_size(width, panel_h * nrows)
         single = len(figure.panels) == 1
         if not single:
-            plot.subplots(figure.nrows, figure.ncols)
+            plot.subplots(nrows, ncols)
         for index, panel in enumerate(figure.panels):
-            row, col = divmod(index, figure.ncols)
+            row, col = divmod(index, ncols)
             sub = plot if single else plot.subplot(row + 1, col + 1)
             sub.title(panel.title)
             sub.label(panel.xlabel)
@@ -163,7 +167,10 @@ class TextRenderer(GridCurveRenderer):
             x_axis, y_axis = panel.x_axis, panel.y_axis
             sub.ruler("x").ticks(list(x_axis.ticks), list(x_axis.labels))
             sub.ruler("x").lim(*x_axis.view)
-            sub.ruler("y").ticks(list(_shown(y_axis, y_axis.ticks)), list(y_axis.labels))
+            # the PNG's ticks, every k-th where a few text rows cannot hold them all
+            stride = -(-len(y_axis.ticks) // TEXT_Y_TICKS)
+            sub.ruler("y").ticks(list(_shown(y_axis, y_axis.ticks))[::stride],
+                                 list(y_axis.labels)[::stride])
             sub.ruler("y").lim(*_shown(y_axis, y_axis.view))
         text = plot.build().string(colorless=not self.options.color)
         plot.clear()

@@ -142,7 +142,7 @@ def runs(tmp_path) -> list[Path]:
     return paths
 
 
-@pytest.mark.parametrize("fmt", ["png", "svg"])
+@pytest.mark.parametrize("fmt", ["png", "svg", "pdf"])
 def test_compare_writes_figure_table_and_json(runs, tmp_path, capsys, fmt):
     out = tmp_path / "cmp"
     assert compare.main([*map(str, runs), "--format", fmt, "--out", str(out), "--dpi", "40"]) == 0

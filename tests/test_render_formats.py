@@ -189,7 +189,10 @@ def test_text_curves_label_steps_with_round_numbers(run):
         lines = text.splitlines()
         axis = [lines[i + 1].split() for i, line in enumerate(lines[:-1])
                 if "└" in line and "┬" in line]  # an x axis with tick marks, not a legend
-        assert axis and all(labels == figure.panels[0].x_axis.labels for labels in axis), axis
+        # panels may stand two to a row; plotext may drop a label that reaches the edge
+        shown = figure.panels[0].x_axis.labels
+        assert axis and all(set(labels) <= set(shown) and len(set(labels)) >= len(shown) - 1
+                            for labels in axis), axis
         labels = [int(label) for label in figure.panels[0].x_axis.labels]
         step = labels[1] - labels[0]
         assert step in (20, 25, 50) and labels == list(range(labels[0], labels[-1] + 1, step))

@@ -54,14 +54,14 @@ def runs_screen(app) -> RunsScreen:
 
 
 def table_text(screen: RunsScreen) -> dict[str, dict[str, str]]:
-    """run name -> its cells, as the table holds them now."""
+    """layout/run (the last two parts of its path) -> its cells, as the table holds them."""
     table = screen.query_one("#runs-table")
     out = {}
     for path in screen.order:
         cells = table.get_row(path)
         names = [name for name, _ in screen.columns]
-        row = {n: c.plain for n, c in zip(names, cells, strict=True)}
-        out[row["run"]] = row
+        row = {n: c.plain.strip() for n, c in zip(names, cells, strict=True)}
+        out["/".join(Path(path).parts[-2:])] = row
     return out
 
 
@@ -136,7 +136,7 @@ async def test_overlay_selection_colours_hide_isolate_and_groups(tmp_path: Path)
         await pilot.press("space", "space")  # the first two rows (the cursor moves down)
         assert [Path(p).name for p in screen.selected] == ["allo_s0", "allo_s1"]
         text = overlay.render().plain
-        assert "small/allo_s0" in text and "small/allo_s1" in text and "1 − mean |cos|" in text
+        assert "small allo s0" in text and "small allo s1" in text and "1 − mean |cos|" in text
         first_colour = screen.colours[screen.selected[0]]
         # unselect the first, select another: colours stay with their runs
         await pilot.press("up", "up", "space")
@@ -311,5 +311,20 @@ def test_runs_at_any_depth_and_study_names(tmp_path: Path) -> None:
     watcher = FolderWatcher(tmp_path / "studies" / "s1")
     watcher.poll()
     assert [t.name for t in watcher.trackers.values()] == ["small-allo-0"]
-    assert [r.name for r in sorted_rows(folder_rows(tmp_path), "run")] == [
-        "studies/s1/runs/a/b/small/allo_s0"]
+    assert [r.name for r in sorted_rows(folder_rows(tmp_path), "run")] == ["allo_s0"]
+    twin = study_run(tmp_path / "other", "small", "allo", 0, total=10)
+    names = sorted(r.name for r in folder_rows(tmp_path))
+    assert names == ["other/small/allo_s0", "studies/s1/runs/a/b/small/allo_s0"]
+    assert twin.path.exists()
+
+
+def test_strict_cos_column_only_when_a_run_logs_it(tmp_path: Path) -> None:
+    older = study_run(tmp_path, "small", "allo", 0, total=100)  # an older run: no strict
+    older.writer.append_metrics({"step": 10, "time": 0.1, "cos/mean": 0.95})
+    assert "strict" not in summarize_runs(tmp_path).splitlines()[2]
+    run = study_run(tmp_path, "small", "sqp", 0, total=100)
+    run.writer.append_metrics({"step": 10, "time": 0.1, "cos/mean": 0.95,
+                               "cos_strict/mean": 0.75})
+    text = summarize_runs(tmp_path)
+    assert "strict" in text.splitlines()[2] and "0.7500" in text
+    assert "strict |cos| 0.75 (n=1)" in text

@@ -27,8 +27,9 @@ if TYPE_CHECKING:
 
     from tui.series import MetricStore
 
-# 256-colour indexes: distinct on dark and light backgrounds, mapped to truecolor by Textual.
-PALETTE = (39, 208, 77, 170, 220, 203)
+# 256-colour indexes: distinct on dark and light backgrounds, mapped to truecolor by Textual;
+# ten, so ten overlaid runs have ten colours (more cycle).
+PALETTE = (39, 208, 77, 170, 220, 203, 99, 37, 130, 247)
 # Markers that stay distinguishable when there is no colour (NO_COLOR).
 MONO_MARKERS = ("braille", "•", "+", "x", "o", "*")
 
@@ -266,11 +267,9 @@ def prepare(line: Line, log: bool, view: View, x_range: tuple[float, float],
 
 
 def y_limits(drawn: list[Drawn], log: bool) -> tuple[float, float] | None:
-    import numpy as np
-
+    """The lines' range: a band (two seeds' t interval spans decades) is drawn inside
+    it, cut at the edges, so it never flattens the lines it is about."""
     parts = [d.y for d in drawn if len(d.y)]
-    parts += [b[np.isfinite(b)] for d in drawn for b in (d.low, d.high) if b is not None]
-    parts = [p for p in parts if len(p)]
     if not parts:
         return None
     lo = float(min(p.min() for p in parts))

@@ -24,8 +24,9 @@ STATUS_ORDER = ("unreadable", "deleted", "failed", "stalled", "interrupted", "ru
                 "unknown", "finished")
 GONE = {"run directory deleted": "deleted", "run.json missing": "deleted"}
 COLUMNS = ("run", "layout", "objective", "settings", "seed", "status", "step", "steps/s",
-           "|cos|", "eig err", "→0.99", "ETA")  # fmt: skip
-NUMERIC = frozenset({"seed", "step", "steps/s", "|cos|", "eig err", "→0.99", "ETA"})
+           "|cos|", "strict", "eig err", "→0.99", "ETA")  # fmt: skip
+NUMERIC = frozenset({"seed", "step", "steps/s", "|cos|", "strict", "eig err", "→0.99", "ETA"})
+STRICT_COS = "cos_strict/mean"  # the strict score (rotation not allowed), where logged
 
 
 @dataclass
@@ -43,6 +44,7 @@ class RunRow:
     total: int | None
     sps: float | None
     cos: float | None
+    strict: float | None
     eig_error: float | None
     converged_at: int | None
     eta: float | None
@@ -63,6 +65,7 @@ class RunRow:
             "step": f"{self.step:,}/{total}",
             "steps/s": "—" if self.sps is None else f"{self.sps:,.0f}",
             "|cos|": "—" if self.cos is None else f"{self.cos:.4f}",
+            "strict": "—" if self.strict is None else f"{self.strict:.4f}",
             "eig err": format_number(self.eig_error),
             "→0.99": "—" if self.converged_at is None else f"{self.converged_at:,}",
             "ETA": duration(self.eta) if self.eta is not None else "—",
@@ -71,7 +74,8 @@ class RunRow:
     def sort_value(self, column: str):
         """A key that sorts numbers as numbers, unknowns last."""
         value = {
-            "seed": _number(self.seed), "step": self.step, "steps/s": self.sps, "|cos|": self.cos,
+            "seed": _number(self.seed), "step": self.step, "steps/s": self.sps,
+            "|cos|": self.cos, "strict": self.strict,
             "eig err": self.eig_error, "→0.99": self.converged_at, "ETA": self.eta,
             "status": STATUS_ORDER.index(self.status) if self.status in STATUS_ORDER else 9,
         }.get(column, self.cells().get(column, ""))  # fmt: skip
@@ -143,7 +147,8 @@ def build_row(tracker: RunTracker, differing: list[str], now: float | None = Non
         settings=settings, seed="" if seed is None else str(seed), status=status,
         step=state.step if state else 0, total=state.total if state else None,
         sps=state.sps if state else None,
-        cos=cos, eig_error=eig, converged_at=tracker.steps_to_converged, eta=eta,
+        cos=cos, strict=_finite((latest or {}).get(STRICT_COS)), eig_error=eig,
+        converged_at=tracker.steps_to_converged, eta=eta,
         problem=tracker.problem, config=config, group=group,
     )  # fmt: skip
 

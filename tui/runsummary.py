@@ -24,7 +24,8 @@ def folder_rows(folder: Path, now: float | None = None) -> list[RunRow]:
 
 def table_text(rows: list[RunRow], columns: tuple[str, ...] = COLUMNS) -> list[str]:
     cells = [r.cells() for r in rows]
-    shown = [c for c in columns if c != "settings" or any(x["settings"] for x in cells)]
+    shown = [c for c in columns
+             if c not in ("settings", "strict") or any(x[c] not in ("", "—") for x in cells)]
     widths = {}
     for column in shown:
         longest = max([len(column)] + [len(x[column]) for x in cells])
@@ -54,6 +55,9 @@ def summarize_runs(folder: Path, now: float | None = None) -> str:
     lines += ["", "per configuration: mean ± 95% interval half-width (Student t, as allo compare)"]
     for group in groups:
         cos = interval_text(*group.final("cos"))
+        strict = group.final("strict")
+        if strict[3]:
+            cos += f"   strict |cos| {interval_text(*strict)}"
         eig = interval_text(*group.final("eig_error"), digits=2)
         converged = interval_text(*group.final("converged_at"), digits=4)
         lines.append(f"  {group.label}  [{len(group.rows)} runs]")

@@ -162,25 +162,34 @@ class FolderWatcher:
         """Trackers for runs not seen before (new runs join the table)."""
         names = study_names(self.folder)
         added = []
-        for path in find_run_dirs(self.folder):
+        found = find_run_dirs(self.folder)
+        counts: dict[str, int] = {}
+        for path in list(self.trackers) + found:
+            counts[path.name] = counts.get(path.name, 0) + 1
+        for path in found:
             if path not in self.trackers:
                 try:
                     name = names.get(path.resolve(), "")
                 except OSError:
                     name = ""
-                tracker = RunTracker(path, name=name or _relative(path, self.folder))
+                # the run directory's own name, or its path below the folder where two
+                # runs share a name (seed0/ in several configurations' folders)
+                default = path.name if counts[path.name] == 1 else _relative(path, self.folder)
+                tracker = RunTracker(path, name=name or default)
                 self.trackers[path] = tracker
                 added.append(tracker)
         self._scanned = time.monotonic()
         return added
 
-    def poll(self) -> list[RunTracker]:
-        """The trackers whose run changed since the last poll (new ones included)."""
+    def poll(self, info_only: bool = False) -> list[RunTracker]:
+        """The trackers whose run changed since the last poll (new ones included).
+        `info_only`: run.json alone, so a first screen of many runs fills at once and
+        their metrics follow."""
         changed: list[RunTracker] = []
         if time.monotonic() - self._scanned >= self.rescan_seconds:
             self.scan()
         for tracker in self.trackers.values():
-            if tracker.poll():
+            if tracker._poll_info() if info_only else tracker.poll():
                 changed.append(tracker)
         return changed
 

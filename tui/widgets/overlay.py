@@ -69,9 +69,9 @@ class Overlay(ViewKeys, Widget):
     def panels(self, view: View) -> tuple[list[Panel], list[tuple[str, int, bool]]]:
         """Panels of the chart and the legend entries (label, colour, shown)."""
         shown = [(t, r, c) for t, r, c, visible in self.entries if visible]
-        units = _groups(shown) if self.grouped else [(r.name, c, [t]) for t, r, c in shown]
+        units = _groups(shown) if self.grouped else [(run_label(r), c, [t]) for t, r, c in shown]
         legend: list[tuple[str, int, bool]] = [(label, colour, True) for label, colour, _ in units]
-        legend += [(r.name, c, False) for _, r, c, visible in self.entries
+        legend += [(run_label(r), c, False) for _, r, c, visible in self.entries
                    if not visible and not self.grouped]
         panels = []
         for metric in self.chart.metrics:
@@ -107,7 +107,9 @@ class Overlay(ViewKeys, Widget):
         if panels:
             what = "at cursor" if self.state.view.cursor is not None else "latest"
             rows[-1].append(f"  ({panels[0].title}, {what})", style="dim")
-        return Text("\n", no_wrap=True).join(rows)
+        out = Text("\n").join(rows)
+        out.no_wrap, out.overflow = True, "ellipsis"
+        return out
 
     def render(self) -> Text:
         if not self.entries:
@@ -131,6 +133,15 @@ class Overlay(ViewKeys, Widget):
     def data_changed(self) -> None:
         self.version += 1
         self.refresh()
+
+
+def run_label(row: RunRow) -> str:
+    """A run as a researcher names it: layout, objective, differing settings, seed
+    ('maze allo s2'); the directory name where run.json says none of that."""
+    if row.layout == "?" and row.objective == "?":
+        return row.name
+    parts = [row.layout, row.objective, row.settings, f"s{row.seed}" if row.seed else ""]
+    return " ".join(p for p in parts if p)
 
 
 def _groups(shown) -> list[tuple[str, int, list]]:

@@ -30,12 +30,13 @@ from tui.widgets.overlay import Overlay
 
 LAYOUTS = ("split", "table", "overlay")  # `v` steps through what the screen shows
 TABLE_COLUMNS = ("sel", "run", "layout", "objective", "settings", "seed", "status", "step",
-                 "steps/s", "|cos|", "eig err", "→0.99", "ETA")  # fmt: skip
-RIGHT = frozenset({"seed", "step", "steps/s", "|cos|", "eig err", "→0.99", "ETA"})
-# When the screen is too narrow for every column, these go first (in this order); a
+                 "steps/s", "|cos|", "strict", "eig err", "→0.99", "ETA")  # fmt: skip
+RIGHT = frozenset({"seed", "step", "steps/s", "|cos|", "strict", "eig err", "→0.99", "ETA"})
+# When the screen is too narrow for every column, these go first (in this order; the
+# run directory's name before the layout, objective and seed that tell runs apart); a
 # column whose value is the same for every run goes before any (the head names it).
-DROP_ORDER = ("steps/s", "→0.99", "layout", "objective", "ETA", "seed", "eig err")
-CAPS = {"run": 28, "settings": 30, "status": 22}  # widest a column grows; longer ends in …
+DROP_ORDER = ("steps/s", "strict", "run", "→0.99", "ETA", "seed", "eig err", "layout", "objective")
+CAPS = {"run": 20, "settings": 24, "status": 22}  # widest a column grows; longer ends in …
 
 
 @dataclass
@@ -52,7 +53,7 @@ class RunsScreen(Screen[None]):
     RunsScreen #runs-head { height: 1; padding: 0 1; background: $boost; }
     RunsScreen #runs-table { height: 1fr; min-height: 4; }
     RunsScreen #overlay { height: 2fr; min-height: 8; border: round $secondary;
-                          padding: 0 1 0 0; }
+                          padding: 0 1 0 0; text-wrap: nowrap; text-overflow: ellipsis; }
     RunsScreen #filter { display: none; height: 3; }
     RunsScreen #filter.-shown { display: block; }
     RunsScreen.-table #overlay { display: none; }
@@ -104,7 +105,7 @@ class RunsScreen(Screen[None]):
         yield Static(id="runs-head")
         yield Input(placeholder="filter: words, globs (room*), /regex/, key=value, -exclude",
                     id="filter")
-        yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True, cell_padding=1)
+        yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True, cell_padding=0)
         yield Overlay(id="overlay")
         yield Notice(id="notice")
         yield Footer()
@@ -128,10 +129,11 @@ class RunsScreen(Screen[None]):
         watcher = FolderWatcher(self.folder)
         differing: list[str] | None = None
         rebuilt = 0.0
+        first = True
         while not worker.is_cancelled:
             try:
                 with self.watcher_lock:
-                    changed = watcher.poll()
+                    changed = watcher.poll(info_only=first)
                     trackers = list(watcher.trackers.values())
                 now_differing = differing_keys([run_config(t.info) for t in trackers
                                                 if t.info is not None])
@@ -146,6 +148,9 @@ class RunsScreen(Screen[None]):
                     self.app.call_from_thread(self.apply_rows, rows, everything)
             except Exception as err:  # a folder being moved: say so, keep following
                 self.app.call_from_thread(self.notify_line, f"{type(err).__name__}: {err}")
+            if first:  # the metrics of the runs just listed: at once, not after a pause
+                first = False
+                continue
             self.wake.wait(self.poll_seconds)
             self.wake.clear()
 
@@ -185,12 +190,13 @@ class RunsScreen(Screen[None]):
             longest = max([len(name)] + [len(c[name]) for c in cells])
             widths[name] = min(longest, CAPS.get(name, longest))
         names = list(TABLE_COLUMNS)
-        if not any(c["settings"] for c in cells):
-            names.remove("settings")
+        for optional in ("settings", "strict"):  # only when some run has one
+            if not any(c[optional] not in ("", "—") for c in cells):
+                names.remove(optional)
         room = max(20, self.size.width - 2)
 
         def needed() -> int:
-            return sum(widths[n] + 2 for n in names)  # cell padding: one space each side
+            return sum(widths[n] + 1 for n in names)  # each cell starts with one space
 
         for name in ("layout", "objective", "seed"):
             if needed() > room and len(cells) > 1 and len({c[name] for c in cells}) == 1:
@@ -209,9 +215,9 @@ class RunsScreen(Screen[None]):
             table.clear(columns=columns != self.columns)
             if columns != self.columns:
                 for name, width in columns:
-                    label = Text("" if name == "sel" else name,
+                    label = Text("" if name == "sel" else " " + name,
                                  justify="right" if name in RIGHT else "left")
-                    table.add_column(label, key=name, width=width)
+                    table.add_column(label, key=name, width=width + 1)  # +1: a leading gap
                 self.columns = columns
             for path in order:
                 table.add_row(*self.row_cells(path), key=path)
@@ -239,9 +245,11 @@ class RunsScreen(Screen[None]):
             if name == "status" and row.problem:
                 style = "bold red"
             text = cells[name]
-            if len(text) > width:
+            if len(text) > width and name == "run":  # a run's name ends in what tells
+                text = "…" + text[len(text) - width + 1 :]  # it apart (seed, time)
+            elif len(text) > width:
                 text = text[: width - 1] + "…"
-            out.append(Text(text, style=style, justify="right" if name in RIGHT else "left"))
+            out.append(Text(" " + text, style=style, justify="right" if name in RIGHT else "left"))
         return out
 
     def mark(self, path: str) -> Text:

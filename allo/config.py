@@ -10,6 +10,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from allo.layouts import MAX_FREE_CELLS
+
 # The training objectives (allo/objective.py, allo/baselines.py; docs/math.md 5, 7, 14).
 OBJECTIVES = ("allo", "ggdo", "sqp", "cqp", "omm", "lora")
 # Objectives with dual variables (only ALLO) and with a growing barrier (ALLO, SQP, CQP).
@@ -19,8 +21,19 @@ DATA_SOURCES = ("collected", "exact")
 PROTOCOLS = ("allo", "paper")
 
 
-def arg(default: Any, help: str, *aliases: str, choices: tuple | None = None) -> Any:
-    return field(default=default, metadata={"help": help, "aliases": aliases, "choices": choices})
+# Seeds are 32-bit: numpy's and torch's generators and every tool reading run.json take them.
+MAX_SEED = 2**32 - 1
+BIG = 10**9  # counts that only name things (experiment numbers, episode cut-offs)
+
+
+def arg(default: Any, help: str, *aliases: str, choices: tuple | None = None,
+        bounds: tuple[float, float] | None = None, why: str = "",
+        exclusive: bool = False) -> Any:
+    """A field with its --help line and, for numbers, its documented range: `bounds`
+    (inclusive, or open at both ends with `exclusive`) and `why` the limit is there."""
+    return field(default=default, metadata={"help": help, "aliases": aliases, "choices": choices,
+                                            "bounds": bounds, "why": why,
+                                            "exclusive": exclusive})
 
 
 @dataclass
@@ -28,8 +41,10 @@ class TrainConfig:
     # experiment
     env: str = arg("room4", "built-in layout name (see `allo envs`)")
     env_file: str | None = arg(None, "layout text file instead of a built-in (X wall, space free)")
-    exp_number: int = arg(0, "experiment number, part of the run directory name")
-    seed: int = arg(0, "random seed (data, network, sampler)")
+    exp_number: int = arg(0, "experiment number, part of the run directory name",
+                          bounds=(0, BIG), why="it is part of the run directory name")
+    seed: int = arg(0, "random seed (data, network, sampler)", bounds=(0, MAX_SEED),
+                    why="seeds are 32-bit")
     seeds: str | None = arg(None, "several seeds in one process as one batched model, e.g. "
                                   "0-7 or 1,5,9; one run directory per seed (overrides --seed)")
     results_dir: str = arg("results", "runs go to RESULTS_DIR/<env>/<run name>")
@@ -41,17 +56,28 @@ class TrainConfig:
                           choices=("auto", "on", "off"))
     threads: int = arg(1, "CPU threads for torch (0: torch's default); one leaves the other "
                           "cores to exports and other runs, 2 train about 1.25x faster "
-                          "for 1.5x the CPU time")
+                          "for 1.5x the CPU time", bounds=(0, 1024),
+                  why="at most the cores this process may use (checked too)")
     # environment and data
-    doors: int = arg(0, "number of reversible moves made one-way (irreversible doors)")
-    door_seed: int = arg(0, "seed choosing the doors")
+    doors: int = arg(0, "number of reversible moves made one-way (irreversible doors)",
+                     bounds=(0, 2 * MAX_FREE_CELLS), why="at most the layout's reversible moves "
+                     "(checked against the layout)")
+    door_seed: int = arg(0, "seed choosing the doors", bounds=(0, MAX_SEED),
+                         why="seeds are 32-bit")
     num_envs: int | None = arg(None, "parallel environments collecting experience (default: "
                                      "4000, i.e. 4e6 transitions, grown up to 32x where the "
                                      "data set's own operator would limit mean |cos|: its data "
-                                     "ceiling, see allo/dataset.py)")
-    num_steps: int = arg(1000, "random-policy steps per environment")
-    max_episode_length: int = arg(1000, "steps before an episode is cut and restarted")
-    gamma: float = arg(0.8, "discount of the offset law: k ~ Geometric(1 - gamma), k >= 1")
+                                     "ceiling, see allo/dataset.py)", bounds=(1, 10**7),
+                                 why="the data set is collected and summed in memory "
+                                     "(memory checked too)")
+    num_steps: int = arg(1000, "random-policy steps per environment", bounds=(1, 10**7),
+                         why="each environment's transitions are held in memory while "
+                             "collected (memory checked too)")
+    max_episode_length: int = arg(1000, "steps before an episode is cut and restarted",
+                                  bounds=(1, BIG), why="a step count")
+    gamma: float = arg(0.8, "discount of the offset law: k ~ Geometric(1 - gamma), k >= 1",
+                       bounds=(0.0, 1.0), exclusive=True,
+                       why="a discount lies strictly between 0 and 1")
     data: str = arg("collected", "collected | exact: train on a collected data set, or on "
                                  "the exact sampling law itself (no estimation error: what "
                                  "is left is the optimiser's; not with --batch-size)",
@@ -65,58 +91,68 @@ class TrainConfig:
     objective: str = arg("allo", "allo | ggdo | sqp | cqp | omm | lora: ALLO, or a "
                                  "baseline (docs/math.md sections 7 and 14)",
                          choices=OBJECTIVES)
-    num_eigenvectors: int = arg(10, "d, the number of eigenvectors learned")
-    hidden_layers: int = arg(4, "hidden layers of the MLP")
-    hidden_size: int = arg(256, "units per hidden layer")
+    num_eigenvectors: int = arg(10, "d, the number of eigenvectors learned", bounds=(1, 1024),
+                                why="d x d duals and constraints per seed; at most the "
+                                    "cells the data reach (checked too)")
+    hidden_layers: int = arg(4, "hidden layers of the MLP", bounds=(1, 64),
+                             why="a deeper MLP is not what ALLO needs (memory checked too)")
+    hidden_size: int = arg(256, "units per hidden layer", bounds=(1, 16384),
+                           why="the model and its activations on every cell must fit "
+                               "memory (checked too)")
     num_gradient_steps: int | None = arg(None, "gradient steps (default: from the layout's exact "
                                                "spectrum, 8000 to 60000: allo/budget.py)",
-                                         "--steps")
+                                         "--steps", bounds=(0, 10**8),
+                                         why="the learning-rate schedule holds a value per "
+                                             "step on the device")
     batch_size: int | None = arg(None, "pairs sampled from the data set per step (and states "
                                        "per constraint batch), as in the paper; default: the "
                                        "exact expectation over the whole data set each step "
                                        "(no sampling noise; the network runs on every cell "
-                                       "anyway, so it costs no more)")
-    learning_rate: float = arg(3e-3, "Adam learning rate of the network at step 0")
+                                       "anyway, so it costs no more)", bounds=(1, 10**7),
+                                   why="three batches of pairs per seed and step on the "
+                                       "device (memory checked too)")
+    learning_rate: float = arg(3e-3, "Adam learning rate of the network at step 0",
+                               bounds=(0.0, 1e6), why="Adam's step size (far above 1 the float32 "
+                                                       "network overflows at once)")
     lr_warmup_steps: int = arg(500, "the learning rate rises linearly from 0 over these steps "
-                                    "(large early steps can kill the ReLUs)")
+                                    "(large early steps can kill the ReLUs)",
+                               bounds=(0, 10**8), why="a step count")
     lr_final_fraction: float = arg(0.3, "the learning rate then decays linearly to this "
-                                        "fraction of --learning-rate at the last step")
+                                        "fraction of --learning-rate at the last step",
+                                   bounds=(0.0, 1.0), why="a fraction")
     max_grad_norm: float = arg(1.0, "clip each seed's gradient to this L2 norm before Adam "
                                     "(0: no clipping); early gradients reach norms of 100+ "
-                                    "and without it about 1 seed in 16 kills its ReLUs")
-    lr_duals: float = arg(0.1, "step size of gradient ascent on the dual variables")
-    barrier_initial: float = arg(2.0, "initial barrier coefficient b")
-    lr_barrier: float = arg(0.1, "growth rate of b per unit of squared constraint error")
-    barrier_max: float = arg(3.0, "cap on the barrier coefficient")
+                                    "and without it about 1 seed in 16 kills its ReLUs",
+                                bounds=(0.0, 1e6), why="a gradient norm")
+    lr_duals: float = arg(0.1, "step size of gradient ascent on the dual variables",
+                          bounds=(0.0, 1e3), why="a step size")
+    barrier_initial: float = arg(2.0, "initial barrier coefficient b", bounds=(0.0, 1e6),
+                                 why="a coefficient of the loss")
+    lr_barrier: float = arg(0.1, "growth rate of b per unit of squared constraint error",
+                            bounds=(0.0, 1e6), why="a growth rate")
+    barrier_max: float = arg(3.0, "cap on the barrier coefficient", bounds=(0.0, 1e6),
+                             why="a coefficient of the loss")
     # logging, exports, checkpoints
-    log_freq: int = arg(100, "steps between metric rows in metrics.jsonl")
-    plot_freq: int = arg(1000, "steps between eigenvector exports (learned_eigenvectors_step_S)")
-    checkpoint_freq: int = arg(1000, "steps between checkpoints (one is always written at the end)")
+    log_freq: int = arg(100, "steps between metric rows in metrics.jsonl", bounds=(1, 10**8),
+                        why="a step count")
+    plot_freq: int = arg(1000, "steps between eigenvector exports (learned_eigenvectors_step_S)",
+                         bounds=(1, 10**8), why="a step count")
+    checkpoint_freq: int = arg(1000, "steps between checkpoints (one is always written at the end)",
+                               bounds=(1, 10**8), why="a step count")
     plot_during_training: bool = arg(False, "render PNGs of each export in a separate process")
 
     def validate(self) -> None:
-        """Raise ValueError with one line for the first nonsensical value."""
-        positive = ("num_envs", "num_steps", "max_episode_length", "num_eigenvectors",
-                    "hidden_layers", "hidden_size", "batch_size", "log_freq", "plot_freq",
-                    "checkpoint_freq")
-        for name in positive:
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
-        if self.num_gradient_steps is not None and self.num_gradient_steps < 0:
-            raise ValueError("--num-gradient-steps must be at least 0")
-        if not 0.0 < self.gamma < 1.0:
-            raise ValueError("--gamma must lie strictly between 0 and 1")
-        for name in ("learning_rate", "lr_final_fraction", "max_grad_norm", "lr_duals",
-                     "lr_barrier", "barrier_initial", "barrier_max"):
-            if not getattr(self, name) >= 0.0:
-                raise ValueError(f"--{name.replace('_', '-')} must be non-negative")
-        if self.lr_warmup_steps < 0:
-            raise ValueError("--lr-warmup-steps must be non-negative")
-        if self.threads < 0:
-            raise ValueError("--threads must be non-negative")
-        if self.doors < 0:
-            raise ValueError("--doors must be non-negative")
+        """Raise ValueError with one line for the first value outside its documented
+        range (the field's `bounds`), naming the option, the limit and why; then what
+        the values imply together (allo/bounds.py: seeds, threads against cores)."""
+        from allo import bounds
+
+        for f in dataclasses.fields(self):
+            value, limits = getattr(self, f.name), f.metadata.get("bounds")
+            if limits is None or value is None:
+                continue
+            if problem := range_problem(f, value):
+                raise ValueError(problem)
         if self.seeds is not None:
             parse_seeds(self.seeds)  # ValueError with one line
         for name, allowed in (("objective", OBJECTIVES), ("data", DATA_SOURCES),
@@ -127,26 +163,56 @@ class TrainConfig:
         if self.data == "exact" and self.batch_size is not None:
             raise ValueError("--data exact trains on the exact law itself, so there is "
                              "nothing to sample: drop --batch-size")
+        if self.threads > 0:
+            bounds.check_threads(self.threads)
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ValueError("--device must be auto, cpu, cuda or cuda:N")
 
 
+def flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def describe_bounds(f: dataclasses.Field) -> str:
+    """A field's range as the README and --help write it: '[1, 64]' or '(0, 1)'."""
+    low, high = f.metadata["bounds"]
+    if f.metadata.get("exclusive"):
+        return f"({low:g}, {high:g})"
+    return f"[{low:g}, {high:g}]" if isinstance(low, float) else f"[{low}, {high}]"
+
+
+def range_problem(f: dataclasses.Field, value: Any) -> str | None:
+    """One line when `value` lies outside the field's range (NaN and inf never inside)."""
+    low, high = f.metadata["bounds"]
+    inside = low < value < high if f.metadata.get("exclusive") else low <= value <= high
+    if inside:
+        return None
+    why = f.metadata.get("why")
+    return (f"{flag(f.name)} {value!r}: outside its range {describe_bounds(f)}"
+            + (f"; {why}" if why else ""))
+
+
 def parse_seeds(text: str) -> list[int]:
-    """'0-7' or '1,5,9' (or a mix: '0-3,8') -> distinct seeds in the order given."""
-    seeds: list[int] = []
+    """'0-7' or '1,5,9' (or a mix: '0-3,8') -> distinct seeds in the order given; at most
+    allo.bounds.MAX_SEEDS of them, each a 32-bit seed (checked before any is listed)."""
+    from allo.bounds import check_seed_count
+
+    seeds: dict[int, None] = {}  # ordered and distinct
     for part in text.split(","):
         part = part.strip()
         low, dash, high = part.partition("-")
         try:
-            numbers = range(int(low), int(high) + 1) if dash else [int(part)]
+            first, last = (int(low), int(high)) if dash else (int(part), int(part))
         except ValueError:
             raise ValueError(f"--seeds {text!r}: expected numbers like 0-7 or 1,5,9") from None
-        if dash and int(high) < int(low):
+        if last < first:
             raise ValueError(f"--seeds {text!r}: the range {part} is empty")
-        seeds += [n for n in numbers if n not in seeds]
-    if any(n < 0 for n in seeds):
-        raise ValueError(f"--seeds {text!r}: seeds must be non-negative")
-    return seeds
+        if first < 0 or last > MAX_SEED:
+            raise ValueError(f"--seeds {text!r}: seeds lie in [0, {MAX_SEED}] (32-bit)")
+        check_seed_count(last - first + 1, text)  # before listing a range of millions
+        seeds.update(dict.fromkeys(range(first, last + 1)))
+        check_seed_count(len(seeds), text)
+    return list(seeds)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -161,7 +227,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(*flags, dest=f.name, action="store_true", help=f.metadata["help"])
             continue
         default = f" (default: {f.default})" if f.default is not None else ""
-        help_text = f.metadata["help"] + default
+        limits = f" (range {describe_bounds(f)})" if f.metadata.get("bounds") else ""
+        help_text = f.metadata["help"] + limits + default
         parser.add_argument(*flags, dest=f.name, type=kind, default=None,
                             choices=f.metadata["choices"], help=help_text)
 

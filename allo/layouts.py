@@ -2,6 +2,10 @@
 
 Text format, one row per line: `X` or `#` wall, space or `.` free, `S` start, `G` goal.
 Ragged rows are padded with free cells. A move into a wall or off the grid stays put.
+Only truly empty lines before the first and after the last row are dropped: a line of
+spaces is a row of free cells, so a layout whose border rows have no wall trains on the
+grid its file shows. run.json records free cells as `.` so the text it holds rebuilds
+exactly the same grid (`Layout.from_record` checks it against the recorded cells).
 Irreversible doors turn a reversible move a<->b into a one-way move a->b; b->a stays.
 """
 
@@ -126,7 +130,7 @@ class Layout:
         """The layout as run.json's "env" object (docs/run-format.md)."""
         return {
             "name": self.name,
-            "layout": self.render_text(),
+            "layout": self.render_text(free="."),
             "width": self.width,
             "height": self.height,
             "free_cells": [list(cell) for cell in self.free_cells],
@@ -139,14 +143,32 @@ class Layout:
 
     @classmethod
     def from_record(cls, env: dict) -> Layout:
-        """Rebuild a layout from run.json's "env" (raises LayoutError, KeyError, TypeError)."""
-        layout = parse_layout(env["layout"], env.get("name", "custom"))
-        layout.doors = [(tuple(door["from"]), tuple(door["to"])) for door in env.get("doors", [])]
+        """Rebuild a layout from run.json's "env" (raises LayoutError, KeyError, TypeError).
+
+        The text is read row for row (nothing stripped: older runs wrote free cells as
+        spaces), and the grid it gives must be the one recorded beside it."""
+        name = str(env.get("name", "custom"))
+        layout = parse_layout(env["layout"], name, exact=True)
+        layout.doors = [(_pair(door["from"]), _pair(door["to"])) for door in env.get("doors", [])]
+        recorded = {"width": env["width"], "height": env["height"],
+                    "free_cells": [list(c) for c in env["free_cells"]],
+                    "start": list(env["start"]) if env.get("start") is not None else None,
+                    "goals": [list(g) for g in env.get("goals", [])]}
+        record = layout.record()
+        rebuilt = {key: record[key] for key in recorded}
+        for key, value in recorded.items():
+            if rebuilt[key] != value:
+                raise LayoutError(f"run.json: env.layout and env.{key} disagree (edited?); "
+                                  "the recorded layout cannot be trusted")
+        index = layout.cell_index()
+        if any(a not in index or b not in index for a, b in layout.doors):
+            raise LayoutError("run.json: env.doors names a cell that is not free")
         return layout
 
-    def render_text(self) -> str:
-        """The layout as text, doors not shown (they are listed in run.json)."""
-        grid = [["X" if w else " " for w in row] for row in self.walls]
+    def render_text(self, free: str = " ") -> str:
+        """The layout as text, doors not shown (they are listed in run.json); run.json
+        writes free cells as `.` so that a row of free cells is not a blank line."""
+        grid = [["X" if w else free for w in row] for row in self.walls]
         if self.start is not None:
             grid[self.start[0]][self.start[1]] = START
         for row, col in self.goals:
@@ -154,13 +176,27 @@ class Layout:
         return "\n".join("".join(row) for row in grid)
 
 
-def parse_layout(text: str, name: str = "custom") -> Layout:
-    """Parse layout text; every problem is a LayoutError with one line of explanation."""
+def _pair(value: object) -> tuple[int, int]:
+    if (not isinstance(value, (list, tuple)) or len(value) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)):
+        raise LayoutError("run.json: env.doors holds a cell that is not a [row, col] pair")
+    return int(value[0]), int(value[1])
+
+
+def parse_layout(text: str, name: str = "custom", exact: bool = False) -> Layout:
+    """Parse layout text; every problem is a LayoutError with one line of explanation.
+
+    Only truly empty lines before and after the rows are dropped (`exact`: none, for
+    run.json's text, whose every line is a row)."""
+    if not isinstance(text, str):
+        raise LayoutError(f"layout {name!r} is not text")
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    while lines and not lines[-1].strip():
+    while lines and not exact and lines[-1] == "":
         lines.pop()
-    while lines and not lines[0].strip():
+    while lines and not exact and lines[0] == "":
         lines.pop(0)
+    if lines == [""]:
+        lines = []
     if not lines:
         raise LayoutError(f"layout {name!r} is empty")
     height, width = len(lines), max(len(line) for line in lines)

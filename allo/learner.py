@@ -29,6 +29,18 @@ def learning_rate_fraction(cfg: TrainConfig, step: int) -> float:
     return (1.0 - (1.0 - cfg.lr_final_fraction) * progress) * warmup_fraction(cfg, step)
 
 
+def schedules(cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """(learning_rate_fraction, warmup_fraction) of every step as float32 tensors, computed
+    as those functions do (in float64) but without a Python list as long as the run."""
+    steps = torch.arange(cfg.num_gradient_steps or 0, dtype=torch.float64)
+    if not len(steps):
+        return torch.ones(1), torch.ones(1)
+    warmup = ((steps + 1) / max(1, cfg.lr_warmup_steps)).clamp(max=1.0)
+    progress = steps / max(1, cfg.num_gradient_steps or 0)
+    fractions = (1.0 - (1.0 - cfg.lr_final_fraction) * progress) * warmup
+    return fractions.float(), warmup.float()
+
+
 class Learner:
     """Everything a checkpoint must hold, for S seeds trained side by side."""
 
@@ -42,12 +54,11 @@ class Learner:
         self.optimizer = FlatAdam(self.model.flat, self.model.grad, self.lr)
         self.duals = torch.zeros(count, d, d, device=device)  # lower triangle used
         self.barrier = torch.full((count,), cfg.barrier_initial, device=device)
-        fractions = [learning_rate_fraction(cfg, s) for s in range(cfg.num_gradient_steps)]
-        self.schedule = torch.tensor(fractions or [1.0], device=device) * cfg.learning_rate
+        fractions, warmup = schedules(cfg)
+        self.schedule = fractions.to(device) * cfg.learning_rate
         # the duals warm up with the network: at full speed from step 0 they pile up
         # while the network still barely moves, and that wind-up kills ReLUs
-        warmup = [warmup_fraction(cfg, s) for s in range(cfg.num_gradient_steps)]
-        self.dual_warmup = torch.tensor(warmup or [1.0], device=device)
+        self.dual_warmup = warmup.to(device)
         self.dual_scale = torch.ones((), device=device)
         self.step_index = torch.zeros((), dtype=torch.long, device=device)
         self.grad_norm: torch.Tensor | None = None  # (S,) before clipping, when clipping

@@ -23,7 +23,10 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from stat import S_ISREG
 from typing import TYPE_CHECKING, Any, BinaryIO
+
+from allo import runlock, safeio
 
 if TYPE_CHECKING:
     import numpy as np
@@ -51,15 +54,24 @@ os.umask(_umask)
 _FILE_MODE = 0o666 & ~_umask
 _EXPORT_RE = re.compile(r"^learned_eigenvectors_step_(\d+)\.npy$")
 _CHECKPOINT_RE = re.compile(r"^checkpoint_step_(\d+)\.pt$")
-_TEMPORARY_RE = re.compile(r"^\..+\.tmp$")  # what atomic_write's mkstemp names look like
+# What atomic_write's mkstemp names look like for a file the writer itself writes: a
+# writer's cleanup removes only these, never a `.something.tmp` of anyone else's.
+_WRITER_NAMES = (r"run\.json|metrics\.jsonl|metrics_history\.json|gt_[a-z_]+\.npy"
+                 r"|final_learned_eigenvectors\.npy|learned_eigenvectors_step_\d+\.npy"
+                 r"|checkpoint_step_\d+\.pt")
+_TEMPORARY_RE = re.compile(rf"^\.(?:{_WRITER_NAMES})\.[a-z0-9_]{{8}}\.tmp$")
 
 
-class RunDirError(Exception):
+class RunDirError(safeio.ReadError):
     """A problem with a run directory, phrased as one line that names the file."""
 
 
 class NotARunError(RunDirError):
     """The path is missing or holds no run.json."""
+
+
+class RunLockedError(RunDirError):
+    """Another process is writing this run (runlock); one line naming it."""
 
 
 # --------------------------------------------------------------------------- writing
@@ -138,14 +150,58 @@ def checkpoint_name(step: int) -> str:
     return f"checkpoint_step_{int(step)}.pt"
 
 
-class RunWriter:
-    """The trainer's side of the contract. Holds no state a crash could lose."""
+def check_new_run_dir(path: Path) -> None:
+    """A new run goes into a missing or empty folder only: never among a user's files
+    (its cleanup and metrics.jsonl appends would touch them) or over another run."""
+    path = Path(path)
+    if is_run_dir(path):
+        raise RunDirError(f"{path}: already holds a run; use --resume {path} or another "
+                          "--run-dir")
+    if path.exists() and not path.is_dir():
+        raise RunDirError(f"{path}: exists and is not a folder; choose a new --run-dir")
+    try:
+        names = set(os.listdir(path)) if path.is_dir() else set()
+    except OSError as err:
+        raise RunDirError(f"{path}: cannot list ({err.strerror})") from None
+    # a start that was stopped before run.json leaves the lock and an empty checkpoints/
+    names.discard(runlock.LOCK_NAME)
+    if CHECKPOINTS in names and not any(os.scandir(path / CHECKPOINTS)):
+        names.discard(CHECKPOINTS)
+    if names:
+        raise RunDirError(f"{path}: not empty and not a run directory ({len(names)} "
+                          "entries); choose a new or empty --run-dir")
 
-    def __init__(self, path: Path):
+
+class RunWriter:
+    """The trainer's side of the contract. Holds no state a crash could lose.
+
+    Constructing one takes the run's writer lock (allo/runlock.py) for its lifetime;
+    `new=True` then checks that the folder holds no run and nothing else either.
+    """
+
+    def __init__(self, path: Path, new: bool = False):
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
+        try:
+            self.lock = runlock.RunLock(self.path)
+        except runlock.RunLockedError as err:
+            raise RunLockedError(str(err)) from None
+        except OSError as err:
+            raise RunDirError(f"{self.path}: cannot take the writer lock ({err.strerror})"
+                              ) from None
+        if new:
+            try:
+                check_new_run_dir(self.path)
+            except RunDirError:
+                self.lock.release()
+                raise
         (self.path / CHECKPOINTS).mkdir(exist_ok=True)
         self._metrics = None
+
+    def release(self) -> None:
+        """Close the metrics file and give up the writer lock (the end of the run)."""
+        self.close()
+        self.lock.release()
 
     # run.json -----------------------------------------------------------------------
     def write_info(self, info: dict) -> None:
@@ -238,8 +294,9 @@ class RunWriter:
     def remove_temporaries(self) -> list[str]:
         """Delete `.<name>.<random>.tmp` files that a killed write left behind.
 
-        Only the trainer writes in the run folder and checkpoints/, so at a (re)start none
-        of them can be in use. plots/ is left alone: a renderer may be writing there.
+        Only the lock holder writes in the run folder and checkpoints/, so none of them
+        can be in use; only temporaries of names the writer itself writes are removed.
+        plots/ is left alone: a renderer may be writing there.
         """
         removed = []
         for folder in (self.path, self.checkpoint_dir):
@@ -261,20 +318,10 @@ class RunWriter:
 # --------------------------------------------------------------------------- reading
 
 
-def read_json(path: Path) -> Any:
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise RunDirError(f"{path}: file not found") from None
-    except UnicodeDecodeError:
-        raise RunDirError(f"{path}: not UTF-8 text") from None
-    except OSError as err:
-        raise RunDirError(f"{path}: cannot read ({err.strerror})") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as err:
-        raise RunDirError(f"{path}: invalid JSON ({err.msg}, line {err.lineno})") from None
+def read_json(path: Path, root: Path | None = None) -> Any:
+    """A JSON file through allo.safeio: a regular file (inside `root` if given), within
+    its size cap and nesting depth; any problem is one RunDirError line."""
+    return safeio.read_json(path, root=root, error=RunDirError)
 
 
 def load_npy(
@@ -282,34 +329,14 @@ def load_npy(
     *,
     ndim: int | None = None,
     shape: tuple[int | None, ...] | None = None,
+    root: Path | None = None,
 ) -> np.ndarray:
-    """Load a numeric .npy safely: never unpickles, checks dtype and shape."""
+    """Load a numeric .npy safely (allo.safeio): never unpickles, checks the header's
+    dtype and size before reading, then the dimensions and shape asked for."""
     import numpy as np
 
     path = Path(path)
-    try:
-        with open(path, "rb") as handle:
-            magic = handle.read(6)
-    except FileNotFoundError:
-        raise RunDirError(f"{path}: file not found") from None
-    except OSError as err:
-        raise RunDirError(f"{path}: cannot read ({err.strerror})") from None
-    if magic != b"\x93NUMPY":
-        raise RunDirError(f"{path}: not a .npy file")
-    try:
-        array = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise RunDirError(f"{path}: file not found") from None
-    except ValueError as err:
-        if "allow_pickle" in str(err) or "Object arrays" in str(err):
-            raise RunDirError(f"{path}: holds pickled objects; refused") from None
-        detail = (str(err).splitlines() or ["ValueError"])[0]
-        raise RunDirError(f"{path}: not a valid .npy file ({detail})") from None
-    except Exception as err:  # a mangled header reaches numpy's parser: SyntaxError & co.
-        detail = (str(err).splitlines() or [type(err).__name__])[0]
-        raise RunDirError(f"{path}: not a valid .npy file ({detail})") from None
-    if not isinstance(array, np.ndarray) or array.dtype.kind not in "fiub":
-        raise RunDirError(f"{path}: expected a numeric array, found dtype {array.dtype}")
+    array = safeio.load_npy(path, root=root, error=RunDirError)
     if ndim is not None and array.ndim != ndim:
         raise RunDirError(f"{path}: expected {ndim} dimensions, found shape {array.shape}")
     if shape is not None:
@@ -353,12 +380,12 @@ def metric_lines(data: bytes) -> Iterator[tuple[bytes, dict, str | None]]:
         yield raw, row, None
 
 
-def read_metrics_file(path: Path) -> tuple[list[dict], list[str]]:
-    """All complete rows of metrics.jsonl; a missing file is an empty history."""
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
+def read_metrics_file(path: Path, root: Path | None = None) -> tuple[list[dict], list[str]]:
+    """All complete rows of metrics.jsonl; a missing file is an empty history, one that
+    cannot be read safely (allo.safeio) a RunDirError."""
+    if not os.path.lexists(path):
         return [], []
+    data = safeio.read_bytes(path, safeio.MAX_METRICS_BYTES, root=root, error=RunDirError)
     rows, problems, _ = parse_metrics_lines(data)
     return rows, problems
 
@@ -376,6 +403,10 @@ class MetricsTail:
         self._inode: int | None = None
         self.problems: list[str] = []
 
+    def _problem(self, line: str) -> None:
+        if line not in self.problems:  # said once, however often it is polled
+            self.problems.append(line)
+
     def read_new(self) -> tuple[list[dict], bool]:
         """Returns (new rows, reset): reset means earlier rows must be discarded."""
         try:
@@ -383,15 +414,21 @@ class MetricsTail:
         except FileNotFoundError:
             return [], False
         reset = False
+        if not S_ISREG(stat.st_mode):  # a FIFO or device in its place: never read it
+            self._problem(f"{self.path}: refused, not a regular file")
+            return [], False
         if self._inode is not None and (stat.st_ino != self._inode or stat.st_size < self._offset):
             self._offset = 0
             reset = True
         self._inode = stat.st_ino
         if stat.st_size == self._offset:
             return [], reset
-        with open(self.path, "rb") as handle:
-            handle.seek(self._offset)
-            data = handle.read()
+        try:  # a FIFO or device in its place, a link out, no permission: one problem
+            data = safeio.read_bytes(self.path, safeio.MAX_METRICS_BYTES,
+                                     offset=self._offset, error=RunDirError)
+        except RunDirError as err:
+            self._problem(str(err))
+            return [], reset
         rows, problems, consumed = parse_metrics_lines(data)
         self._offset += consumed
         self.problems.extend(problems)
@@ -459,13 +496,21 @@ def parse_env(info: dict) -> EnvInfo:
     env = info.get("env")
     if not isinstance(env, dict):
         raise RunDirError("run.json: missing the 'env' object")
+    from allo.layouts import MAX_FREE_CELLS, MAX_SIDE  # the trainer's own limits
+
+    safeio.check_types(env, {"width": (int,), "height": (int,), "free_cells": (list,),
+                             "layout": (str,), "name": (str,)}, "run.json: env",
+                       error=RunDirError)
     try:
         width, height = int(env["width"]), int(env["height"])
+        if not isinstance(env["free_cells"], list) or len(env["free_cells"]) > MAX_FREE_CELLS:
+            raise ValueError(f"more than {MAX_FREE_CELLS} free cells")
         cells = [_cell(c, "a free cell") for c in env["free_cells"]]
     except (KeyError, TypeError, ValueError) as err:
         raise RunDirError(f"run.json: bad 'env' ({err})") from None
-    if not (0 < width <= 4096 and 0 < height <= 4096):
-        raise RunDirError(f"run.json: bad grid size {width}x{height}")
+    if not (0 < width <= MAX_SIDE and 0 < height <= MAX_SIDE):
+        raise RunDirError(f"run.json: bad grid size {width}x{height} (the limit is "
+                          f"{MAX_SIDE}x{MAX_SIDE})")
     for row, col in cells:
         if not (0 <= row < height and 0 <= col < width):
             raise RunDirError(f"run.json: free cell {[row, col]} lies outside the grid")
@@ -498,6 +543,21 @@ def effective_status(info: dict, now: float | None = None) -> str:
     return status
 
 
+_NUMBER = (int, float)
+# The JSON types of the run.json keys readers rely on (docs/run-format.md); a key of
+# another type is one line naming it, not a traceback further on.
+RUN_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "format_version": (int,), "name": (str,), "status": (str,),
+    "message": (str, type(None)), "step": (int,), "total_steps": (int, type(None)),
+    "started": _NUMBER, "heartbeat": (*_NUMBER, type(None)),
+    "finished": (*_NUMBER, type(None)), "elapsed": _NUMBER, "device": (str,),
+    "versions": (dict,), "config": (dict,), "d": (int,), "gamma": _NUMBER,
+    "objective": (str,), "seed": (int,), "trained_with_seeds": (list,),
+    "eigenvalue_convention": (str,), "env": (dict,), "ground_truth": (dict,),
+    "timings": (dict,), "budget": (dict, type(None)), "resumes": (list,),
+}
+
+
 class RunReader:
     """Read-only view of a run directory. Never writes anything."""
 
@@ -512,9 +572,10 @@ class RunReader:
 
     # run.json -----------------------------------------------------------------------
     def info(self) -> dict:
-        info = read_json(self.path / RUN_JSON)
+        info = read_json(self.path / RUN_JSON, root=self.path)
         if not isinstance(info, dict):
             raise RunDirError(f"{self.path / RUN_JSON}: expected a JSON object")
+        safeio.check_types(info, RUN_JSON_TYPES, self.path / RUN_JSON, error=RunDirError)
         version = info.get("format_version")
         if not isinstance(version, int):
             raise RunDirError(f"{self.path / RUN_JSON}: missing integer 'format_version'")
@@ -536,8 +597,9 @@ class RunReader:
 
     # arrays -------------------------------------------------------------------------
     def ground_truth(self) -> tuple[np.ndarray, np.ndarray]:
-        values = load_npy(self.path / GT_EIGENVALUES, ndim=1)
-        vectors = load_npy(self.path / GT_EIGENVECTORS, ndim=2, shape=(None, values.shape[0]))
+        values = load_npy(self.path / GT_EIGENVALUES, ndim=1, root=self.path)
+        vectors = load_npy(self.path / GT_EIGENVECTORS, ndim=2, shape=(None, values.shape[0]),
+                           root=self.path)
         return values, vectors
 
     def scoring_truth(self, top: tuple[np.ndarray, np.ndarray] | None = None
@@ -550,9 +612,9 @@ class RunReader:
         extra = self.path / GT_COMPLETION_VALUES
         if not extra.exists():
             return values, vectors
-        more_values = load_npy(extra, ndim=1)
+        more_values = load_npy(extra, ndim=1, root=self.path)
         more_vectors = load_npy(self.path / GT_COMPLETION_VECTORS, ndim=2,
-                                shape=(vectors.shape[0], more_values.shape[0]))
+                                shape=(vectors.shape[0], more_values.shape[0]), root=self.path)
         return (np.concatenate([values, more_values]),
                 np.concatenate([vectors, more_vectors], axis=1))
 
@@ -563,14 +625,14 @@ class RunReader:
         return self.path / export_name(step)
 
     def learned(self, step: int) -> np.ndarray:
-        return load_npy(self.export_path(step), ndim=2)
+        return load_npy(self.export_path(step), ndim=2, root=self.path)
 
     def final_path(self) -> Path:
         return self.path / FINAL_LEARNED
 
     def final(self) -> np.ndarray | None:
         path = self.final_path()
-        return load_npy(path, ndim=2) if path.exists() else None
+        return load_npy(path, ndim=2, root=self.path) if os.path.lexists(path) else None
 
     def latest_learned(self) -> tuple[int | str, np.ndarray] | None:
         """The final export if present, else the highest-step export, else None."""
@@ -584,11 +646,11 @@ class RunReader:
 
     # metrics ------------------------------------------------------------------------
     def metrics(self) -> list[dict]:
-        rows, _ = read_metrics_file(self.path / METRICS_JSONL)
+        rows, _ = read_metrics_file(self.path / METRICS_JSONL, root=self.path)
         return rows
 
     def metrics_with_problems(self) -> tuple[list[dict], list[str]]:
-        return read_metrics_file(self.path / METRICS_JSONL)
+        return read_metrics_file(self.path / METRICS_JSONL, root=self.path)
 
     def tail(self) -> MetricsTail:
         return MetricsTail(self.path / METRICS_JSONL)
@@ -635,34 +697,49 @@ def vector_series(rows: Iterable[dict], key: str) -> tuple[np.ndarray, np.ndarra
 
 
 def is_run_dir(path: Path) -> bool:
-    return (Path(path) / RUN_JSON).is_file()
+    try:
+        return (Path(path) / RUN_JSON).is_file()
+    except OSError:  # e.g. a name too long, a folder without search permission
+        return False
 
 
 def find_runs(folder: Path | str) -> list[Path]:
     """Run directories at or below `folder` (two levels: results/<env>/<run>), newest first.
 
-    Newest means the latest start time recorded in run.json, falling back to mtime.
+    Newest means the latest start time recorded in run.json, falling back to mtime. A
+    folder that cannot be listed or a run.json that cannot be read only moves that run
+    to the end; it never stops the scan of the others.
     """
     folder = Path(folder)
     if is_run_dir(folder):
         return [folder]
     candidates: list[Path] = []
-    for child in sorted(folder.iterdir()) if folder.is_dir() else []:
+    for child in _children(folder):
         if is_run_dir(child):
             candidates.append(child)
         elif child.is_dir():
-            candidates.extend(c for c in sorted(child.iterdir()) if is_run_dir(c))
+            candidates.extend(c for c in _children(child) if is_run_dir(c))
+    return sorted(candidates, key=_started, reverse=True)
 
-    def started(run: Path) -> float:
-        try:
-            value = json.loads((run / RUN_JSON).read_text(encoding="utf-8")).get("started")
-            if isinstance(value, (int, float)):
-                return float(value)
-        except (OSError, ValueError, AttributeError):
-            pass
+
+def _children(folder: Path) -> list[Path]:
+    try:
+        return sorted(folder.iterdir()) if folder.is_dir() else []
+    except OSError:  # unreadable: the scan goes on without it
+        return []
+
+
+def _started(run: Path) -> float:
+    try:
+        value = read_json(run / RUN_JSON, root=run).get("started")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    except (RunDirError, AttributeError):
+        pass
+    try:
         return (run / RUN_JSON).stat().st_mtime
-
-    return sorted(candidates, key=started, reverse=True)
+    except OSError:
+        return 0.0
 
 
 def safe_plot_path(run: Path, name: str) -> Path:

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from allo import dataset, rundir, spectrum
+from allo import dataset, identity, rundir, runlock, spectrum
 from allo.budget import Budget, advice, recommend, strict_data_ceiling
 from allo.config import TrainConfig
 from allo.data import DataLawWeights, weight_source
@@ -56,6 +56,9 @@ __all__ = ["Batch", "Evaluator", "Outcome", "RenderHandoff", "TrainError", "data
            "format_row", "graphed_batch", "narrowed", "train", "train_seeds"]
 
 Progress = Callable[[int, int, dict | None], None]
+# Layouts of this many free cells or more take long enough to prepare (ground truth, the
+# data's pair law) that each phase is announced on stderr.
+LONG_PREPARATION_CELLS = 2000
 
 
 def train(cfg: TrainConfig, resume: Path | None = None, progress: Progress | None = None,
@@ -76,7 +79,8 @@ def train_seeds(cfg: TrainConfig, resume: Path | None = None, progress: Progress
     """
     torch.set_flush_denormal(True)
     try:
-        return _train(cfg, resume, progress, announce)
+        with runlock.released_on_exit():  # each run's writer lock, however it ends
+            return _train(cfg, resume, progress, announce)
     finally:
         torch.set_flush_denormal(False)
 
@@ -95,6 +99,8 @@ def _train(cfg: TrainConfig, resume: Path | None, progress: Progress | None,
 
     # exact ground truth for the law the sampler draws from (the same for every seed)
     phase = time.perf_counter()
+    if layout.num_free >= LONG_PREPARATION_CELLS:  # tens of seconds or more: say so
+        say(f"allo: computing the exact ground truth of {layout.num_free} cells ...")
     truth = ground_truth(layout, cfg.gamma, cfg.num_steps, cfg.max_episode_length,
                          count=cfg.num_eigenvectors + 1)
     timings["ground_truth"] = time.perf_counter() - phase
@@ -123,6 +129,10 @@ def _train(cfg: TrainConfig, resume: Path | None, progress: Progress | None,
     # the exact pair law of that data set; without --num-envs it grows where its own
     # operator would limit the eigenvectors (allo/dataset.py)
     phase = time.perf_counter()
+    if layout.num_free >= LONG_PREPARATION_CELLS:
+        plural = "s" if len(seeds) > 1 else ""
+        say(f"allo: ground truth done in {timings['ground_truth']:.1f} s; collecting the "
+            f"data of {len(seeds)} seed{plural} ...")
     datasets = collect_data(layout, cfg, truth, seeds, say)
     laws = [data.law for data in datasets]
     sampler = weight_source(laws, seeds, device, cfg.batch_size)
@@ -131,6 +141,8 @@ def _train(cfg: TrainConfig, resume: Path | None, progress: Progress | None,
         for line in data_notes(seeds, datasets):
             say(f"allo: note: {line}")
     record_budget(runs, datasets, budget, limit)
+    for seed_run in runs:  # the config is final now: what its checkpoints carry
+        seed_run.identity = identity.run_identity(seed_run.cfg, layout)
 
     # model, optimizer and duals for all seeds at once; the evaluator scores them
     coords = torch.as_tensor(layout.coordinates(), device=device)  # (N, 2)
@@ -273,7 +285,8 @@ def resume_run(seed_run: SeedRun, resume: Path, learner: Learner,
     writer = seed_run.writer
     assert writer is not None
     start_step, elapsed = 0, 0.0
-    state = load_checkpoint(resume, device)
+    assert seed_run.identity is not None
+    state = load_checkpoint(resume, device, seed_run.identity)
     if state is not None:
         try:
             learner.load_seed_states([state])

@@ -69,6 +69,20 @@ def resolve_config(args: argparse.Namespace) -> tuple[TrainConfig, Path | None]:
     return config_module.from_namespace(args, base), run
 
 
+def write_failure(err: OSError) -> str:
+    """One line: which file could not be written, why, and what was kept."""
+    from allo import rundir
+
+    where = f" {err.filename}" if err.filename else ""
+    line = f"cannot write{where}: {err.strerror or err}"
+    run = next((p for p in Path(str(err.filename or "")).parents if rundir.is_run_dir(p)),
+               None)
+    if run is None:
+        return line
+    return (f"{line}; everything written before it is kept (atomic writes), so once there "
+            f"is space: allo train --resume {run}")
+
+
 def unsettled_note(run_dir: Path, row: dict | None) -> str | None:
     """Which vectors ended still turning (far below their data ceiling), if any."""
     from allo.budget import unsettled_advice
@@ -101,8 +115,7 @@ def main(argv: list[str]) -> int:
     except TrainError as err:
         return fail(str(err))
     except OSError as err:  # disk full, read-only or vanished results directory
-        where = f" {err.filename}" if err.filename else ""
-        print(f"allo train: cannot write{where}: {err.strerror or err}", file=sys.stderr)
+        print(f"allo train: {write_failure(err)}", file=sys.stderr)
         return 1
     wall = time.perf_counter() - started
     seeds = config_module.parse_seeds(cfg.seeds) if cfg.seeds else [cfg.seed]

@@ -31,7 +31,7 @@ from renderers import (
     load,
 )
 from renderers.figopts import add_figure_options, render_options
-from renderers.plan import Selection, inside_run_outside_plots, is_current, make_plan
+from renderers.plan import Selection, inside_run_outside_plots, make_plan
 from renderers.runner import (
     CURRENT,
     FAILED,
@@ -195,10 +195,13 @@ def render(args: argparse.Namespace) -> int:
             except rundir.RunDirError as err:
                 outcomes.append(Outcome(job.stem, FAILED, str(err)))
                 continue
-            if is_current(target, reader.path, job) and drawn.get(target.name) == wanted:
+            if target.exists() and drawn_with.is_current(
+                    drawn.get(target.name), wanted, drawn_with.stamp(reader.path, job.inputs)):
                 outcomes.append(Outcome(job.stem, CURRENT, path=str(target)))
                 continue
         todo.append(job)
+    # the inputs as they are before they are read: a figure is current while they stay so
+    stamps = {job.stem: drawn_with.stamp(reader.path, job.inputs) for job in todo}
     if todo:
         outcomes += run_jobs(
             reader.path,
@@ -212,8 +215,9 @@ def render(args: argparse.Namespace) -> int:
             idle_since=cpu_started,
         )
     if record is not None:
-        drawn_with.remember(record, {Path(o.path).name: wanted for o in outcomes
-                                     if o.status == MADE and o.path})
+        drawn_with.remember(record, {
+            Path(o.path).name: {**wanted, drawn_with.INPUTS: stamps.get(o.stem)}
+            for o in outcomes if o.status == MADE and o.path})
     for outcome in outcomes:
         if outcome.text is not None:
             sys.stdout.write(outcome.text if outcome.text.endswith("\n") else outcome.text + "\n")
@@ -221,7 +225,10 @@ def render(args: argparse.Namespace) -> int:
         if outcome.status == FAILED:
             print(f"{PROG}: {outcome.stem}: {outcome.message}", file=sys.stderr)
     if selection.metrics:
-        _, problems = reader.metrics_with_problems()
+        try:
+            _, problems = reader.metrics_with_problems()
+        except rundir.RunDirError:  # unreadable: each figure that needed it said so
+            problems = []
         if problems:  # the curves skip them; say so once
             print(f"{PROG}: warning: {reader.path / rundir.METRICS_JSONL}: skipped "
                   f"{len(problems)} malformed line(s) ({problems[0]})", file=sys.stderr)

@@ -295,6 +295,10 @@ def main(argv: list[str]) -> int:
         print(f"{PROG}: {clash}; use --force to replace it or --out for another folder",
               file=sys.stderr)
         return 2
+    problem = out_dir_problem(out)  # before any drawing
+    if problem:
+        print(f"{PROG}: --out {out}: {problem}", file=sys.stderr)
+        return 2
     groups = group_runs(runs)
     text, data = table(groups)
     data = {"runs": paths, **data}
@@ -312,8 +316,12 @@ def main(argv: list[str]) -> int:
     except Exception as err:  # the table is still worth having
         print(f"{PROG}: figure failed: {type(err).__name__}: {err}", file=sys.stderr)
         figure, failed = None, True
-    written = write_outputs(out, figure if not to_stdout else None,
-                            renderer_cls.extension, text, data)
+    try:
+        written = write_outputs(out, figure if not to_stdout else None,
+                                renderer_cls.extension, text, data)
+    except WriteFailed as err:
+        print(f"{PROG}: {err}", file=sys.stderr)
+        return 1
     if figure is not None and to_stdout:
         sys.stdout.write(figure.decode("utf-8"))
     sys.stdout.write(text)
@@ -337,9 +345,16 @@ def study_table(folder: Path, args: argparse.Namespace) -> int:
         print(f"{PROG}: --out {out}: lies inside run {inside}; choose another folder",
               file=sys.stderr)
         return 2
-    out.mkdir(parents=True, exist_ok=True)
+    problem = out_dir_problem(out)
     target = out / f"table.{args.format}"
-    rundir.atomic_write_text(target, text)
+    try:
+        if problem:
+            raise OSError(problem)
+        rundir.atomic_write_text(target, text)
+    except OSError as err:
+        print(f"{PROG}: cannot write {target}: {err.strerror or err}; nothing written",
+              file=sys.stderr)
+        return 1
     sys.stdout.write(text)
     print(f"{PROG}: {folder}: table -> {target}", file=sys.stderr)
     return 0
@@ -347,16 +362,42 @@ def study_table(folder: Path, args: argparse.Namespace) -> int:
 
 def write_outputs(out: Path, figure: bytes | None, extension: str, text: str,
                   data: dict) -> list[Path]:
-    """The figure (unless printed), the table and its JSON, each written atomically."""
-    out.mkdir(parents=True, exist_ok=True)
+    """The figure (unless printed), the table and its JSON, each written atomically: a
+    file already there stays whole when its replacement cannot be written (WriteFailed
+    says which, and what was written before it)."""
     payloads = [] if figure is None else [(f"comparison{extension}", figure)]
     payloads += [
         ("comparison_table.txt", text.encode()),
         ("comparison.json", (rundir.dumps(data, indent=2) + "\n").encode()),
     ]
+    written: list[Path] = []
     for name, payload in payloads:
-        rundir.atomic_write_bytes(out / name, payload)
-    return [out / name for name, _ in payloads]
+        try:
+            rundir.atomic_write_bytes(out / name, payload)
+        except OSError as err:
+            kept = ", ".join(str(p) for p in written) or "nothing new"
+            raise WriteFailed(f"cannot write {out / name}: {err.strerror or err}; written: "
+                              f"{kept}; files already there are unchanged") from None
+        written.append(out / name)
+    return written
+
+
+class WriteFailed(Exception):
+    """An output that could not be written; one line."""
+
+
+def out_dir_problem(out: Path) -> str | None:
+    """Why the output folder cannot take the files (checked before anything is drawn),
+    or None; the folder is created here when missing."""
+    if out.exists() and not out.is_dir():
+        return "exists and is not a folder"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        return f"cannot create it ({err.strerror or err})"
+    if not os.access(out, os.W_OK | os.X_OK):
+        return "not writable"
+    return None
 
 
 if __name__ == "__main__":

@@ -7,16 +7,23 @@ up to date. Each output folder keeps one small JSON record, file name -> options
 figure is current only if its record matches the options asked for now. A missing or
 unreadable record means "draw again", never an error. Two renders writing the same
 folder at once can drop each other's entries: those figures are drawn once more.
+
+The record also holds each figure's inputs as they were when the render read them
+(`stamp`: modification time, size and inode, taken before reading): a figure is current
+while its inputs are still exactly those, so a figure drawn from a metrics.jsonl that
+gained rows between the read and the save is drawn again, where comparing the figure's
+own mtime with its inputs' would call it up to date.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 from dataclasses import asdict
 from pathlib import Path
 
-from allo import rundir
+from allo import rundir, safeio
 from renderers import CONTENT, RenderOptions
 
 RECORD = ".drawn-with.json"
@@ -42,10 +49,34 @@ def signature(options: RenderOptions, eigenvectors: list[int] | None,
     return found if drawing is None else {**found, "drawing": drawing}
 
 
+INPUTS = "inputs"  # the record entry's key for its inputs' stamps
+
+
+def stamp(run: Path, names: tuple[str, ...] | list[str]) -> dict[str, list[int]] | None:
+    """[mtime_ns, size, inode] of each input, or None when one is missing."""
+    found = {}
+    for name in names:
+        try:
+            info = os.stat(Path(run) / name)
+        except OSError:
+            return None
+        found[name] = [info.st_mtime_ns, info.st_size, info.st_ino]
+    return found
+
+
+def is_current(entry: dict | None, wanted: dict, inputs: dict[str, list[int]] | None) -> bool:
+    """A figure's record entry says it was drawn with these options from exactly these
+    inputs (`stamp` now)."""
+    if entry is None or inputs is None:
+        return False
+    options = {key: value for key, value in entry.items() if key != INPUTS}
+    return options == wanted and entry.get(INPUTS) == inputs
+
+
 def read(record: Path) -> dict[str, dict]:
     try:
-        entries = json.loads(record.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        entries = safeio.read_json(record, cap=safeio.MAX_JSON_BYTES)
+    except safeio.ReadError:
         return {}
     if not isinstance(entries, dict):
         return {}

@@ -1,14 +1,13 @@
 """Which figures a render makes, from which files, and whether each is already current.
 
-A figure is current when its output file is newer than every input file it is drawn
-from. run.json is deliberately not an input: the trainer rewrites it at every log step
-(heartbeat), and the layout in it never changes during a run. Options that change a
-picture (--eigenvectors, --dpi) are checked beside this, in renderers/drawn_with.py.
+A figure is current when the input files it was drawn from are still exactly as they
+were when the render read them, and it was drawn with the options asked for now
+(renderers/drawn_with.py keeps both). run.json is deliberately not an input: the trainer
+rewrites it at every log step (heartbeat), and the layout in it never changes during a run.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -102,25 +101,6 @@ def _export_steps(reader: rundir.RunReader, selection: Selection, plan: Plan) ->
     if not steps and not selection.steps:
         plan.not_yet.append(("learned_eigenvectors_step_*", "no learned export yet"))
     return steps
-
-
-def _mtime_ns(path: Path) -> int | None:
-    try:
-        return os.stat(path).st_mtime_ns
-    except OSError:
-        return None
-
-
-def is_current(target: Path, run: Path, job: Job) -> bool:
-    """The output exists and is strictly newer than every input (a missing input: no)."""
-    made = _mtime_ns(target)
-    if made is None:
-        return False
-    for name in job.inputs:
-        changed = _mtime_ns(run / name)
-        if changed is None or changed >= made:
-            return False
-    return True
 
 
 def inside_run_outside_plots(path: Path) -> Path | None:

@@ -10,6 +10,7 @@ from trainproc import TINY, allo_subprocess, layout_file, one_line_error, train_
 
 from allo import rundir
 from allo.cli import main
+from allo.layouts import MAX_SIDE
 
 
 def cli(capsys, *argv) -> tuple[int, str]:
@@ -66,7 +67,8 @@ def test_usage_errors_are_one_line_exit_2(capsys, argv, needle):
 
 def test_bad_layout_files(tmp_path, capsys):
     cases = {"empty.txt": "", "walls.txt": "XXX\nXXX\n", "chars.txt": "X?X\n",
-             "goals.txt": "XGX\n", "tabs.txt": "X\tX\n", "big.txt": " " * 200 + "\n"}
+             "goals.txt": "XGX\n", "tabs.txt": "X\tX\n",
+             "big.txt": " " * (MAX_SIDE + 1) + "\n"}  # a row of free cells, too wide
     for name, text in cases.items():
         path = layout_file(tmp_path, text, name)
         code, err = cli(capsys, "train", "--env-file", path, "--steps", "0")

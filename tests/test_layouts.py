@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from allo.layouts import (
     MAX_SIDE,
+    Layout,
     LayoutError,
     builtin_names,
     load_builtin,
@@ -54,7 +57,7 @@ def test_coordinates_are_normalised():
     "text,needle",
     [
         ("", "empty"),
-        ("\n\n  \n", "empty"),
+        ("\n\n\r\n\n", "empty"),
         ("XXX\nXXX", "no free cell"),
         ("X?X", "unknown character '?' at line 1, column 2"),
         ("X\tX", "unknown character '\\t'"),
@@ -93,3 +96,57 @@ def test_disconnected_regions_are_counted():
     layout = parse_layout("  X  \n  X  \n")
     assert layout.components() == 2
     np.testing.assert_allclose(layout.transition_matrix().sum(axis=1), 1.0)
+
+
+# ------------------------------------------------------------------------- round trip
+
+OPEN_BORDERS = [
+    "     \nX X X\n     \n",          # first and last rows of only free cells
+    "\n\n  S  \n XXX \n  G  \n\n",  # truly empty lines around them are dropped
+    ".....\n.X.X.\n.....",
+    "   \n   \n",                      # no wall at all
+]
+
+
+@pytest.mark.parametrize("text", OPEN_BORDERS)
+def test_rows_of_only_free_cells_are_rows(text):
+    """A line of spaces is a row of free cells: the grid is the one the file shows."""
+    layout = parse_layout(text)
+    rows = [line for line in text.split("\n") if line]
+    assert layout.height == len(rows)
+    assert layout.num_free == sum(ch in " .SG" for line in rows for ch in line)
+
+
+@pytest.mark.parametrize("text", OPEN_BORDERS)
+def test_the_record_rebuilds_the_same_grid(text):
+    layout = parse_layout(text, "open")
+    layout.doors = [(layout.free_cells[0], layout.free_cells[1])]
+    record = layout.record()
+    assert "\n\n" not in record["layout"] and " " not in record["layout"]
+    rebuilt = Layout.from_record(json.loads(json.dumps(record)))
+    assert rebuilt.walls.tolist() == layout.walls.tolist()
+    assert (rebuilt.start, rebuilt.goals, rebuilt.doors) == (
+        layout.start, layout.goals, layout.doors)
+    assert rebuilt.record() == record
+
+
+def test_an_older_record_with_spaces_still_rebuilds():
+    """Runs recorded before `.` stood for free cells: each line is a row, nothing dropped."""
+    layout = parse_layout("     \nX X X\n     ")
+    record = {**layout.record(), "layout": layout.render_text()}
+    assert record["layout"].startswith("     \n")
+    assert Layout.from_record(record).walls.tolist() == layout.walls.tolist()
+
+
+@pytest.mark.parametrize("edit", [
+    lambda env: env.update(layout=env["layout"].replace("X", ".", 1)),
+    lambda env: env.update(layout=env["layout"] + "\n....."),
+    lambda env: env.update(free_cells=env["free_cells"][1:]),
+    lambda env: env.update(start=[0, 0]),
+    lambda env: env.update(width=7),
+])
+def test_an_edited_record_is_refused(edit):
+    env = parse_layout("XXXXX\nXS  X\nX X X\nXXXXX").record()
+    edit(env)
+    with pytest.raises(LayoutError, match="disagree"):
+        Layout.from_record(env)

@@ -25,6 +25,7 @@ import glob
 import hashlib
 import itertools
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from importlib import resources
@@ -36,9 +37,11 @@ try:
 except ModuleNotFoundError:  # Python 3.10: the same parser as a package
     import tomli as tomllib  # type: ignore[no-redef]
 
+from allo import safeio
 from allo.config import TrainConfig, parse_seeds
 from allo.layouts import LayoutError, builtin_names, load_layout_file
 
+MAX_STUDY_BYTES = 1_000_000  # a study file is a page of TOML
 TOP_KEYS = frozenset({"name", "description", "layouts", "seeds", "grid", "exclude", "include"})
 # Options a study sets itself (where runs go, which layout, which seeds).
 RESERVED = frozenset({"env", "env_file", "seed", "seeds", "run_dir", "results_dir"})
@@ -116,16 +119,20 @@ class Study:
 def load_study(path: Path | str, seeds_override: str | None = None) -> Study:
     """Read, check and expand a study file; StudyError (one line) on any problem."""
     path = Path(path)
-    try:
-        raw = path.read_bytes()
+    try:  # a regular file of bounded size (allo/safeio.py): never a FIFO or a device
+        raw = safeio.read_bytes(path, MAX_STUDY_BYTES)
         text = raw.decode("utf-8")
         data = tomllib.loads(text)
-    except FileNotFoundError:
-        raise StudyError(f"{path}: no such study file") from None
-    except (OSError, UnicodeDecodeError) as err:
+    except safeio.ReadError as err:
+        if not os.path.lexists(path):
+            raise StudyError(f"{path}: no such study file") from None
+        raise StudyError(str(err)) from None
+    except UnicodeDecodeError as err:
         raise StudyError(f"{path}: cannot read ({err})") from None
     except tomllib.TOMLDecodeError as err:
         raise StudyError(f"{path}: not valid TOML ({err})") from None
+    except RecursionError:  # tomllib recurses per nesting level
+        raise StudyError(f"{path}: nested too deeply to be a study file") from None
     where = str(path)
     unknown = sorted(set(data) - TOP_KEYS)
     if unknown:

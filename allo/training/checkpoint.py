@@ -6,12 +6,13 @@ docs/run-format.md, "checkpoints/", lists what it holds.
 
 from __future__ import annotations
 
+import io
 import sys
 from pathlib import Path
 
 import torch
 
-from allo import rundir
+from allo import identity, rundir
 from allo.training import TrainError
 
 CHECKPOINTS_KEPT = 2
@@ -20,13 +21,19 @@ CHECKPOINT_KEYS = ("step", "elapsed", "model", "adam", "duals", "barrier", "samp
 
 
 def save_checkpoint(writer: rundir.RunWriter, state: dict) -> None:
+    """Serialised in memory first, then written atomically: a full disk is then an
+    OSError naming the file (ENOSPC), not torch's writer error around it."""
     target = writer.checkpoint_dir / rundir.checkpoint_name(state["step"])
-    rundir.atomic_write(target, lambda handle: torch.save(state, handle))
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    rundir.atomic_write_bytes(target, buffer.getbuffer())
     writer.prune_checkpoints(CHECKPOINTS_KEPT)
 
 
-def load_checkpoint(run: Path, device: torch.device) -> dict | None:
+def load_checkpoint(run: Path, device: torch.device, expected: dict) -> dict | None:
     """Newest usable checkpoint by step number; never unpickles (weights_only=True).
+    Usable means this run's own: its identity (allo/identity.py) is `expected` and its
+    content step is the step in its name.
 
     None when there is no checkpoint at all; TrainError when there are some but none is
     usable, so a resume never silently starts over (and drops the logged metrics).
@@ -46,6 +53,10 @@ def load_checkpoint(run: Path, device: torch.device) -> dict | None:
         if not isinstance(state, dict) or any(key not in state for key in CHECKPOINT_KEYS):
             print(f"allo: skipping {path}: not a checkpoint of this allo version",
                   file=sys.stderr)
+            continue
+        foreign = identity.mismatch(state, expected, step)
+        if foreign is not None:
+            print(f"allo: skipping {path}: refused, {foreign}", file=sys.stderr)
             continue
         return state
     if steps:

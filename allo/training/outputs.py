@@ -218,7 +218,9 @@ class RunOutputs:
         for i, state in states.items():
             writer = self.runs[i].writer
             if i not in self._stopped and writer is not None:
-                save_checkpoint(writer, {"step": step, "elapsed": spent, **state})
+                # each names its run (allo/identity.py): a resume takes only its own
+                save_checkpoint(writer, {"step": step, "elapsed": spent,
+                                         "identity": self.runs[i].identity, **state})
 
     # ---------------------------------------------------------------- a seed's end
     def settle(self, due: list[int], step: int, batch: Batch, terms: Terms | None,
@@ -333,7 +335,7 @@ def failure(step: int, loss: float, table: np.ndarray) -> str | None:
 
 
 def finish_run(seed_run: SeedRun, step: int, spent: float, timings: dict) -> None:
-    """Final metrics history and status of one run; its writer is closed."""
+    """Final metrics history and status of one run; its writer is closed and unlocked."""
     writer = seed_run.writer
     assert writer is not None
     writer.write_metrics_history()
@@ -341,4 +343,4 @@ def finish_run(seed_run: SeedRun, step: int, spent: float, timings: dict) -> Non
                        **({"total_steps": step} if seed_run.status == "finished" else {}),
                        heartbeat=time.time(), finished=time.time(), elapsed=spent,
                        timings={k: round(v, 3) for k, v in timings.items()})
-    writer.close()
+    writer.release()  # closes metrics.jsonl, gives up the writer lock

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from allo import __version__, capacity, dataset, rundir, settling
+from allo import __version__, bounds, capacity, dataset, identity, rundir, settling
 from allo.budget import data_advice
 from allo.config import TrainConfig, parse_seeds
 from allo.layouts import (
@@ -51,6 +51,14 @@ def recorded_layout(run: Path) -> Layout:
     return layout
 
 
+def open_writer(run: Path, new: bool) -> rundir.RunWriter:
+    """The run's writer, holding its lock; a second writer is one line (TrainError)."""
+    try:
+        return rundir.RunWriter(run, new=new)
+    except rundir.RunDirError as err:
+        raise TrainError(str(err)) from None
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -85,6 +93,7 @@ class SeedRun:
     end_step: int | None = None  # set when it concludes (seeds may go on past the budget)
     end_spent: float = 0.0
     end_training: float = 0.0
+    identity: dict | None = None  # what its checkpoints carry (allo/identity.py)
 
 
 def plan_runs(cfg: TrainConfig, resume: Path | None) -> tuple[list[SeedRun], Layout]:
@@ -92,6 +101,8 @@ def plan_runs(cfg: TrainConfig, resume: Path | None) -> tuple[list[SeedRun], Lay
     try:
         cfg.validate()
         seeds = parse_seeds(cfg.seeds) if cfg.seeds else [cfg.seed]
+        # a resume takes the run's writer lock before anything else (allo/runlock.py)
+        writer = open_writer(resume, new=False) if resume is not None else None
         layout = load_layout(cfg) if resume is None else recorded_layout(resume)
     except (ValueError, LayoutError) as err:
         raise TrainError(str(err)) from None
@@ -104,6 +115,10 @@ def plan_runs(cfg: TrainConfig, resume: Path | None) -> tuple[list[SeedRun], Lay
     problem = capacity.fits(layout.num_free, len(seeds), dataset.CHUNK_ENVS)
     if problem:
         raise TrainError(problem)
+    try:  # the model, its activations, the batch, the schedule, the data collection
+        bounds.check_memory(cfg, layout.num_free, len(seeds))
+    except ValueError as err:
+        raise TrainError(str(err)) from None
     if layout.components() > 1:
         print(f"allo: warning: layout {layout.name!r} has {layout.components()} disconnected "
               "free regions; each adds a zero eigenvalue", file=sys.stderr)
@@ -113,10 +128,12 @@ def plan_runs(cfg: TrainConfig, resume: Path | None) -> tuple[list[SeedRun], Lay
         run = resume if resume is not None else (
             Path(cfg.run_dir.replace("{seed}", str(seed))) if cfg.run_dir
             else default_run_dir(own, layout.name))
-        if resume is None and rundir.is_run_dir(run):
-            raise TrainError(f"{run}: already holds a run; use --resume {run} or another "
-                             "--run-dir")
-        runs.append(SeedRun(seed, own, run))
+        if resume is None:
+            try:
+                rundir.check_new_run_dir(run)
+            except rundir.RunDirError as err:
+                raise TrainError(str(err)) from None
+        runs.append(SeedRun(seed, own, run, writer=writer))
     return runs, layout
 
 
@@ -160,7 +177,9 @@ def start_run(seed_run: SeedRun, layout: Layout, truth: GroundTruth, device: tor
               seeds: list[int], resume: Path | None) -> None:
     """Create (or reopen) the run directory and write what is known before training."""
     cfg, run, d = seed_run.cfg, seed_run.run, seed_run.cfg.num_eigenvectors
-    writer = seed_run.writer = rundir.RunWriter(run)
+    if seed_run.writer is None:
+        seed_run.writer = open_writer(run, new=resume is None)
+    writer = seed_run.writer
     writer.remove_temporaries()  # left by a killed write; nothing else writes here now
     now = time.time()
     reachable = int(truth.support.sum())
@@ -185,8 +204,12 @@ def start_run(seed_run: SeedRun, layout: Layout, truth: GroundTruth, device: tor
             "resumes": [],
         })
         writer.write_ground_truth(*truth.top(d), completion=completion)
-    elif not all((run / name).exists() for name in (rundir.GT_EIGENVALUES,
-                                                      rundir.GT_EIGENVECTORS)):
+        return
+    problem = identity.truth_disagreement(run, layout, truth.top(d)[0], d)
+    if problem is not None:
+        raise TrainError(f"{run}: {problem}; nothing resumed")
+    if not all((run / name).exists() for name in (rundir.GT_EIGENVALUES,
+                                                  rundir.GT_EIGENVECTORS)):
         # a kill came before it was written
         writer.write_ground_truth(*truth.top(d), completion=completion)
 

@@ -106,6 +106,7 @@ def main(argv: list[str]) -> int:
 
     # torch is imported here, after the flags are known to be sane
     from allo.progress import TrainProgress
+    from allo.rundir import RunDirError
     from allo.train import TrainError, format_row, train_seeds
 
     started = time.perf_counter()
@@ -113,6 +114,8 @@ def main(argv: list[str]) -> int:
         with TrainProgress(cfg.num_gradient_steps) as bar:
             outcomes = train_seeds(cfg, resume=resume, progress=bar.update, announce=bar.log)
     except TrainError as err:
+        return fail(str(err))
+    except RunDirError as err:  # a run file that cannot be read safely (allo/safeio.py)
         return fail(str(err))
     except OSError as err:  # disk full, read-only or vanished results directory
         print(f"allo train: {write_failure(err)}", file=sys.stderr)

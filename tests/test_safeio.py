@@ -137,3 +137,42 @@ def test_one_broken_run_does_not_hide_the_others(tmp_path):
     assert set(found) == {good, bad}
     assert found[0] == bad  # its start time unreadable: its mtime, the newest
     rundir.RunReader(good).info()
+
+
+# ------------------------------------------------------------- found by tests/test_fuzz.py
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from trainproc import layout_file, train_args, warm
+
+    folder = tmp_path_factory.mktemp("trained")
+    result = warm().run(*train_args(layout_file(folder), folder / "run", 40))
+    assert result.code == 0, result.stderr
+    return folder / "run"
+
+
+@pytest.mark.timeout(120)
+def test_a_fifo_checkpoint_is_skipped_not_waited_on(trained, tmp_path):
+    from trainproc import warm
+
+    run = shutil.copytree(trained, tmp_path / "run")
+    newest = run / rundir.CHECKPOINTS / rundir.checkpoint_name(40)
+    newest.unlink()
+    os.mkfifo(newest)
+    result = warm().run("train", "--resume", run, "--steps", "60")
+    assert result.code == 0 and "Traceback" not in result.stderr, result.stderr
+    assert "checkpoint_step_40.pt: refused, it is a FIFO" in result.stderr
+    assert rundir.RunReader(run).info()["resumes"][-1]["step"] == 20
+
+
+@pytest.mark.timeout(120)
+def test_a_fifo_metrics_file_stops_a_resume_in_one_line(trained, tmp_path):
+    from trainproc import one_line_error, warm
+
+    run = shutil.copytree(trained, tmp_path / "run")
+    (run / rundir.METRICS_JSONL).unlink()
+    os.mkfifo(run / rundir.METRICS_JSONL)
+    result = warm().run("train", "--resume", run, "--steps", "60")
+    assert result.code == 2 and one_line_error(result.stderr), result.stderr
+    assert "metrics.jsonl: refused" in result.stderr

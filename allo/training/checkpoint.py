@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from allo import identity, rundir
+from allo import identity, rundir, safeio
 from allo.training import TrainError
 
 CHECKPOINTS_KEPT = 2
@@ -41,8 +41,12 @@ def load_checkpoint(run: Path, device: torch.device, expected: dict) -> dict | N
     steps = rundir.checkpoint_steps(run)
     for step in reversed(steps):
         path = run / rundir.CHECKPOINTS / rundir.checkpoint_name(step)
-        try:
-            state = torch.load(path, map_location=device, weights_only=True)
+        try:  # through allo.safeio: a FIFO, a device or a link out of the run never loads
+            buffer = io.BytesIO(safeio.read_bytes(path, safeio.MAX_NPY_BYTES, root=run))
+            state = torch.load(buffer, map_location=device, weights_only=True)
+        except safeio.ReadError as err:
+            print(f"allo: skipping {err}", file=sys.stderr)
+            continue
         except Exception as err:  # a torn or foreign file: say so, try the previous one
             if "Weights only load failed" in str(err):
                 why = "refused: it holds Python objects, not only tensors (never unpickled)"

@@ -11,6 +11,7 @@ Irreversible doors turn a reversible move a<->b into a one-way move a->b; b->a s
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -250,15 +251,19 @@ def load_builtin(name: str) -> Layout:
 
 
 def load_layout_file(path: Path | str) -> Layout:
+    from allo import safeio  # a FIFO or /dev/zero is refused, never read (no hang)
+
     path = Path(path)
     try:
-        if path.stat().st_size > MAX_FILE_BYTES:
+        if path.is_dir():
+            raise LayoutError(f"{path}: is a directory, not a layout file")
+        if path.is_file() and path.stat().st_size > MAX_FILE_BYTES:
             raise LayoutError(f"{path}: larger than {MAX_FILE_BYTES} bytes; not a layout")
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise LayoutError(f"{path}: no such layout file") from None
-    except IsADirectoryError:
-        raise LayoutError(f"{path}: is a directory, not a layout file") from None
+        if not os.path.lexists(path):
+            raise LayoutError(f"{path}: no such layout file")
+        data = safeio.read_bytes(path, MAX_FILE_BYTES)
+    except safeio.ReadError as err:
+        raise LayoutError(str(err)) from None
     except OSError as err:
         raise LayoutError(f"{path}: cannot read ({err.strerror})") from None
     try:

@@ -176,3 +176,18 @@ def test_a_fifo_metrics_file_stops_a_resume_in_one_line(trained, tmp_path):
     result = warm().run("train", "--resume", run, "--steps", "60")
     assert result.code == 2 and one_line_error(result.stderr), result.stderr
     assert "metrics.jsonl: refused" in result.stderr
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("kind", ["fifo", "devzero"])
+def test_an_env_file_that_is_not_a_file_is_one_line(tmp_path, kind):
+    from trainproc import one_line_error, warm
+
+    path = tmp_path / "layout.txt"
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        os.symlink("/dev/zero", path)
+    result = warm().run("train", "--env-file", path, "--run-dir", tmp_path / "run")
+    assert result.code == 2 and one_line_error(result.stderr), result.stderr
+    assert "not a regular file" in result.stderr and not (tmp_path / "run").exists()

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from allo import rundir
+from allo import rundir, safeio
 from renderers.stats import mean_interval
 
 COS, STRICT, ERR = "cos/mean", "cos_strict/mean", "eig/mean_abs_error"
@@ -152,10 +152,12 @@ def setting_label(config: dict, varying: list[str]) -> str:
 def read_reference(path: Path | str) -> dict[tuple[str, str], tuple[float, str, int | None]]:
     """(layout, objective) -> (value, metric, seeds) from a published-values CSV."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise TableError(f"--reference {path}: cannot read ({err.strerror or err})") from None
+    try:  # allo.safeio: a regular file of at most 64 MiB
+        text = safeio.read_bytes(path, safeio.MAX_JSON_BYTES).decode("utf-8")
+    except safeio.ReadError as err:
+        raise TableError(f"--reference {err}") from None
+    except UnicodeDecodeError:
+        raise TableError(f"--reference {path}: not UTF-8 text") from None
     reader = csv.DictReader(io.StringIO(text))
     need = {"layout", "objective", "metric", "value"}
     if not reader.fieldnames or not need <= set(reader.fieldnames):

@@ -191,3 +191,14 @@ def test_an_env_file_that_is_not_a_file_is_one_line(tmp_path, kind):
     result = warm().run("train", "--env-file", path, "--run-dir", tmp_path / "run")
     assert result.code == 2 and one_line_error(result.stderr), result.stderr
     assert "not a regular file" in result.stderr and not (tmp_path / "run").exists()
+
+
+@pytest.mark.timeout(30)
+def test_a_hostile_study_json_beside_runs_is_ignored(tmp_path):
+    from tui.discover import study_names
+
+    (tmp_path / "study.json").write_text("[" * 200_000)
+    assert study_names(tmp_path) == {}
+    (tmp_path / "study.json").unlink()
+    os.mkfifo(tmp_path / "study.json")
+    assert study_names(tmp_path) == {}

@@ -7,11 +7,10 @@ there is one, only names runs; the folder of runs works without it.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
-from allo import rundir
+from allo import rundir, safeio
 
 MAX_DEPTH = 8  # results/studies/<name>/runs/<config>/<seed> is 5 deep
 STUDY_JSON = "study.json"  # allo.study.state.STUDY_JSON, read here without that package
@@ -39,9 +38,9 @@ def find_run_dirs(folder: Path) -> list[Path]:
 def study_names(folder: Path) -> dict[Path, str]:
     """Resolved run directory -> the study's name for it, from study.json if present."""
     path = Path(folder) / STUDY_JSON
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    try:  # allo.safeio: a FIFO, a huge or deeply nested study.json is no hang, no crash
+        data = safeio.read_json(path)
+    except safeio.ReadError:
         return {}
     runs = data.get("runs") if isinstance(data, dict) else None
     if not isinstance(runs, dict):

@@ -422,7 +422,7 @@ def learned_figure(
     return _grid_figure(
         data,
         "learned_eigenvectors",
-        f"Learned eigenvectors, {where}; mean |cos| {mean_cos:.3f}",
+        f"Learned eigenvectors, {where}; mean |cos| {mean_cos:.4f}",
         f"{data.label()} · aligned to ground truth · {data.convention()}{note}",
         panels,
     )
@@ -448,7 +448,7 @@ def final_comparison_figure(data: RunData, eigenvectors: list[int] | None = None
     return _grid_figure(
         data,
         "final_comparison",
-        f"Ground truth vs final learned; mean |cos| {mean_cos:.3f}",
+        f"Ground truth vs final learned; mean |cos| {mean_cos:.4f}",
         f"{data.label()} · {data.convention()}",
         panels,
         ncols=ncols,

@@ -297,3 +297,36 @@ def test_status_of_a_study_directory(tmp_path, capsys):
         state.read_study_json(write(folder / "study.json", "[]").parent)
     assert cli.main([str(folder), "--status"]) == 2
     assert "study.json" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------- shipped studies
+STUDIES = Path(__file__).resolve().parents[1] / "benchmarks" / "studies"
+
+
+def test_shipped_barrier_ablation_expands(capsys):
+    study = load_study(STUDIES / "barrier-ablation.toml")
+    assert len(study.jobs) == 2 * (3 * 3 * 2 - 2) and len(study.runs) == 5 * len(study.jobs)
+    fixed = [j for j in study.jobs if j.options["barrier_initial"] == 8.0
+             and j.options["barrier_max"] == 3.0]
+    assert {j.options["lr_barrier"] for j in fixed} == {0.01}
+
+
+def test_shipped_paper_table1_from_the_repository_root(monkeypatch):
+    root = STUDIES.parents[1]
+    if not (root.parent / "shared" / "reference-layouts").is_dir():
+        pytest.skip("../shared/reference-layouts is not beside this checkout")
+    monkeypatch.chdir(root)
+    study = load_study(STUDIES / "paper-table1.toml", "3")
+    assert len({j.layout.name for j in study.jobs}) == 15
+    assert {j.options["objective"] for j in study.jobs} == {"allo", "ggdo"}
+    assert len(study.runs) == 15 * 2 * 3
+    assert len(load_study(STUDIES / "paper-table1.toml").runs) == 15 * 2 * 60
+
+
+def test_relative_layouts_fall_back_to_the_current_directory(tmp_path, monkeypatch):
+    write(tmp_path / "work" / "grids" / "g.txt", SMALL)
+    path = write(tmp_path / "files" / "s.toml", 'layouts = ["grids/*.txt"]\n')
+    monkeypatch.chdir(tmp_path / "work")
+    assert [j.layout.name for j in load_study(path).jobs] == ["g"]
+    write(tmp_path / "files" / "grids" / "h.txt", SMALL)  # beside the file wins
+    assert [j.layout.name for j in load_study(path).jobs] == ["h"]

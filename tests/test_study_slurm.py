@@ -112,6 +112,8 @@ def test_slurm_study_gives_the_local_runs_and_table(cluster, tmp_path):
                             ",".join(j.split("_")[0] for j in slurm_jobs(b))],
                            capture_output=True, text=True, timeout=30)
     assert set(sacct.stdout.split()) == {"COMPLETED"}, sacct.stdout
+    status = allo_study(str(path), "--results-dir", str(tmp_path / "slurm"), "--status")
+    assert "4 runs: 4 finished" in status.stdout and "completed (array tasks)" in status.stdout
 
 
 def test_scancel_then_rerun_finishes_without_loss(cluster, tmp_path):

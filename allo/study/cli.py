@@ -7,6 +7,8 @@ finished (study.json says why), 2 bad input (one line; nothing launched), 130 in
 from __future__ import annotations
 
 import argparse
+import shutil
+import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
@@ -207,9 +209,31 @@ def show_status_dir(folder: Path) -> int:
     return 0
 
 
+def queue_line(folder: Path) -> str | None:
+    """What SLURM's accounting says of the study's array jobs, where it answers."""
+    jobs = state.read_study_json(folder).get("slurm_jobs") or []
+    arrays = sorted({str(j).split("_")[0] for j in jobs})
+    if not arrays or shutil.which("sacct") is None:
+        return None
+    try:
+        out = subprocess.run(["sacct", "-n", "-X", "-P", "-o", "JobID,State", "-j",
+                              ",".join(arrays)], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    states = Counter(line.split("|")[1].split()[0] for line in out.stdout.splitlines()
+                     if "|" in line)
+    if out.returncode != 0 or not states:
+        return None
+    return (f"slurm job {', '.join(arrays)}: "
+            + ", ".join(f"{n} {s.lower()}" for s, n in sorted(states.items())))
+
+
 def print_status(name: str, folder: Path, entries: dict[str, dict]) -> None:
     counts = Counter(e["status"] for e in entries.values())
     print(f"study {name} ({folder}): {len(entries)} runs: {describe_counts(counts)}")
+    line = queue_line(folder)
+    if line:
+        print(f"  {line} (array tasks)")
     jobs: dict[str, list[tuple[str, dict]]] = {}
     for run, entry in entries.items():
         jobs.setdefault(str(entry.get("job", run.rsplit("__s", 1)[0])), []).append((run, entry))

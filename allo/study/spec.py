@@ -206,17 +206,14 @@ def resolve_layouts(value: Any, base: Path, where: str) -> list[LayoutRef]:
 def resolve_layout(item: str, base: Path, where: str) -> list[LayoutRef]:
     if item in builtin_names():
         return [LayoutRef(item, None, digest_builtin(item))]
-    pattern = Path(item).expanduser()
-    pattern = pattern if pattern.is_absolute() else base / pattern
-    if glob.has_magic(str(pattern)):
-        paths = sorted(Path(p) for p in glob.glob(str(pattern)) if Path(p).is_file())
-        if not paths:
-            raise StudyError(f"{where}: {item!r} matches no layout file")
-    elif pattern.is_file():
-        paths = [pattern]
-    else:
+    paths = layout_paths(item, base)
+    if not paths:
+        if glob.has_magic(item):
+            raise StudyError(f"{where}: {item!r} matches no layout file (beside the study "
+                             "file or in the current directory)")
         raise StudyError(f"{where}: unknown layout {item!r} (not a built-in: "
-                         f"{', '.join(builtin_names())}; no such file {pattern})")
+                         f"{', '.join(builtin_names())}; no such file beside the study "
+                         "file or in the current directory)")
     refs = []
     for path in paths:
         try:
@@ -226,6 +223,21 @@ def resolve_layout(item: str, base: Path, where: str) -> list[LayoutRef]:
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         refs.append(LayoutRef(layout.name, path.resolve(), digest))
     return refs
+
+
+def layout_paths(item: str, base: Path) -> list[Path]:
+    """A file or glob relative to the study file's folder, else to the current directory
+    (so `../shared/...` written for the repository root works from there)."""
+    pattern = Path(item).expanduser()
+    for root in ([Path("/")] if pattern.is_absolute() else [base, Path.cwd()]):
+        full = root / pattern
+        if glob.has_magic(str(full)):
+            paths = sorted(Path(p) for p in glob.glob(str(full)) if Path(p).is_file())
+        else:
+            paths = [full] if full.is_file() else []
+        if paths:
+            return paths
+    return []
 
 
 def digest_builtin(name: str) -> str:

@@ -330,3 +330,16 @@ def test_relative_layouts_fall_back_to_the_current_directory(tmp_path, monkeypat
     assert [j.layout.name for j in load_study(path).jobs] == ["g"]
     write(tmp_path / "files" / "grids" / "h.txt", SMALL)  # beside the file wins
     assert [j.layout.name for j in load_study(path).jobs] == ["h"]
+
+
+def test_a_run_folder_without_run_json_is_started_afresh(tmp_path):
+    path = study_file(tmp_path, f'layouts = ["grids/small.txt"]\n[grid]\nsteps = 20\n{TINY}')
+    results = tmp_path / "results"
+    study = load_study(path)
+    folder = results / "studies" / "t"
+    half = folder / "runs" / study.jobs[0].run_name(0)  # a trainer killed before run.json
+    (half / "checkpoints").mkdir(parents=True)
+    (half / ".writer.lock").write_text("")
+    done = run_study(path, results)
+    assert done.returncode == 0, done.stderr
+    assert json.loads((half / "run.json").read_text())["status"] == "finished"

@@ -11,6 +11,7 @@ study down, and its output goes to logs/<job>.log. study.json is updated after e
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from allo import rundir
 from allo.study import state
 from allo.study.spec import Job
 
@@ -38,6 +40,13 @@ def exited(pid: int, seconds: float) -> bool:
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.1)
+
+
+def clear_unstarted(run: Path) -> None:
+    """A folder a killed trainer made before its run.json (empty folders, a lock file):
+    not a run, and `allo train --run-dir` refuses a non-empty folder that is not one."""
+    if run.is_dir() and not (run / rundir.RUN_JSON).exists():
+        shutil.rmtree(run)
 
 
 def ignore_warning_signal() -> None:
@@ -102,6 +111,7 @@ class JobRunner:
             locks[name] = lock
             status, _error, _info = state.classify_unlocked(self.folder, name)
             if status == state.MISSING:
+                clear_unstarted(self.folder / state.RUNS / name)
                 fresh.append(seed)
             elif status == state.INTERRUPTED:
                 resume.append(seed)

@@ -138,10 +138,11 @@ def launch(study: Study, folder: Path, todo: list[JobSpec], executor) -> int:
 def refresh(study: Study, folder: Path) -> dict[str, dict]:
     """Each run's state from its directory and lock, written back into study.json."""
     entries = {}
+    recorded = state.read_study_json(folder)["runs"] if folder.exists() else {}
     for job, seed in study.runs:
         name = job.run_name(seed)
         status, error, info = state.classify(folder, name)
-        old = state.read_study_json(folder)["runs"].get(name, {}) if folder.exists() else {}
+        old = recorded.get(name, {})
         if status == state.MISSING and old.get("status") == state.FAILED:
             error, status = old.get("error"), state.FAILED  # it failed before it had a run
         entry = {**state.run_entry(folder, job, seed), "status": status, "error": error,

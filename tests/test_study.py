@@ -108,6 +108,8 @@ def test_an_edited_layout_file_is_a_new_configuration(tmp_path):
     ('layouts = ["room4"]\n[grid]\nobjective = "sgd"\n', ["grid.objective", "allo, ggdo"]),
     ('layouts = ["room4"]\n[grid]\ngamma = 1.5\n', ["gamma", "strictly between 0 and 1"]),
     ('layouts = ["room4"]\n[grid]\nseed = 3\n', ["grid.seed", "set by the study"]),
+    ('layouts = ["room4"]\n[grid]\nprotocol = "paper"\ndata = "exact"\n',
+     ["protocol", "cannot be honoured"]),
     ('layouts = ["room4"]\n[[exclude]]\nlayout = "room4"\n', ["expands to no runs"]),
     ('layouts = ["room4"]\n[grid]\ngamma = []\n', ["grid.gamma", "empty list"]),
     ('layouts = ["room4"\n', ["not valid TOML"]),

@@ -38,7 +38,7 @@ except ModuleNotFoundError:  # Python 3.10: the same parser as a package
     import tomli as tomllib  # type: ignore[no-redef]
 
 from allo import safeio
-from allo.config import TrainConfig, parse_seeds
+from allo.config import TrainConfig, apply_protocol, parse_seeds
 from allo.layouts import LayoutError, builtin_names, load_layout_file
 
 MAX_STUDY_BYTES = 1_000_000  # a study file is a page of TOML
@@ -377,8 +377,8 @@ def expand_include(entry: dict, layouts: list[LayoutRef], grid: dict[str, list],
 
 def check_config(job: Job, where: str) -> None:
     """What `allo train` itself would refuse, refused here before anything starts."""
-    cfg = TrainConfig(**job.options)
     try:
+        cfg = apply_protocol(TrainConfig(**job.options), set(job.options))
         cfg.validate()
     except ValueError as err:
         flag = str(err).split()[0]

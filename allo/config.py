@@ -18,6 +18,8 @@ OBJECTIVES = ("allo", "ggdo", "sqp", "cqp", "omm", "lora")
 DUAL_OBJECTIVES = ("allo",)
 GROWING_BARRIER = ("allo", "sqp", "cqp")
 DATA_SOURCES = ("collected", "exact")
+# What the network sees of a cell (allo/observations.py; docs/math.md section 15).
+OBSERVATIONS = ("xy", "pixels", "grid", "both")
 PROTOCOLS = ("allo", "paper")
 
 
@@ -91,6 +93,14 @@ class TrainConfig:
     objective: str = arg("allo", "allo | ggdo | sqp | cqp | omm | lora: ALLO, or a "
                                  "baseline (docs/math.md sections 7 and 14)",
                          choices=OBJECTIVES)
+    obs: str = arg("xy", "xy | pixels | grid | both: what the network sees of a cell: its "
+                         "(x, y); an RGB image of the grid with the agent drawn in its cell "
+                         "(--obs-size); one pixel per cell; or (x, y) beside the image "
+                         "(docs/math.md section 15)", choices=OBSERVATIONS)
+    obs_size: int | None = arg(None, "side in pixels of the --obs pixels / both image (default: "
+                                     "2 per cell along the grid's larger side; at least 1)")
+    conv_channels: str = arg("16,16", "output channels of the ConvNet's 3x3, stride-2 layers "
+                                      "that image observations pass before the MLP")
     num_eigenvectors: int = arg(10, "d, the number of eigenvectors learned", bounds=(1, 1024),
                                 why="d x d duals and constraints per seed; at most the "
                                     "cells the data reach (checked too)")
@@ -156,10 +166,13 @@ class TrainConfig:
         if self.seeds is not None:
             parse_seeds(self.seeds)  # ValueError with one line
         for name, allowed in (("objective", OBJECTIVES), ("data", DATA_SOURCES),
-                              ("protocol", PROTOCOLS)):
+                              ("protocol", PROTOCOLS), ("obs", OBSERVATIONS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"--{name} {getattr(self, name)!r}: choose from "
                                  f"{', '.join(allowed)}")
+        if self.obs_size is not None and self.obs_size < 1:
+            raise ValueError("--obs-size must be at least 1")
+        parse_channels(self.conv_channels)  # ValueError with one line
         if self.data == "exact" and self.batch_size is not None:
             raise ValueError("--data exact trains on the exact law itself, so there is "
                              "nothing to sample: drop --batch-size")
@@ -190,6 +203,18 @@ def range_problem(f: dataclasses.Field, value: Any) -> str | None:
     why = f.metadata.get("why")
     return (f"{flag(f.name)} {value!r}: outside its range {describe_bounds(f)}"
             + (f"; {why}" if why else ""))
+
+
+def parse_channels(text: str) -> list[int]:
+    """--conv-channels '16,16' -> [16, 16]; ValueError in one line otherwise."""
+    try:
+        channels = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ValueError(f"--conv-channels {text!r}: expected numbers like 16,16") from None
+    if not channels or any(c < 1 for c in channels):
+        raise ValueError(f"--conv-channels {text!r}: at least one layer, each with at "
+                         "least one channel")
+    return channels
 
 
 def parse_seeds(text: str) -> list[int]:

@@ -14,7 +14,7 @@ from allo.adam import MOMENTS, FlatAdam
 from allo.baselines import cqp_step, lora_step, omm_step, sqp_step
 from allo.config import DUAL_OBJECTIVES, GROWING_BARRIER, TrainConfig
 from allo.data import DataLawWeights, PairSampler
-from allo.model import MLP
+from allo.encoder import ImageInputs, network
 from allo.objective import Terms, allo_step, ggdo_step
 
 
@@ -45,11 +45,12 @@ class Learner:
     """Everything a checkpoint must hold, for S seeds trained side by side."""
 
     def __init__(self, cfg: TrainConfig, seeds: list[int], device: torch.device,
-                 sampler: PairSampler | DataLawWeights, coords: torch.Tensor):
+                 sampler: PairSampler | DataLawWeights,
+                 coords: torch.Tensor | ImageInputs):
         self.cfg, self.device, self.seeds = cfg, device, list(seeds)
         self.sampler, self.coords = sampler, coords
         d, count = cfg.num_eigenvectors, len(seeds)
-        self.model = MLP(self.seeds, d, cfg.hidden_layers, cfg.hidden_size, device=device)
+        self.model = network(cfg, self.seeds, device, coords)  # an MLP, or ConvNet + MLP
         self.lr = torch.tensor(cfg.learning_rate, device=device)
         self.optimizer = FlatAdam(self.model.flat, self.model.grad, self.lr)
         self.duals = torch.zeros(count, d, d, device=device)  # lower triangle used

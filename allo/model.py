@@ -28,7 +28,10 @@ class MLP:
 
     def __init__(self, seeds: list[int], d: int, hidden_layers: int = 4,
                  hidden_size: int = 256, in_dim: int = 2,
-                 device: torch.device | str = "cpu"):
+                 device: torch.device | str = "cpu",
+                 extra: dict[str, torch.Tensor] | None = None):
+        """`extra`: more per-seed parameters, (S, *shape) each, kept after the MLP's in the
+        same flat tensor (an image encoder's, allo/encoder.py); views in `self.extra`."""
         if d < 1 or hidden_layers < 1 or not seeds:
             raise ValueError("need at least one seed, one output and one hidden layer")
         widths = [in_dim] + [hidden_size] * hidden_layers + [d]
@@ -41,16 +44,19 @@ class MLP:
             weights.append(torch.stack([uniform((fan_in, fan_out), bound, g)
                                         for g in generators]))
             biases.append(torch.stack([uniform((1, fan_out), bound, g) for g in generators]))
-        initial = weights + biases
+        extra = extra or {}
+        initial = weights + biases + list(extra.values())
         self.names = ([f"weights.{i}" for i in range(len(weights))]
-                      + [f"biases.{i}" for i in range(len(biases))])
+                      + [f"biases.{i}" for i in range(len(biases))] + list(extra))
         self.shapes = [tuple(t.shape[1:]) for t in initial]
         self.flat = torch.cat([t.reshape(count, -1) for t in initial], dim=1).to(device)
         self.grad = torch.zeros_like(self.flat)
         layers = len(weights)
         views, grads = self.split(self.flat), self.split(self.grad)
-        self.weights, self.biases = views[:layers], views[layers:]
-        self.weight_grads, self.bias_grads = grads[:layers], grads[layers:]
+        self.weights, self.biases = views[:layers], views[layers:2 * layers]
+        self.weight_grads, self.bias_grads = grads[:layers], grads[layers:2 * layers]
+        self.extra = dict(zip(extra, views[2 * layers:], strict=True))
+        self.extra_grads = dict(zip(extra, grads[2 * layers:], strict=True))
 
     def split(self, flat: torch.Tensor) -> list[torch.Tensor]:
         """Views of an (S, P) tensor laid out like `flat`, one per parameter, in order."""
@@ -78,18 +84,22 @@ class MLP:
         return outputs
 
     @torch.no_grad()
-    def backward(self, activations: list[torch.Tensor], grad_output: torch.Tensor) -> None:
+    def backward(self, activations: list[torch.Tensor], grad_output: torch.Tensor,
+                 input_grad: bool = False) -> torch.Tensor | None:
         """Overwrite `grad` from d(loss)/d(output) (S, N, d), backwards through the layers;
-        `activations` is what `activations` returned for the same input."""
+        `activations` is what `activations` returned for the same input. With
+        `input_grad`, also return d(loss)/d(input) (S, N, in_dim), for an encoder."""
         grad = grad_output
         for layer in range(len(self.weights) - 1, -1, -1):
             inputs = activations[layer]
             torch.bmm(inputs.transpose(-1, -2), grad, out=self.weight_grads[layer])
             torch.sum(grad, dim=-2, keepdim=True, out=self.bias_grads[layer])
-            if layer > 0:
+            if layer > 0 or input_grad:
                 grad = torch.bmm(grad, self.weights[layer].transpose(-1, -2))
+            if layer > 0:
                 # ReLU's derivative: 1 where its output was positive (autograd's own op)
                 grad = torch.ops.aten.threshold_backward(grad, inputs, 0.0)
+        return grad if input_grad else None
 
     def named(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
         """An (S, P) tensor laid out like `flat` as named per-parameter views."""

@@ -30,6 +30,7 @@ from allo import dataset, identity, rundir, runlock, spectrum
 from allo.budget import Budget, advice, recommend, strict_data_ceiling
 from allo.config import TrainConfig
 from allo.data import DataLawWeights, weight_source
+from allo.encoder import observation_inputs
 from allo.evaluator import Evaluator
 from allo.layouts import Layout
 from allo.learner import Learner
@@ -145,7 +146,7 @@ def _train(cfg: TrainConfig, resume: Path | None, progress: Progress | None,
         seed_run.identity = identity.run_identity(seed_run.cfg, layout)
 
     # model, optimizer and duals for all seeds at once; the evaluator scores them
-    coords = torch.as_tensor(layout.coordinates(), device=device)  # (N, 2)
+    coords = observation_inputs(cfg, layout, device)  # (N, 2) xy, or images
     learner = Learner(cfg, seeds, device, sampler, coords)
     own_laws = (sampler.expectation if isinstance(sampler, DataLawWeights)
                 else DataLawWeights(laws, seeds, device).expectation)

@@ -1,31 +1,34 @@
-"""Accuracy across layouts: ALLO against the GGDO baseline (a benchmark, not a test).
+"""Accuracy across layouts: ALLO beside GGDO and the other baselines (a benchmark, not a test).
 
     python benchmarks/accuracy.py                          # every layout, 5 seeds, allo + ggdo
     python benchmarks/accuracy.py --seeds 1 --layouts room4,maze19 --objectives allo
     python benchmarks/accuracy.py --reference              # also ../shared/reference-layouts
+    python benchmarks/accuracy.py --reference-only --protocol paper --objectives allo,ggdo
+    python benchmarks/accuracy.py --reference-only --objectives allo,ggdo,sqp,cqp,omm,lora
+    python benchmarks/accuracy.py --reference-only --obs pixels --append
+    python benchmarks/accuracy.py --reference-only --data exact --append
     python benchmarks/accuracy.py --seeds 5-9 --append     # five more seeds, same file
     python benchmarks/accuracy.py --quick --layouts maze7x9 --seeds 1   # smoke test, seconds
 
 Layouts: every built-in (`allo envs`), every benchmarks/layouts/*.txt, and with
 --reference the published benchmark's grids when /work/shared/reference-layouts is present
-(read from there, never copied). Each (layout, objective, seed) is one `train()` with the
-default TrainConfig (only the seed, objective, layout and run directory change; --steps
-and --quick override), in a temporary directory.
+(read from there, never copied; --reference-only: those alone). Each (layout, objective,
+seed) is one `train()` with the default TrainConfig, or `--protocol paper`'s (the official
+code's settings, docs/math.md section 13), with --obs and --data as given (only the seed,
+objective, layout and run directory change; --steps and --quick override), in a temporary
+directory. A run's setting (protocol/obs/data) is part of its key, so one file holds the
+whole table: --append adds a setting beside those already there.
 
-Per layout and objective it reports the final mean |cos| (mean and min over seeds; the
-trainer's cosine is the eigenspace cosine where ground-truth eigenvalues repeat, near-
-repeats within 0.5% included, docs/math.md section 6), the strict mean |cos| beside it
-(exact repeats only: each vector of a near-repeated cluster scored alone), the
-final mean relative eigenvalue error over eigenvalues 2..d (of the duals' estimates, and
-of the learned vectors' Rayleigh quotients under the run's own data, docs/math.md (13)),
-the published average |cos| for the reference layouts ("paper", their README's table; the
-paper's is per vector after rotating exact repeats, like "strict"), and the steps and
-seconds until
-the logged mean |cos| first reaches 0.99 (median over the seeds that reach it, and how
-many did). Beside them: the data ceiling (mean |cos| of the eigenvectors of the operator
-that the run's own data set defines, against the exact ones: no learner of that data does
-better; `allo.budget.data_ceiling`) and the steps `allo.budget.recommend` asks for. A run
-far below its ceiling is short of steps; a run at its ceiling is short of data. Prints a
+Per layout, objective and setting it reports the final mean |cos| (mean and min over seeds;
+the eigenspace-aware `cos`, docs/math.md section 6), `cos_strict` (the official code's
+metric, what published tables report) as mean +- the half-width of a 95% Student-t
+interval over the seeds, the strict data ceiling (cos_strict of the run's own data set's
+eigenvectors: no learner of that data scores higher), the published value for the
+reference layouts ("paper", their README's table), the final mean relative eigenvalue error
+over eigenvalues 2..d (of the duals' estimates, and of the learned vectors' Rayleigh
+quotients under the run's own data, docs/math.md (13)), the data ceiling by `cos`, and the
+steps and seconds until the logged mean |cos| first reaches 0.99 (median over the seeds
+that reach it, and how many did), and the steps `allo.budget.recommend` asks for. Prints a
 table, the machine and the command; writes benchmarks/results/accuracy.json, rewritten
 after every run so an interrupted benchmark keeps what it measured.
 """
@@ -33,6 +36,8 @@ after every run so an interrupted benchmark keeps what it measured.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import csv
 import dataclasses
 import json
 import shlex
@@ -49,16 +54,24 @@ sys.path.insert(0, str(Path(__file__).parent))  # also when loaded by path (test
 from machine import describe as machine_facts  # noqa: E402
 
 from allo import rundir  # noqa: E402
-from allo.config import TrainConfig, parse_seeds  # noqa: E402
+from allo.config import TrainConfig, apply_protocol, parse_seeds  # noqa: E402
 from allo.layouts import Layout, builtin_names, load_builtin, load_layout_file  # noqa: E402
 from allo.train import train, train_seeds  # noqa: E402
+from renderers.stats import mean_interval  # noqa: E402
 
 HERE = Path(__file__).parent
 RESULTS = HERE / "results" / "accuracy.json"
 OUR_LAYOUTS = HERE / "layouts"
-REFERENCE_LAYOUTS = HERE.parent.parent / "shared" / "reference-layouts"
+# ../shared/reference-layouts beside the checkout (or beside the folder of worktrees)
+REFERENCE_LAYOUTS = next(
+    (folder / "shared" / "reference-layouts" for folder in HERE.resolve().parents[1:3]
+     if (folder / "shared" / "reference-layouts").is_dir()),
+    HERE.parent.parent / "shared" / "reference-layouts")
 TARGET = 0.99
-OBJECTIVES = ("allo", "ggdo")
+# fields the command line set, which a --protocol must not replace (main fills it in)
+GIVEN: set[str] = set()
+OBJECTIVES = ("allo", "ggdo", "sqp", "cqp", "omm", "lora")
+DEFAULT_OBJECTIVES = ("allo", "ggdo")
 # --quick: tiny settings for a smoke test (seconds per run); not meaningful accuracy
 QUICK = {"num_envs": 50, "num_steps": 200, "max_episode_length": 200, "hidden_layers": 2,
          "hidden_size": 64, "batch_size": 1024, "num_gradient_steps": 200, "log_freq": 20,
@@ -81,8 +94,16 @@ def find_layouts(reference: bool, reference_dir: Path = REFERENCE_LAYOUTS) -> li
 
 
 def published_scores(reference_dir: Path = REFERENCE_LAYOUTS) -> dict[str, dict[str, float]]:
-    """The paper's average |cos| per reference layout and objective, read from the table
-    in the reference layouts' README (`| layout | free cells | ALLO | GGDO |`); {} if absent."""
+    """The paper's average |cos| per reference layout and objective, from the reference
+    layouts' published.csv, else the table in their README (`| layout | free cells | ALLO
+    | GGDO |`); {} if neither is there."""
+    table = reference_dir / "published.csv"  # layout,objective,obs,seeds,metric,value
+    if table.is_file():
+        found: dict[str, dict[str, float]] = {}
+        for row in csv.DictReader(table.read_text().splitlines()):
+            with contextlib.suppress(KeyError, TypeError, ValueError):
+                found.setdefault(row["layout"], {})[row["objective"]] = float(row["value"])
+        return found
     readme = reference_dir / "README.md"
     if not readme.is_file():
         return {}
@@ -133,6 +154,7 @@ def run_group(base: TrainConfig, entry: dict, objective: str, seeds: list[int], 
         base, objective=objective,
         env=entry["name"] if entry["file"] is None else base.env, env_file=entry["file"],
         results_dir=str(folder / f"{entry['source']}-{entry['name']}__{objective}"))
+    cfg = apply_protocol(cfg, GIVEN)  # the protocol's values for this objective
     outcomes, totals = [], []
     if batched:
         started = time.perf_counter()
@@ -157,6 +179,7 @@ def describe(cfg: TrainConfig, entry: dict, objective: str, seed: int, outcome, 
     budget = info.get("budget") or {}  # what the data set allows, what the spectrum asks
     return {
         "layout": entry["name"], "source": entry["source"], "objective": objective,
+        "setting": setting_of(cfg),
         "seed": (info.get("config") or {}).get("seed", seed), "status": outcome.status,
         "steps": info.get("total_steps"),
         "final_step": last.get("step"),
@@ -182,6 +205,11 @@ def describe(cfg: TrainConfig, entry: dict, objective: str, seed: int, outcome, 
     }
 
 
+def setting_of(cfg: TrainConfig) -> str:
+    """protocol/obs/data: what, besides layout and objective, tells two rows apart."""
+    return f"{cfg.protocol}/{cfg.obs}/{cfg.data}"
+
+
 def summarise(runs: list[dict]) -> dict:
     """One table row from the runs of one layout and objective."""
     cos = [r["final_cos"] for r in runs if r["final_cos"] is not None]
@@ -193,12 +221,17 @@ def summarise(runs: list[dict]) -> dict:
     return {
         "layout": runs[0]["layout"], "source": runs[0]["source"],
         "objective": runs[0]["objective"], "seeds": len(runs),
+        "setting": runs[0].get("setting", "allo/xy/collected"),
         # seeds still turning at the budget go on past it (allo/settling.py): the most taken
         "steps": max((r["steps"] for r in runs if r["steps"] is not None), default=None),
         "steps_per_seed": [r["steps"] for r in runs],
         "cos_mean": statistics.fmean(cos) if cos else None,
         "cos_min": min(cos) if cos else None,
         "cos_strict_mean": statistics.fmean(strict) if strict else None,
+        "cos_strict_ci95": interval_half_width(strict),
+        "data_ceiling_strict_mean": (
+            statistics.fmean(r["data_ceiling_strict"] for r in runs)
+            if all(r.get("data_ceiling_strict") is not None for r in runs) else None),
         "eig_rel_error_mean": statistics.fmean(errs) if errs else None,
         "rayleigh_rel_error_mean": statistics.fmean(rayleigh) if rayleigh else None,
         "data_ceiling_mean": (statistics.fmean(r["data_ceiling"] for r in runs)
@@ -215,22 +248,31 @@ def summarise(runs: list[dict]) -> dict:
     }
 
 
-def run_key(run: dict) -> tuple[str, str, int]:
+def interval_half_width(values: list[float]) -> float | None:
+    """Half-width of the 95% Student-t interval of the mean (None below two values)."""
+    if len(values) < 2:
+        return None
+    mean, low, high = (float(x) for x in mean_interval(values))
+    return (high - low) / 2
+
+
+def run_key(run: dict) -> tuple[str, str, int, str]:
     """What makes two runs the same run: a later one replaces an earlier one."""
-    return run["layout"], run["objective"], run["seed"]
+    return run["layout"], run["objective"], run["seed"], run.get("setting", "allo/xy/collected")
 
 
 def summaries(results: dict) -> list[dict]:
     """A table row per layout and objective over every run in `results`, in run order."""
-    groups: dict[tuple[str, str], list[dict]] = {}
+    groups: dict[tuple[str, str, str], list[dict]] = {}
     for run in results["runs"]:
-        groups.setdefault((run["layout"], run["objective"]), []).append(run)
+        key = (run["layout"], run["objective"], run.get("setting", "allo/xy/collected"))
+        groups.setdefault(key, []).append(run)
     rows = []
     paper = published_scores()
-    for (layout, objective), runs in groups.items():
+    for (layout, objective, _), runs in groups.items():
         row = summarise(sorted(runs, key=lambda r: r["seed"]))
         row["free_cells"] = results["layouts"][layout]["free_cells"]
-        if runs[0]["source"] == "reference":
+        if runs[0]["source"] == "reference" and row["setting"].endswith("/xy/collected"):
             row["paper_cos"] = paper.get(layout, {}).get(objective)
         rows.append(row)
     return rows
@@ -245,26 +287,37 @@ def fmt(value: object, spec: str) -> str:
 
 
 def table(summary: list[dict]) -> str:
-    head = (f"{'layout':<16}{'cells':>6}{'obj':>6}{'seeds':>6}{'cos mean':>10}{'cos min':>9}"
-            f"{'strict':>8}{'eig rel':>9}{'rayleigh':>9}{'ceiling':>9}{'0.99 hit':>9}"
-            f"{'steps':>8}{'secs':>8}{'paper':>8}"
+    head = (f"{'layout':<20}{'cells':>6}{'obj':>6}{'setting':>22}{'seeds':>6}{'cos mean':>10}"
+            f"{'cos min':>9}{'cos_strict':>18}{'s.ceil':>8}{'paper':>8}{'eig rel':>9}"
+            f"{'rayleigh':>9}{'ceiling':>9}{'0.99 hit':>9}{'steps':>8}{'secs':>8}"
             f"{'advised':>9}"
             "  repeated")
     lines = [head, "-" * len(head)]
     for s in summary:
         lines.append(
-            f"{s['layout']:<16}{fmt(s.get('free_cells'), 'd'):>6}{s['objective']:>6}"
+            f"{s['layout']:<20}{fmt(s.get('free_cells'), 'd'):>6}{s['objective']:>6}"
+            f"{s.get('setting', 'allo/xy/collected'):>22}"
             f"{s['seeds']:>6}{fmt(s['cos_mean'], '.4f'):>10}{fmt(s['cos_min'], '.4f'):>9}"
-            f"{fmt(s.get('cos_strict_mean'), '.4f'):>8}"
+            f"{strict_cell(s):>18}"
+            f"{fmt(s.get('data_ceiling_strict_mean'), '.4f'):>8}"
+            f"{fmt(s.get('paper_cos'), '.4f'):>8}"
             f"{fmt(s['eig_rel_error_mean'], '.3f'):>9}"
             f"{fmt(s.get('rayleigh_rel_error_mean'), '.3f'):>9}"
             f"{fmt(s['data_ceiling_mean'], '.4f'):>9}"
             f"{str(s['reached_0.99']) + '/' + str(s['seeds']):>9}"
             f"{fmt(s['median_steps_to_0.99'], '.0f'):>8}"
             f"{fmt(s['median_seconds_to_0.99'], '.1f'):>8}"
-            f"{fmt(s.get('paper_cos'), '.4f'):>8}{fmt(s['recommended_steps'], 'd'):>9}"
+            f"{fmt(s['recommended_steps'], 'd'):>9}"
             f"  {' '.join(f'{a}-{b}' for a, b in s['repeated_eigenvalues']) or '-'}")
     return "\n".join(lines)
+
+
+def strict_cell(s: dict) -> str:
+    """cos_strict as mean +- 95% half-width (mean alone for one seed)."""
+    mean, half = s.get("cos_strict_mean"), s.get("cos_strict_ci95")
+    if mean is None:
+        return "-"
+    return f"{mean:.4f}" if half is None else f"{mean:.4f}+-{half:.4f}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -272,8 +325,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", default="5",
                         help="N: seeds 0..N-1 (default 5); or a list such as 3,4 or 5-9 "
                              "(with --append, to add seeds to an earlier file)")
-    parser.add_argument("--objectives", default=",".join(OBJECTIVES),
-                        help="comma-separated: allo,ggdo (default both)")
+    parser.add_argument("--objectives", default=",".join(DEFAULT_OBJECTIVES),
+                        help=f"comma-separated, of {','.join(OBJECTIVES)} (default allo,ggdo)")
+    parser.add_argument("--protocol", default="allo", choices=("allo", "paper"),
+                        help="allo's defaults, or the official code's settings")
+    parser.add_argument("--obs", default="xy", choices=("xy", "pixels", "grid", "both"),
+                        help="the network's input (allo train --obs)")
+    parser.add_argument("--data", default="collected", choices=("collected", "exact"),
+                        help="a collected data set, or the exact law (allo train --data)")
+    parser.add_argument("--reference-only", action="store_true",
+                        help="only the published benchmark's layouts")
     parser.add_argument("--layouts", default=None,
                         help="comma-separated layout names (default: all)")
     parser.add_argument("--steps", type=int, default=None,
@@ -301,7 +362,9 @@ def main(argv: list[str] | None = None) -> int:
         seeds = seed_list(args.seeds)
     except ValueError as error:
         parser.error(str(error))
-    entries = find_layouts(args.reference)
+    entries = find_layouts(args.reference or args.reference_only)
+    if args.reference_only:
+        entries = [e for e in entries if e["source"] == "reference"]
     if args.layouts:
         wanted = [n.strip() for n in args.layouts.split(",") if n.strip()]
         missing = [n for n in wanted if n not in {e["name"] for e in entries}]
@@ -310,9 +373,16 @@ def main(argv: list[str] | None = None) -> int:
                          f"{', '.join(e['name'] for e in entries)}")
         entries = [e for e in entries if e["name"] in wanted]
 
-    base = TrainConfig(**(QUICK if args.quick else {}), device=args.device)
+    base = TrainConfig(**(QUICK if args.quick else {}), device=args.device,
+                       protocol=args.protocol, obs=args.obs, data=args.data)
+    GIVEN.clear()
+    GIVEN.update({"device", "obs", *(QUICK if args.quick else {})})
+    if args.data != "collected":
+        GIVEN.add("data")
+        base.batch_size = None
     if args.steps is not None:
         base.num_gradient_steps = args.steps
+        GIVEN.add("num_gradient_steps")
     if args.quick or args.steps is not None:
         base.plot_freq = base.checkpoint_freq = max(1, base.num_gradient_steps)
 

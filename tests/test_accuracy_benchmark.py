@@ -199,3 +199,16 @@ def test_merge_joins_runs_made_side_by_side(tmp_path, capsys):
     assert merger.main([str(out)]) == 2
     assert merger.main([str(out), str(tmp_path / "missing.json")]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_published_scores_prefer_the_csv(tmp_path):
+    from importlib import util
+
+    spec = util.spec_from_file_location("accuracy_csv", Path(__file__).parent.parent
+                                        / "benchmarks" / "accuracy.py")
+    bench = util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    (tmp_path / "published.csv").write_text(
+        "layout,objective,obs,seeds,metric,value\n"
+        "GridRoom-4,allo,xy,60,cos_strict,0.9965\nGridRoom-4,ggdo,xy,60,cos_strict,0.9073\n")
+    assert bench.published_scores(tmp_path) == {"GridRoom-4": {"allo": 0.9965, "ggdo": 0.9073}}

@@ -76,4 +76,9 @@ def narrowed(batch: Batch, keep: list[int], laws: list[np.ndarray], truth: Groun
 def use_cuda_graph(cfg: TrainConfig, device: torch.device) -> bool:
     if cfg.cuda_graph == "on" and device.type != "cuda":
         raise TrainError("--cuda-graph on needs a CUDA device (--device cuda)")
+    if cfg.obs != "xy":  # the encoder's backward is autograd's: eager, not captured
+        if cfg.cuda_graph == "on":
+            raise TrainError(f"--cuda-graph on: --obs {cfg.obs} trains eagerly (its "
+                             "ConvNet's backward runs through autograd)")
+        return False
     return device.type == "cuda" and cfg.cuda_graph != "off"

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from allo import __version__, bounds, capacity, dataset, identity, rundir, settling
+from allo import __version__, bounds, capacity, dataset, identity, observations, rundir, settling
 from allo.budget import data_advice
 from allo.config import TrainConfig, parse_seeds
 from allo.layouts import (
@@ -104,6 +104,7 @@ def plan_runs(cfg: TrainConfig, resume: Path | None) -> tuple[list[SeedRun], Lay
         # a resume takes the run's writer lock before anything else (allo/runlock.py)
         writer = open_writer(resume, new=False) if resume is not None else None
         layout = load_layout(cfg) if resume is None else recorded_layout(resume)
+        observations.check(cfg.obs, cfg.obs_size, layout)
     except (ValueError, LayoutError) as err:
         raise TrainError(str(err)) from None
     if resume is not None and len(seeds) > 1:
@@ -125,6 +126,8 @@ def plan_runs(cfg: TrainConfig, resume: Path | None) -> tuple[list[SeedRun], Lay
     runs = []
     for seed in seeds:
         own = dataclasses.replace(cfg, seed=seed, seeds=None)
+        if cfg.obs in ("pixels", "both"):  # record the image size the run draws
+            own.obs_size = observations.obs_size(layout, cfg.obs_size)
         run = resume if resume is not None else (
             Path(cfg.run_dir.replace("{seed}", str(seed))) if cfg.run_dir
             else default_run_dir(own, layout.name))

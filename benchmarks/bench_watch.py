@@ -5,6 +5,12 @@ summary), against synthetic runs (no torch). Not a test: prints a table and writ
 benchmarks/results/watch.json.
 
     python benchmarks/bench_watch.py [--repeats 5]
+    python benchmarks/bench_watch.py --runs 300   # a folder of many runs: the runs table
+
+`--runs N` writes benchmarks/results/watch_runs.json: time to the runs table's first
+frame listing all N runs, idle CPU of the dashboard over N quiet runs, the cost of one
+poll when 0, 1, 10 or 100 runs changed (in-process, tui.tracker.FolderWatcher), and the
+memory the trackers hold after loading every run's metrics.
 """
 
 from __future__ import annotations
@@ -184,6 +190,111 @@ def first_paint_only(repeats: int) -> int:
     return 0
 
 
+def make_folder(root: Path, runs: int, rows: int) -> Path:
+    """`runs` run directories (run.json and `rows` metrics rows each), written directly."""
+    template = SyntheticRun(root / "template", d=4, total_steps=rows * 10)
+    info = json.loads((template.path / "run.json").read_text())
+    row = {"time": 0.0, "sps": 100.0, "cos/mean": 0.9, "cos_strict/mean": 0.9,
+           "loss/total": 1.0, "loss/graph": 0.5, "loss/dual": -0.1, "loss/barrier": 0.01,
+           "orth/error": 0.1, "grad/norm": 1.0, "barrier/coef": 0.5,
+           "eig/mean_abs_error": 0.01, "eig/mean_rel_error": 0.1,
+           "cos/per_vector": [0.9] * 4, "eig/estimate": [0.0, 0.1, 0.2, 0.3]}  # fmt: skip
+    folder = root / "study"
+    for i in range(runs):
+        path = folder / f"layout{i % 2}" / f"obj{i // 2 % 2}" / f"seed{i // 4}"
+        path.mkdir(parents=True)
+        info["config"] = {**info["config"], "seed": i // 4, "objective": f"obj{i // 2 % 2}"}
+        (path / "run.json").write_text(json.dumps({**info, "seed": i // 4}))
+        with open(path / "metrics.jsonl", "w") as handle:
+            for k in range(1, rows + 1):
+                line = {**row, "step": 10 * k, "time": k / 10, "cos/mean": 1 - 0.5 / k}
+                handle.write(json.dumps(line) + "\n")
+    return folder
+
+
+def bench_many_runs(runs: int, rows: int, repeats: int) -> dict:
+    import gc
+    import tracemalloc
+
+    from tui.tracker import FolderWatcher
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = make_folder(Path(tmp), runs, rows)
+        firsts, idle = [], []
+        for _ in range(repeats):
+            dash = Dashboard(folder)
+            try:
+                shown = dash.wait_for(f"{runs} runs".encode(), timeout=30)
+                firsts.append((shown - dash.started) if shown else float("nan"))
+                settle_end = time.perf_counter() + 90  # every run's metrics read first
+                while time.perf_counter() < settle_end:
+                    cpu0, t0 = dash.cpu_seconds(), time.perf_counter()
+                    dash.drain(2.0)
+                    if (dash.cpu_seconds() - cpu0) / (time.perf_counter() - t0) < 0.3:
+                        break
+                cpu0, t0 = dash.cpu_seconds(), time.perf_counter()
+                dash.drain(5.0)
+                idle.append((dash.cpu_seconds() - cpu0) / (time.perf_counter() - t0))
+            finally:
+                dash.close()
+        gc.collect()
+        watcher = FolderWatcher(folder)
+        started = time.perf_counter()
+        watcher.poll()
+        load_s = time.perf_counter() - started
+        tracemalloc.start()  # a second read for the memory only: tracing slows it
+        traced = FolderWatcher(folder)
+        traced.poll()
+        memory_mb = tracemalloc.get_traced_memory()[0] / 1e6
+        del traced
+        tracemalloc.stop()
+        trackers = list(watcher.trackers.values())
+        poll_ms = {}
+        for changed in (0, 1, 10, 100):
+            times = []
+            for rep in range(5):
+                for tracker in trackers[:changed]:
+                    with open(tracker.path / "metrics.jsonl", "a") as handle:
+                        step = 10 * (rows + 1 + rep)
+                        handle.write(json.dumps({"step": step, "time": step / 100,
+                                                 "cos/mean": 0.99}) + "\n")
+                started = time.perf_counter()
+                got = watcher.poll()
+                times.append(1000 * (time.perf_counter() - started))
+                assert len(got) == changed
+            poll_ms[str(changed)] = round(statistics.median(times), 2)
+        points = max(len(t.get("cos/mean")[0]) for t in trackers)
+    return {
+        "runs": runs, "rows_per_run": rows,
+        "first_frame_with_all_runs_s": {"median": statistics.median(firsts), "max": max(firsts),
+                                        "all": firsts},
+        "idle_cpu_fraction": statistics.median(idle),
+        "first_full_read_s": round(load_s, 2),
+        "poll_ms_by_changed_runs": poll_ms,
+        "tracker_memory_mb": round(memory_mb, 1),
+        "points_kept_per_series": points,
+    }  # fmt: skip
+
+
+def many_runs_main(runs: int, rows: int, repeats: int) -> int:
+    result = {"machine": {**machine_facts(), "platform": platform.platform()},
+              **bench_many_runs(runs, rows, repeats), "load_average_1min": os.getloadavg()[0],
+              "targets": {"first_frame_with_all_runs_s": TARGET_FIRST_PAINT}}
+    out = REPO / "benchmarks" / "results" / "watch_runs.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    first = result["first_frame_with_all_runs_s"]
+    print(f"{runs} runs x {rows} rows: runs table listing all of them after "
+          f"{first['median']:.2f} s median, {first['max']:.2f} s max (target <= 1 s)")
+    print(f"idle CPU {result['idle_cpu_fraction']:.3f} of a core; first full read "
+          f"{result['first_full_read_s']} s; trackers hold {result['tracker_memory_mb']} MB "
+          f"({result['points_kept_per_series']} points per series at most)")
+    print("one poll, by runs changed: " + ", ".join(
+        f"{k}: {v} ms" for k, v in result["poll_ms_by_changed_runs"].items()))
+    print(f"load average {result['load_average_1min']:.1f}; wrote {out.relative_to(REPO)}")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
@@ -193,7 +304,12 @@ def main() -> int:
         action="store_true",
         help="measure only the first paint (quick A/B of start-up changes); writes nothing",
     )
+    parser.add_argument("--runs", type=int, default=0,
+                        help="benchmark the runs table over a folder of this many runs")
+    parser.add_argument("--rows", type=int, default=2000, help="metrics rows per run (--runs)")
     args = parser.parse_args()
+    if args.runs:
+        return many_runs_main(args.runs, args.rows, args.repeats)
     if args.first_paint_only:
         return first_paint_only(args.repeats)
 

@@ -100,6 +100,7 @@ class RunsScreen(Screen[None]):
         self.layout_mode = "split"
         self.order: list[str] = []
         self.columns: list[tuple[str, int]] = []
+        self.shown_cells: dict[str, list[Text]] = {}
 
     def compose(self) -> ComposeResult:
         yield Static(id="runs-head")
@@ -137,12 +138,16 @@ class RunsScreen(Screen[None]):
                     trackers = list(watcher.trackers.values())
                 now_differing = differing_keys([run_config(t.info) for t in trackers
                                                 if t.info is not None])
-                # status (stalled) and ETA follow the clock: every row now and then
-                everything = now_differing != differing or time.monotonic() - rebuilt > 5.0
-                if everything:
-                    rebuilt = time.monotonic()
+                everything = now_differing != differing
                 differing = now_differing
                 targets = trackers if everything else changed
+                if not everything and time.monotonic() - rebuilt > 5.0:
+                    # a running run's status (stalled) and ETA follow the clock; a
+                    # finished one's do not, so a quiet study costs nothing here
+                    rebuilt = time.monotonic()
+                    ticking = [t for t in trackers if t not in changed and t.info
+                               and t.info.get("status") == "running"]
+                    targets = changed + ticking
                 rows = [(t, build_row(t, differing)) for t in targets]
                 if rows or everything:
                     self.app.call_from_thread(self.apply_rows, rows, everything)
@@ -219,15 +224,21 @@ class RunsScreen(Screen[None]):
                                  justify="right" if name in RIGHT else "left")
                     table.add_column(label, key=name, width=width + 1)  # +1: a leading gap
                 self.columns = columns
+            self.shown_cells = {}
             for path in order:
-                table.add_row(*self.row_cells(path), key=path)
+                cells = self.shown_cells[path] = self.row_cells(path)
+                table.add_row(*cells, key=path)
             self.order = order
             if cursor in order:
                 table.move_cursor(row=order.index(cursor))
             return
         for path in order if changed is None else [p for p in order if p in changed]:
-            for (name, _), cell in zip(columns, self.row_cells(path), strict=True):
-                table.update_cell(path, name, cell)
+            cells = self.row_cells(path)
+            before = self.shown_cells.get(path)
+            for i, ((name, _), cell) in enumerate(zip(columns, cells, strict=True)):
+                if before is None or before[i] != cell:  # only what changed is redrawn
+                    table.update_cell(path, name, cell)
+            self.shown_cells[path] = cells
 
     def on_resize(self) -> None:
         if self.rows:

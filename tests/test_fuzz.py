@@ -162,11 +162,12 @@ def test_flags_at_and_past_their_edges(tmp_path_factory, flags):
     CASES["flags"] += 1
     folder = tmp_path_factory.mktemp("flags")
     layout = layout_file(folder)
+    # the case's own flags come last (argparse keeps the last of a repeated flag)
     steps = ["--steps", "20"] if "--num-gradient-steps" not in flags else []
     target = ["--run-dir", str(folder / "run{seed}" if "--seeds" in flags
                                else folder / "run")]
     result = run("train", "--env-file", layout, *target, *tiny_with(flags), *steps,
-                 "--log-freq", "10", "--plot-freq", "10", "--checkpoint-freq", "10")
+                 "--log-freq", "10", "--plot-freq", "10", "--checkpoint-freq", "10", *flags)
     check(result, 1, f"train {' '.join(flags)}")
     if result.code == 2:
         assert len(problem_lines(result.stderr)) == 1, result.stderr

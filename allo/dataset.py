@@ -91,7 +91,7 @@ def build(layout: Layout, cfg: TrainConfig, seed: int, truth_values: np.ndarray,
     """
     envs = first = cfg.num_envs or BASE_ENVS
     law = collect_law(layout, cfg, seed, envs, workers)
-    ceiling = base = data_ceiling(law, truth_values, truth_vectors, d)
+    ceiling = base = data_ceiling(law, truth_values, truth_vectors, d, layout, cfg.gamma)
     if cfg.num_envs is not None:
         return DataSet(law, envs, ceiling)
     cap = envs * MAX_GROWTH
@@ -104,7 +104,7 @@ def build(layout: Layout, cfg: TrainConfig, seed: int, truth_values: np.ndarray,
                             first_chunk=len(chunk_sizes(envs)))
         law = law * (envs / grown) + extra * ((grown - envs) / grown)
         envs = grown
-        ceiling = data_ceiling(law, truth_values, truth_vectors, d)
+        ceiling = data_ceiling(law, truth_values, truth_vectors, d, layout, cfg.gamma)
     if envs == first:
         return DataSet(law, envs, ceiling)
     helps = 1.0 - np.mean(ceiling) < 0.75 * (1.0 - np.mean(base))

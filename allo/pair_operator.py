@@ -81,21 +81,27 @@ def power_coefficients(layout: Layout, gamma: float, num_steps: int, max_len: in
     np.add.at(horizon, np.minimum(max_len, num_steps - np.arange(num_steps)), starts)
     # later[a] = sum_{h > a} horizon[h]: episodes still able to run at age a
     later = np.concatenate([np.cumsum(horizon[::-1])[::-1][1:], [0.0]])[:max_len]
+    # w_tau gets horizon[a + tau] beta_a (age a of an episode of horizon a + tau); only ages
+    # with some horizon a + tau in reach add to it (one age per environment by default)
     taus = np.arange(1, terms + 1)[:, None]
-    for start in range(0, max_len, AGE_CHUNK):
-        ages = np.arange(start, min(max_len, start + AGE_CHUNK))
-        betas = []
-        for _ in ages:
+    index = np.arange(max_len)[None, :] + taus
+    weights = np.where(index <= max_len, horizon[np.minimum(index, max_len)], 0.0)
+    used = np.flatnonzero(weights.any(axis=0))
+    last_used = int(used[-1]) if used.size else -1
+    pending: list[int] = []
+    betas: list[np.ndarray] = []
+    for age in range(max_len):
+        total += later[age] * current
+        if weights[:, age].any():
+            pending.append(age)
             betas.append(current)
-            nxt = alive @ current
-            nxt[goals] = 0.0
-            current = nxt
-        block = np.stack(betas)
-        total += later[ages] @ block
-        # w_tau gets horizon[a + tau] beta_a (age a of an episode of horizon a + tau)
-        index = ages[None, :] + taus
-        weights = np.where(index <= max_len, horizon[np.minimum(index, max_len)], 0.0)
-        near += weights @ block
+        if len(pending) == AGE_CHUNK or (pending and age == last_used):
+            near += weights[:, pending] @ np.stack(betas)
+            pending, betas = [], []
+        if age == max_len - 1:
+            break
+        current = alive @ current
+        current[goals] = 0.0
     powers = gamma ** np.arange(terms)[:, None]
     beyond = total[None, :] - np.cumsum(near, axis=0)  # sum_{tau > k} w_tau
     return powers * ((1.0 - gamma) * np.clip(beyond, 0.0, None) + near)
@@ -115,11 +121,12 @@ class PairLawOperator:
         self.num_cells = layout.num_free
 
     def _apply(self, x: np.ndarray) -> np.ndarray:
-        out = np.zeros_like(x, dtype=np.float64)
         power = np.asarray(x, dtype=np.float64)
+        out, term = np.zeros_like(power), np.empty_like(power)
         for b in self.coefficients:
             power = self.transitions @ power
-            out += (b if power.ndim == 1 else b[:, None]) * power
+            np.multiply(power, b if power.ndim == 1 else b[:, None], out=term)
+            out += term
         return out
 
     def apply(self, x: np.ndarray) -> np.ndarray:
@@ -129,9 +136,10 @@ class PairLawOperator:
     def apply_transpose(self, y: np.ndarray) -> np.ndarray:
         """D^T y = sum_k (P^T)^k (b_k * y), by Horner's rule."""
         y = np.asarray(y, dtype=np.float64)
-        acc = np.zeros_like(y)
+        acc, term = np.zeros_like(y), np.empty_like(y)
         for b in self.coefficients[::-1]:
-            acc = acc + (b if y.ndim == 1 else b[:, None]) * y
+            np.multiply(y, b if y.ndim == 1 else b[:, None], out=term)
+            acc += term
             acc = self.transposed @ acc
         return acc
 

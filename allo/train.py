@@ -255,7 +255,7 @@ def collect_data(layout: Layout, cfg: TrainConfig, truth: GroundTruth, seeds: li
             built = list(pool.map(lambda seed: build(seed, 1), seeds))
     # the strict data ceiling (cos_strict of the data's own eigenvectors, math.md 6)
     return [dataclasses.replace(data, strict_ceiling=strict_data_ceiling(
-        data.law, values, vectors, d)) for data in built]
+        data.law, values, vectors, d, layout, cfg.gamma)) for data in built]
 
 
 def record_budget(runs: list[SeedRun], datasets: list[dataset.DataSet], budget: Budget,

@@ -157,3 +157,20 @@ def test_a_run_that_would_not_fit_in_memory_is_refused_with_the_excess():
     need = training_bytes(65536, 1, 4000)
     assert f"{(need - 0.8 * memory) / 2**30:.1f} GiB over" in line
     assert "65536 free cells" in line
+
+
+def test_data_ceiling_of_a_large_law_comes_from_the_same_solver(monkeypatch):
+    """Above DENSE_MAX_CELLS the data ceiling reads the top of the data law's spectrum
+    from allo/sparse_spectrum.py; it equals the dense eigh's."""
+    from allo import budget
+    from allo.data import collect, empirical_pair_law
+
+    layout = load_builtin("obstacles")
+    truth = spectrum.ground_truth(layout, 0.8, 1000, 1000)
+    law = empirical_pair_law(collect(layout, 50, 200, 200, seed=1), 0.8, layout.num_free)
+    values, vectors = truth.eigenvalues[:11], truth.eigenvectors[:, :11]
+    dense = budget.data_ceiling(law, values, vectors, 10, layout, 0.8)
+    monkeypatch.setattr(budget, "DENSE_MAX_CELLS", 50)
+    sparse = budget.data_ceiling(law, values, vectors, 10, layout, 0.8)
+    assert dense.min() < 0.999  # a small data set: the ceiling is not trivially 1
+    np.testing.assert_allclose(sparse, dense, rtol=0, atol=1e-9)

@@ -19,6 +19,7 @@ from allo.metrics import (
     quality_row,
 )
 from allo.objective import Terms, Weights, graph_term
+from allo.rundir import Metric
 from allo.spectrum import GroundTruth
 
 
@@ -61,25 +62,26 @@ class Evaluator:
             min=1e-30)
         return {"rayleigh": rayleigh, "tables": tables}
 
-    def rows(self, step: int, values: dict[str, np.ndarray]) -> list[dict]:
+    def rows(self, step: int, values: dict[str, np.ndarray]) -> list[dict[str, object]]:
         """One row per seed from `device_values`, moved to the host."""
         rows = []
         scalars = values["scalars"].astype(np.float64)
         estimates = values["estimates"].astype(np.float64)
         for seed, table in enumerate(values["tables"]):
             total, graph, dual, barrier, orth, grad, coef = (float(x) for x in scalars[seed])
-            row = {"step": step, "loss/total": total, "loss/graph": graph, "loss/dual": dual,
-                   "loss/barrier": barrier, "orth/error": orth, "grad/norm": grad,
-                   "barrier/coef": coef}
+            row: dict[str, object] = {
+                Metric.STEP: step, Metric.LOSS_TOTAL: total, Metric.LOSS_GRAPH: graph,
+                Metric.LOSS_DUAL: dual, Metric.LOSS_BARRIER: barrier, Metric.ORTH_ERROR: orth,
+                Metric.GRAD_NORM: grad, Metric.BARRIER_COEF: coef}
             if self.objective == "allo":
-                row["dual/diag"] = (-2.0 * estimates[seed]).tolist()
+                row[Metric.DUAL_DIAG] = (-2.0 * estimates[seed]).tolist()
             else:
-                row.pop("loss/dual")
+                row.pop(Metric.LOSS_DUAL)
             row.update(quality_row(table, estimates[seed], self.vectors, self.values, self.d,
                                    self.bases))
             rayleigh = values["rayleigh"][seed].astype(np.float64)
-            row["eig/rayleigh"] = rayleigh.tolist()
-            row["eig/rayleigh_mean_rel_error"] = eigenvalue_errors(
+            row[Metric.EIG_RAYLEIGH] = rayleigh.tolist()
+            row[Metric.EIG_RAYLEIGH_MEAN_REL_ERROR] = eigenvalue_errors(
                 rayleigh, self.values[: self.d])["mean_rel"]
             rows.append(row)
         return rows

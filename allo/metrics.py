@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from allo.rundir import Metric
+
 # Eigenvalues whose spread is within this fraction of their size count as one eigenspace
 # (docs/math.md section 6). 0.5%: the symmetric four-room grids' clusters of room-local
 # modes (lambda_5..lambda_8) spread 0.08% (benchmarks/layouts/room4sym.txt) and 0.3% (the
@@ -249,12 +251,12 @@ def quality_row(
     strict = strict_cosines(learned, truth_vectors, truth_values)
     errors = eigenvalue_errors(estimates, np.asarray(truth_values)[:d])
     return {
-        "eig/estimate": np.asarray(estimates, dtype=np.float64).tolist(),
-        "eig/abs_error": errors["abs"].tolist(),
-        "eig/mean_abs_error": errors["mean_abs"],
-        "eig/mean_rel_error": errors["mean_rel"],
-        "cos/per_vector": cos.tolist(),
-        "cos/mean": float(cos.mean()),
-        "cos_strict/per_vector": strict.tolist(),
-        "cos_strict/mean": float(strict.mean()),
+        Metric.EIG_ESTIMATE: np.asarray(estimates, dtype=np.float64).tolist(),
+        Metric.EIG_ABS_ERROR: errors["abs"].tolist(),
+        Metric.EIG_MEAN_ABS_ERROR: errors["mean_abs"],
+        Metric.EIG_MEAN_REL_ERROR: errors["mean_rel"],
+        Metric.COS_PER_VECTOR: cos.tolist(),
+        Metric.COS_MEAN: float(cos.mean()),
+        Metric.COS_STRICT_PER_VECTOR: strict.tolist(),
+        Metric.COS_STRICT_MEAN: float(strict.mean()),
     }

@@ -13,6 +13,7 @@ ever unpickled; checkpoints and exports are ordered by step number, never by fil
 from __future__ import annotations
 
 import contextlib
+import enum
 import json
 import math
 import os
@@ -20,11 +21,11 @@ import re
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from stat import S_ISREG
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, TypedDict
 
 from allo import runlock, safeio
 
@@ -45,9 +46,68 @@ GT_COMPLETION_VECTORS = "gt_completion_eigenvectors.npy"
 FINAL_LEARNED = "final_learned_eigenvectors.npy"
 CHECKPOINTS = "checkpoints"
 PLOTS = "plots"
-STATUSES = ("running", "finished", "failed", "interrupted")
 # A running run whose heartbeat is older than this many seconds is shown as stalled.
 STALL_SECONDS = 120.0
+
+
+class Status(str, enum.Enum):
+    """A run's status: the first four are what run.json holds; readers derive the last two.
+
+    A str, so JSON and comparisons with plain strings ("running") stay as they were."""
+
+    RUNNING = "running"
+    FINISHED = "finished"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+    STALLED = "stalled"  # derived: running, but the heartbeat is older than STALL_SECONDS
+    UNKNOWN = "unknown"  # derived: run.json's status is none of the written ones
+
+    def __str__(self) -> str:
+        return self.value
+
+
+STATUSES = (Status.RUNNING, Status.FINISHED, Status.FAILED, Status.INTERRUPTED)
+
+
+class Metric:
+    """Keys of a metrics.jsonl row (docs/run-format.md, "metrics.jsonl")."""
+
+    STEP = "step"
+    TIME = "time"
+    SPS = "sps"
+    LOSS_TOTAL = "loss/total"
+    LOSS_GRAPH = "loss/graph"
+    LOSS_DUAL = "loss/dual"
+    LOSS_BARRIER = "loss/barrier"
+    ORTH_ERROR = "orth/error"
+    GRAD_NORM = "grad/norm"
+    BARRIER_COEF = "barrier/coef"
+    DUAL_DIAG = "dual/diag"
+    EIG_ESTIMATE = "eig/estimate"
+    EIG_ABS_ERROR = "eig/abs_error"
+    EIG_MEAN_ABS_ERROR = "eig/mean_abs_error"
+    EIG_MEAN_REL_ERROR = "eig/mean_rel_error"
+    EIG_RAYLEIGH = "eig/rayleigh"
+    EIG_RAYLEIGH_MEAN_REL_ERROR = "eig/rayleigh_mean_rel_error"
+    COS_PER_VECTOR = "cos/per_vector"
+    COS_MEAN = "cos/mean"
+    COS_STRICT_PER_VECTOR = "cos_strict/per_vector"
+    COS_STRICT_MEAN = "cos_strict/mean"
+
+
+# One metrics.jsonl row. Keys hold slashes, hence the functional form; every key but
+# "step" may be missing (GGDO has no duals) and any float may be null (non-finite).
+MetricsRow = TypedDict("MetricsRow", {
+    "step": int, "time": float, "sps": float,
+    "loss/total": float | None, "loss/graph": float | None, "loss/dual": float | None,
+    "loss/barrier": float | None, "orth/error": float | None, "grad/norm": float | None,
+    "barrier/coef": float | None, "dual/diag": list[float | None],
+    "eig/estimate": list[float | None], "eig/abs_error": list[float | None],
+    "eig/mean_abs_error": float | None, "eig/mean_rel_error": float | None,
+    "eig/rayleigh": list[float | None], "eig/rayleigh_mean_rel_error": float | None,
+    "cos/per_vector": list[float | None], "cos/mean": float | None,
+    "cos_strict/per_vector": list[float | None], "cos_strict/mean": float | None,
+}, total=False)
 
 _umask = os.umask(0)
 os.umask(_umask)
@@ -172,6 +232,165 @@ def check_new_run_dir(path: Path) -> None:
                           "entries); choose a new or empty --run-dir")
 
 
+# --------------------------------------------------------------------------- run.json
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _typed(value: Any, kind: type | tuple[type, ...], default: Any = None) -> Any:
+    """`value` if it has the type run.json promises (bools are not numbers), else `default`:
+    readers of a hand-edited or older run.json see a missing field, never a wrong one."""
+    if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+        return default
+    if kind is float:
+        return float(value) if _is_number(value) else default
+    return value if isinstance(value, kind) else default
+
+
+class _Record:
+    """A run.json object as a dataclass: `from_json` reads leniently (a field of the wrong
+    type reads as missing), `to_json` writes the fields in declaration order, then any key
+    this version does not know (`extra`, kept so a newer writer's keys survive a resume)."""
+
+    extra: dict[str, Any]
+    _json: dict[str, Any] | None = None  # the object as read, for the JSON view below
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> Any:
+        known = {f.name: f for f in fields(cls) if f.name != "extra"}  # type: ignore[arg-type]
+        values: dict[str, Any] = {}
+        for name, spec in known.items():
+            if name in obj:
+                values[name] = cls._read(name, obj[name], spec.type)
+        extra = {k: v for k, v in obj.items() if k not in known}
+        record = cls(**values, extra=extra)
+        record._json = dict(obj)
+        return record
+
+    @classmethod
+    def _read(cls, name: str, value: Any, annotation: Any) -> Any:
+        return _read_annotated(value, str(annotation))
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for spec in fields(self):  # type: ignore[arg-type]
+            value = getattr(self, spec.name)
+            if spec.name == "extra" or (value is None and spec.metadata.get("omit_none")):
+                continue
+            out[spec.name] = value.to_json() if isinstance(value, _Record) else value
+        out.update(self.extra)
+        return out
+
+    # A JSON view for tools and tests that index run.json by key; allo itself reads the
+    # attributes (tests/test_contract.py holds that no key is spelled outside this module).
+    # The view is the object as read (or as it would be written, for one built in code).
+    def _view(self) -> dict[str, Any]:
+        return self._json if self._json is not None else self.to_json()
+
+    def __getitem__(self, key: str) -> Any:
+        return self._view()[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._view().get(key, default)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._view()
+
+
+_SCALARS: dict[str, type | tuple[type, ...]] = {
+    "str": str, "int": int, "float": float, "bool": bool,
+    "dict[str, Any]": dict, "dict[str, float]": dict, "dict[str, str]": dict,
+    "list[int]": list, "list[float]": list, "list[dict[str, Any]]": list,
+    "list[list[int]]": list,
+}
+
+
+def _read_annotated(value: Any, annotation: str) -> Any:
+    """Read `value` as the annotation (a string under `from __future__ import annotations`)
+    says: `X | None` allows null; a wrong type reads as None."""
+    kind = annotation.replace(" | None", "")
+    if kind == "Status":
+        return Status(value) if value in {s.value for s in STATUSES} else None
+    if kind in _RECORDS:
+        return _RECORDS[kind].from_json(value) if isinstance(value, dict) else None
+    return _typed(value, _SCALARS.get(kind, object))
+
+
+@dataclass
+class BudgetInfo(_Record):
+    """run.json's "budget": the steps the spectrum asks for and what the data allows
+    (allo/budget.py, allo/dataset.py), written before training."""
+
+    recommended_steps: int | None = None
+    needed_steps: int | None = None
+    closest_pair: list[int] | None = None  # 1-based
+    gap: float | None = None
+    data_ceiling: float | None = None
+    data_ceiling_per_vector: list[float] | None = None
+    data_ceiling_strict: float | None = None  # the same eigenvectors scored by cos_strict
+    data_ceiling_strict_per_vector: list[float] | None = None
+    num_envs: int | None = None
+    data_ceiling_before_growth: float | None = None
+    extension_limit: int | None = None  # the last step a seed still turning may reach
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TruthInfo(_Record):
+    """run.json's "ground_truth": the repeated-eigenvalue blocks among the first d."""
+
+    blocks: list[list[int]] | None = None  # [start, stop) index ranges
+    eigenvalues_next: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunInfo(_Record):
+    """run.json (docs/run-format.md, "run.json"; tests/test_contract.py holds the two
+    together). Read leniently: a field of the wrong type reads as None."""
+
+    format_version: int | None = None
+    name: str | None = None
+    status: Status | None = None  # None: missing or not a status run.json holds
+    message: str | None = None
+    step: int | None = None
+    total_steps: int | None = None
+    started: float | None = None
+    heartbeat: float | None = None
+    finished: float | None = None
+    elapsed: float | None = None
+    device: str | None = None
+    versions: dict[str, str] | None = None
+    config: dict[str, Any] | None = None
+    d: int | None = None
+    gamma: float | None = None
+    objective: str | None = None
+    seed: int | None = None
+    trained_with_seeds: list[int] | None = None
+    eigenvalue_convention: str | None = None
+    env: dict[str, Any] | None = None  # the layout record; `parse_env` checks it
+    ground_truth: TruthInfo | None = None
+    timings: dict[str, float] | None = field(default=None, metadata={"omit_none": True})
+    budget: BudgetInfo | None = field(default=None, metadata={"omit_none": True})
+    resumes: list[dict[str, Any]] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def env_name(self) -> str | None:
+        name = (self.env or {}).get("name")
+        return name if isinstance(name, str) else None
+
+
+_RECORDS: dict[str, type[_Record]] = {"BudgetInfo": BudgetInfo, "TruthInfo": TruthInfo}
+
+
+def as_info(info: RunInfo | Mapping[str, Any]) -> RunInfo:
+    """A RunInfo from either form (functions that tools call with a plain JSON dict)."""
+    return info if isinstance(info, RunInfo) else RunInfo.from_json(info)
+
+
 class RunWriter:
     """The trainer's side of the contract. Holds no state a crash could lose.
 
@@ -196,14 +415,87 @@ class RunWriter:
                 self.lock.release()
                 raise
         (self.path / CHECKPOINTS).mkdir(exist_ok=True)
-        self._metrics = None
+        self._metrics: IO[str] | None = None
+        self.info: RunInfo | None = None
 
     def release(self) -> None:
         """Close the metrics file and give up the writer lock (the end of the run)."""
         self.close()
         self.lock.release()
 
-    # run.json -----------------------------------------------------------------------
+    # run.json: one method per event of the run's life --------------------------------
+    # The writer keeps run.json in memory and rewrites the whole file at each event; only
+    # the trainer writes it (the recorder thread after the first step).
+    def start(self, info: RunInfo) -> None:
+        """A new run: run.json as known before the first step (status running)."""
+        self.info = info
+        self._write_info()
+
+    def reopen(self) -> RunInfo:
+        """An existing run (a resume): its run.json, read once."""
+        self.info = RunReader(self.path).info()
+        return self.info
+
+    def plan(self, config: dict[str, Any], budget: BudgetInfo) -> None:
+        """The config as trained and the budget, once the data set is built."""
+        self._update(config=config, budget=budget)
+
+    def resume(self, step: int, total_steps: int, config: dict[str, Any], device: str) -> None:
+        now = time.time()
+        resumes = [*(self._info().resumes or []), {"step": step, "time": now}]
+        self._update(status=Status.RUNNING, message=None, step=step, total_steps=total_steps,
+                     heartbeat=now, finished=None, config=config, device=device,
+                     resumes=resumes)
+
+    def heartbeat(self, step: int, elapsed: float) -> None:
+        """At log steps (at most once a second) and at every export."""
+        self._update(step=step, heartbeat=time.time(), elapsed=elapsed)
+
+    def going_on(self, total_steps: int) -> None:
+        """The run goes on past its budget, at most to `total_steps` (allo/settling.py)."""
+        self._update(total_steps=total_steps)
+
+    def finish(self, step: int, elapsed: float, timings: dict[str, float] | None = None
+               ) -> None:
+        """The run took `step` steps; `timings` once everything is written."""
+        self._end(Status.FINISHED, None, step, elapsed, timings, total_steps=step)
+
+    def fail(self, message: str, step: int, elapsed: float,
+             timings: dict[str, float] | None = None) -> None:
+        self._end(Status.FAILED, message, step, elapsed, timings)
+
+    def interrupt(self, message: str, step: int, elapsed: float,
+                  timings: dict[str, float] | None = None) -> None:
+        self._end(Status.INTERRUPTED, message, step, elapsed, timings)
+
+    def _end(self, status: Status, message: str | None, step: int, elapsed: float,
+             timings: dict[str, float] | None, **more: Any) -> None:
+        now = time.time()
+        if timings is not None:
+            more["timings"] = {k: round(v, 3) for k, v in timings.items()}
+        self._update(status=status, message=message, step=step, heartbeat=now, finished=now,
+                     elapsed=elapsed, **more)
+
+    def _info(self) -> RunInfo:
+        if self.info is None:
+            raise RunDirError(f"{self.path / RUN_JSON}: written before start() or reopen()")
+        return self.info
+
+    def _update(self, **changes: Any) -> None:
+        info = self._info()
+        for name, value in changes.items():
+            if not hasattr(info, name):
+                raise AttributeError(f"run.json has no field {name!r}")
+            setattr(info, name, value)
+        self._write_info()
+
+    def _write_info(self) -> None:
+        info = self._info()
+        info.format_version = FORMAT_VERSION
+        atomic_write_json(self.path / RUN_JSON, info.to_json())
+
+    # Raw run.json, for tools and tests that write synthetic runs; the trainer uses the
+    # events above.
     def write_info(self, info: dict) -> None:
         info = dict(info)
         info["format_version"] = FORMAT_VERSION
@@ -346,13 +638,13 @@ def load_npy(
     return array.astype(np.float64, copy=False)
 
 
-def parse_metrics_lines(data: bytes) -> tuple[list[dict], list[str], int]:
+def parse_metrics_lines(data: bytes) -> tuple[list[MetricsRow], list[str], int]:
     """Parse complete lines of metrics.jsonl.
 
     Returns (rows, problems, consumed): `consumed` counts bytes up to the last newline,
     so an unfinished last line is left for the next read.
     """
-    rows: list[dict] = []
+    rows: list[MetricsRow] = []
     problems: list[str] = []
     for _, row, problem in metric_lines(data):
         if problem is not None:
@@ -362,7 +654,7 @@ def parse_metrics_lines(data: bytes) -> tuple[list[dict], list[str], int]:
     return rows, problems, data.rfind(b"\n") + 1
 
 
-def metric_lines(data: bytes) -> Iterator[tuple[bytes, dict, str | None]]:
+def metric_lines(data: bytes) -> Iterator[tuple[bytes, MetricsRow, str | None]]:
     """(line, row, problem) of each complete, non-blank line of metrics.jsonl; a line
     with a problem (not a JSON object with an integer 'step') comes with an empty row."""
     end = data.rfind(b"\n")
@@ -380,7 +672,8 @@ def metric_lines(data: bytes) -> Iterator[tuple[bytes, dict, str | None]]:
         yield raw, row, None
 
 
-def read_metrics_file(path: Path, root: Path | None = None) -> tuple[list[dict], list[str]]:
+def read_metrics_file(path: Path, root: Path | None = None
+                      ) -> tuple[list[MetricsRow], list[str]]:
     """All complete rows of metrics.jsonl; a missing file is an empty history, one that
     cannot be read safely (allo.safeio) a RunDirError."""
     if not os.path.lexists(path):
@@ -492,8 +785,8 @@ def _cell(value: Any, what: str) -> tuple[int, int]:
     return int(value[0]), int(value[1])
 
 
-def parse_env(info: dict) -> EnvInfo:
-    env = info.get("env")
+def parse_env(info: RunInfo | Mapping[str, Any]) -> EnvInfo:
+    env = as_info(info).env
     if not isinstance(env, dict):
         raise RunDirError("run.json: missing the 'env' object")
     from allo.layouts import MAX_FREE_CELLS, MAX_SIDE  # the trainer's own limits
@@ -530,17 +823,16 @@ def parse_env(info: dict) -> EnvInfo:
     )
 
 
-def effective_status(info: dict, now: float | None = None) -> str:
-    """run.json's status, or "stalled" for a running run whose heartbeat stopped."""
-    status = info.get("status")
-    if status not in STATUSES:
-        return "unknown"
-    if status == "running":
-        heartbeat = info.get("heartbeat")
+def effective_status(info: RunInfo | Mapping[str, Any], now: float | None = None) -> Status:
+    """run.json's status, or STALLED for a running run whose heartbeat stopped."""
+    info = as_info(info)
+    if info.status is None:
+        return Status.UNKNOWN
+    if info.status is Status.RUNNING and info.heartbeat is not None:
         now = time.time() if now is None else now
-        if isinstance(heartbeat, (int, float)) and now - heartbeat > STALL_SECONDS:
-            return "stalled"
-    return status
+        if now - info.heartbeat > STALL_SECONDS:
+            return Status.STALLED
+    return info.status
 
 
 _NUMBER = (int, float)
@@ -571,13 +863,15 @@ class RunReader:
             raise NotARunError(f"{self.path}: not a run directory (no {RUN_JSON})")
 
     # run.json -----------------------------------------------------------------------
-    def info(self) -> dict:
-        info = read_json(self.path / RUN_JSON, root=self.path)
-        if not isinstance(info, dict):
+    def info(self) -> RunInfo:
+        """run.json, typed; every format_version up to FORMAT_VERSION reads the same."""
+        raw = read_json(self.path / RUN_JSON, root=self.path)
+        if not isinstance(raw, dict):
             raise RunDirError(f"{self.path / RUN_JSON}: expected a JSON object")
-        safeio.check_types(info, RUN_JSON_TYPES, self.path / RUN_JSON, error=RunDirError)
-        version = info.get("format_version")
-        if not isinstance(version, int):
+        safeio.check_types(raw, RUN_JSON_TYPES, self.path / RUN_JSON, error=RunDirError)
+        info = RunInfo.from_json(raw)
+        version = info.format_version
+        if version is None:
             raise RunDirError(f"{self.path / RUN_JSON}: missing integer 'format_version'")
         if version > FORMAT_VERSION:
             raise RunDirError(
@@ -590,8 +884,8 @@ class RunReader:
         return parse_env(self.info())
 
     def num_eigenvectors(self) -> int:
-        d = self.info().get("d")
-        if not isinstance(d, int) or d < 1:
+        d = self.info().d
+        if d is None or d < 1:
             raise RunDirError(f"{self.path / RUN_JSON}: missing positive integer 'd'")
         return d
 
@@ -645,11 +939,11 @@ class RunReader:
         return steps[-1], self.learned(steps[-1])
 
     # metrics ------------------------------------------------------------------------
-    def metrics(self) -> list[dict]:
+    def metrics(self) -> list[MetricsRow]:
         rows, _ = read_metrics_file(self.path / METRICS_JSONL, root=self.path)
         return rows
 
-    def metrics_with_problems(self) -> tuple[list[dict], list[str]]:
+    def metrics_with_problems(self) -> tuple[list[MetricsRow], list[str]]:
         return read_metrics_file(self.path / METRICS_JSONL, root=self.path)
 
     def tail(self) -> MetricsTail:

@@ -169,7 +169,7 @@ def _train(cfg: TrainConfig, resume: Path | None, progress: Progress | None,
     timings["capture"] = time.perf_counter() - phase
     outcomes = loop(cfg, outputs, batch, start_step, elapsed, laws, truth, graphed,
                     progress, announce)
-    handoff.finish([r.run for r in runs if r.status == "finished"])
+    handoff.finish([r.run for r in runs if r.status == rundir.Status.FINISHED])
     return outcomes
 
 
@@ -262,21 +262,20 @@ def record_budget(runs: list[SeedRun], datasets: list[dataset.DataSet], budget: 
                   limit: int) -> None:
     """run.json's budget and each seed's config as trained (its data set's size)."""
     for seed_run, data in zip(runs, datasets, strict=True):
-        assert seed_run.writer is not None and seed_run.cfg.num_gradient_steps is not None
         if seed_run.cfg.data != "exact":  # nothing collected: num_envs stays as given
             seed_run.cfg = dataclasses.replace(seed_run.cfg, num_envs=data.num_envs)
+        assert seed_run.writer is not None and seed_run.cfg.num_gradient_steps is not None
         strict = [] if data.strict_ceiling is None else [float(c) for c in data.strict_ceiling]
-        seed_run.writer.update_info(config=dataclasses.asdict(seed_run.cfg), budget={
-            "recommended_steps": budget.steps, "needed_steps": budget.needed,
-            "closest_pair": list(budget.pair),
-            "gap": budget.gap if np.isfinite(budget.gap) else None,
-            "data_ceiling": float(np.mean(data.ceiling)),
-            "data_ceiling_per_vector": [float(c) for c in data.ceiling],
-            "data_ceiling_strict": float(np.mean(strict)) if strict else None,
-            "data_ceiling_strict_per_vector": strict or None,
-            "num_envs": data.num_envs, "data_ceiling_before_growth": data.base_ceiling,
-            "extension_limit": (limit if limit > seed_run.cfg.num_gradient_steps
-                                else None)})
+        seed_run.writer.plan(dataclasses.asdict(seed_run.cfg), rundir.BudgetInfo(
+            recommended_steps=budget.steps, needed_steps=budget.needed,
+            closest_pair=list(budget.pair),
+            gap=budget.gap if np.isfinite(budget.gap) else None,
+            data_ceiling=float(np.mean(data.ceiling)),
+            data_ceiling_per_vector=[float(c) for c in data.ceiling],
+            data_ceiling_strict=float(np.mean(strict)) if strict else None,
+            data_ceiling_strict_per_vector=strict or None,
+            num_envs=data.num_envs, data_ceiling_before_growth=data.base_ceiling,
+            extension_limit=limit if limit > seed_run.cfg.num_gradient_steps else None))
 
 
 def resume_run(seed_run: SeedRun, resume: Path, learner: Learner,
@@ -298,13 +297,9 @@ def resume_run(seed_run: SeedRun, resume: Path, learner: Learner,
                              ) from None
     writer.truncate_metrics_after(start_step)
     writer.drop_exports_after(start_step)  # recomputed identically from here
-    info = rundir.read_json(resume / rundir.RUN_JSON)
-    now = time.time()
-    writer.update_info(status="running", message=None, step=start_step,
-                       total_steps=seed_run.cfg.num_gradient_steps, heartbeat=now,
-                       finished=None, config=dataclasses.asdict(seed_run.cfg),
-                       device=describe_device(device),
-                       resumes=[*info.get("resumes", []), {"step": start_step, "time": now}])
+    assert seed_run.cfg.num_gradient_steps is not None
+    writer.resume(start_step, seed_run.cfg.num_gradient_steps,
+                  dataclasses.asdict(seed_run.cfg), describe_device(device))
     return start_step, elapsed
 
 

@@ -58,7 +58,7 @@ def resolve_config(args: argparse.Namespace) -> tuple[TrainConfig, Path | None]:
 
     run = Path(args.resume)
     info = rundir.RunReader(run).info()
-    base = config_module.from_dict(info.get("config"), run / rundir.RUN_JSON)
+    base = config_module.from_dict(info.config, run / rundir.RUN_JSON)
     given = {name for name, value in vars(args).items()
              if value is not None and value is not False
              and name not in ("resume", "env", "env_type")}
@@ -86,15 +86,15 @@ def write_failure(err: OSError) -> str:
 def unsettled_note(run_dir: Path, row: dict | None) -> str | None:
     """Which vectors ended still turning (far below their data ceiling), if any."""
     from allo.budget import unsettled_advice
-    from allo.rundir import RunReader
+    from allo.rundir import BudgetInfo, Metric, RunReader
 
     info = RunReader(run_dir).info()
-    budget = info.get("budget") or {}
-    ceiling, cos = budget.get("data_ceiling_per_vector"), (row or {}).get("cos/per_vector")
-    if not ceiling or not cos or len(ceiling) != len(cos):
+    budget = info.budget or BudgetInfo()
+    ceiling, cos = budget.data_ceiling_per_vector, (row or {}).get(Metric.COS_PER_VECTOR)
+    if not ceiling or not cos or len(ceiling) != len(cos) or row is None:
         return None
-    steps = int(info.get("total_steps") or row["step"])
-    return unsettled_advice(cos, ceiling, steps, str(run_dir), budget.get("recommended_steps"))
+    steps = int(info.total_steps or row[Metric.STEP])
+    return unsettled_advice(cos, ceiling, steps, str(run_dir), budget.recommended_steps)
 
 
 def main(argv: list[str]) -> int:

@@ -92,9 +92,9 @@ def summarize_run(path: str) -> RunSummary:
     reader = rundir.RunReader(path)
     data = RunData(reader)
     info = data.info()
-    elapsed = info.get("elapsed")
+    elapsed = info.elapsed
     rows = data.rows()
-    if not isinstance(elapsed, (int, float)) or isinstance(elapsed, bool):
+    if elapsed is None:
         times = rundir.series(rows, "time")[1]
         elapsed = float(times[-1]) if len(times) else None
     return RunSummary(

@@ -159,7 +159,7 @@ class RunData:
             self._cache[key] = load()
         return self._cache[key]
 
-    def info(self) -> dict:
+    def info(self) -> rundir.RunInfo:
         return self._once("info", self.reader.info)
 
     def env(self) -> rundir.EnvInfo:
@@ -170,7 +170,7 @@ class RunData:
         env = clean(self.env().name, 30)
         if not self.options.annotate:
             return env
-        name = clean(self.info().get("name") or self.reader.path.name, 60)
+        name = clean(self.info().name or self.reader.path.name, 60)
         return f"{name} · {env}"
 
     def ground_truth(self) -> tuple[np.ndarray, np.ndarray]:
@@ -263,7 +263,7 @@ class RunData:
 
     def convention(self) -> str:
         try:
-            raw = self.info().get("eigenvalue_convention")
+            raw = self.info().eigenvalue_convention
         except rundir.RunDirError:
             raw = None
         if not raw:

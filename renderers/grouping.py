@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -71,13 +73,13 @@ class Group:
     label: str = ""
 
 
-def setting(info: dict) -> dict:
+def setting(info: rundir.RunInfo | Mapping[str, Any]) -> dict:
     """The run's configuration without bookkeeping fields."""
-    config = info.get("config")
-    if not isinstance(config, dict):  # older runs: what defines the setting anyway
-        config = {k: info.get(k) for k in ("objective", "d", "gamma")}
-        env = info.get("env")
-        config["env"] = env.get("name") if isinstance(env, dict) else None
+    info = rundir.as_info(info)
+    config = info.config
+    if config is None:  # older runs: what defines the setting anyway
+        config = {"objective": info.objective, "d": info.d, "gamma": info.gamma,
+                  "env": info.env_name}
     return {k: v for k, v in config.items() if k not in BOOKKEEPING}
 
 

@@ -36,6 +36,7 @@ from tui.widgets.notice import Notice
 from tui.widgets.overview import Overview
 
 if TYPE_CHECKING:
+    from allo.rundir import RunInfo
     from tui.series import MetricStore
 
 POLL_SECONDS = 0.5
@@ -86,7 +87,7 @@ class WatchApp(App[None]):
         *,
         poll_seconds: float = POLL_SECONDS,
         watch: bool = True,
-        info: dict | None = None,
+        info: RunInfo | None = None,
         folder: Path | None = None,
     ) -> None:
         """`info`: run.json as the command already read it, for the first frame.

@@ -15,7 +15,7 @@ from textual.message import Message
 if TYPE_CHECKING:  # numpy stays off the first-paint path (tui.app imports this module)
     import numpy as np
 
-    from allo.rundir import EnvInfo
+    from allo.rundir import EnvInfo, RunInfo
 
 
 @dataclass
@@ -33,7 +33,7 @@ class MetricsArrived(Message):
 class InfoChanged(Message):
     """run.json was rewritten (status, step, heartbeat...)."""
 
-    info: dict
+    info: RunInfo
     run: Path | None = None
 
 

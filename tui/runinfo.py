@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from allo.rate import clock
-from allo.rundir import STALL_SECONDS, effective_status
+from allo.rundir import STALL_SECONDS, Metric, RunInfo, as_info, effective_status
 
 STATUS_STYLE = {
     "running": "bold green",
@@ -60,33 +62,33 @@ def _number(value: object) -> float | None:
     return None
 
 
-def run_status(info: dict, latest: dict | None, now: float | None = None,
-               rate: float | None = None) -> RunStatus:
+def run_status(info: RunInfo | Mapping[str, Any], latest: dict | None,
+               now: float | None = None, rate: float | None = None) -> RunStatus:
     """Status, progress, speed and timing; ETA only while the run is really running.
 
     `rate`: steps/s from allo.rate (the trainer's own windowed rate); without one, the
     newest row's `sps` (its last log interval) stands in."""
     now = time.time() if now is None else now
+    info = as_info(info)
     status = effective_status(info, now)
-    step = int(_number(info.get("step")) or 0)
-    if latest is not None and isinstance(latest.get("step"), int):
-        step = max(step, latest["step"])
-    total = _number(info.get("total_steps"))
+    step = int(_number(info.step) or 0)
+    if latest is not None and isinstance(latest.get(Metric.STEP), int):
+        step = max(step, latest[Metric.STEP])
+    total = _number(info.total_steps)
     total_int = int(total) if total else None
-    sps = rate if rate is not None else (_number(latest.get("sps")) if latest else None)
-    candidates = (_number(info.get("elapsed")), _number((latest or {}).get("time")))
+    sps = rate if rate is not None else (_number(latest.get(Metric.SPS)) if latest else None)
+    candidates = (_number(info.elapsed), _number((latest or {}).get(Metric.TIME)))
     elapsed = max((v for v in candidates if v is not None), default=None)
     if elapsed is None:
-        started, ended = _number(info.get("started")), _number(info.get("finished"))
+        started, ended = _number(info.started), _number(info.finished)
         if started is not None and ended is not None:
             elapsed = max(0.0, ended - started)
     eta = None
     if status == "running" and sps and sps > 0 and total_int:
         eta = max(0, total_int - step) / sps
-    heartbeat = _number(info.get("heartbeat"))
+    heartbeat = _number(info.heartbeat)
     age = now - heartbeat if heartbeat is not None and status in ("running", "stalled") else None
-    message = info.get("message") if isinstance(info.get("message"), str) else None
-    return RunStatus(status, step, total_int, sps, eta, elapsed, age, message)
+    return RunStatus(status, step, total_int, sps, eta, elapsed, age, info.message)
 
 
 def duration(seconds: float | None) -> str:
@@ -94,9 +96,9 @@ def duration(seconds: float | None) -> str:
     return clock(seconds)
 
 
-def layout_line(info: dict) -> str:
+def layout_line(info: RunInfo | Mapping[str, Any]) -> str:
     """'room4 13x13, 104 cells' from run.json's env."""
-    env = info.get("env") if isinstance(info.get("env"), dict) else {}
+    env = as_info(info).env or {}
     name = env.get("name", "?")
     width, height = env.get("width"), env.get("height")
     cells = env.get("num_free") or len(env.get("free_cells") or [])
@@ -105,14 +107,15 @@ def layout_line(info: dict) -> str:
     return f"{name}{size}, {cells} cells" + (f", {doors} doors" if doors else "")
 
 
-def config_items(info: dict) -> list[tuple[str, str]]:
+def config_items(info: RunInfo | Mapping[str, Any]) -> list[tuple[str, str]]:
     """(label, value) pairs: objective, d, gamma, seed, then any highlighted config."""
+    info = as_info(info)
     items: list[tuple[str, str]] = []
-    for key, label in (("objective", ""), ("d", "d"), ("gamma", "γ"), ("seed", "seed")):
-        value = info.get(key)
+    for value, label in ((info.objective, ""), (info.d, "d"), (info.gamma, "γ"),
+                         (info.seed, "seed")):
         if value is not None:
             items.append((label, str(value)))
-    config = info.get("config") if isinstance(info.get("config"), dict) else {}
+    config = info.config or {}
     shown: set[str] = set()
     for key, label in CONFIG_HIGHLIGHTS:
         if key not in config or label in shown:

@@ -24,7 +24,7 @@ def summarize(path: Path, runs: list[Path] | None = None, now: float | None = No
     state = run_status(info, latest, time.time() if now is None else now, rate_of_rows(rows))
     lines = [f"allo run  {path}"]
     config = "  ".join(f"{label} {value}".strip() for label, value in config_items(info))
-    device = f"  device {info['device']}" if info.get("device") else ""
+    device = f"  device {info.device}" if info.device else ""
     lines.append(f"layout    {layout_line(info)}  {config}{device}")
     total = f"{state.total:,}" if state.total else "?"
     progress = f" ({state.fraction:.0%})" if state.fraction is not None else ""

@@ -51,7 +51,7 @@ class RunWatcher:
         self._truth: tuple[np.ndarray, np.ndarray] | None = None
         self._problems_seen = 0
         self._last_problem: str | None = None
-        self.info: dict | None = None
+        self.info: rundir.RunInfo | None = None
 
     def poll(self) -> list[Message]:
         return [message for batch in self.poll_batches() for message in batch]

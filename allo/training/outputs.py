@@ -29,6 +29,7 @@ from allo.config import TrainConfig
 from allo.evaluator import Evaluator
 from allo.objective import Terms
 from allo.recorder import Recorder, to_host
+from allo.rundir import Metric, Status
 from allo.training.batch import Batch
 from allo.training.checkpoint import save_checkpoint
 from allo.training.runs import Outcome, SeedRun, first_row, format_rows
@@ -101,7 +102,7 @@ class RunOutputs:
         return self.elapsed + time.perf_counter() - self.clock
 
     def running(self) -> list[int]:
-        return [i for i, r in enumerate(self.runs) if r.status == "running"]
+        return [i for i, r in enumerate(self.runs) if r.status == Status.RUNNING]
 
     def due(self, step: int) -> list[int]:
         """Seeds that reached their end at `step`."""
@@ -152,11 +153,11 @@ class RunOutputs:
         for i in targets:
             if i in self._stopped:
                 continue
-            row = {"step": step, "time": spent, "sps": sps, **rows[slots[i]]}
+            row = {Metric.STEP: step, Metric.TIME: spent, Metric.SPS: sps, **rows[slots[i]]}
             writer = self.runs[i].writer
             assert writer is not None
             writer.append_metrics(row)
-            problem = failure(step, row["loss/total"], values["tables"][slots[i]])
+            problem = failure(step, row[Metric.LOSS_TOTAL], values["tables"][slots[i]])
             if problem is not None:
                 self._stopped.add(i)  # no row, export or checkpoint after it
                 self.failures.put(Failure(i, step, spent, problem))
@@ -164,14 +165,14 @@ class RunOutputs:
             self.runs[i].last_row = row
             if time.monotonic() - self._heartbeats[i] >= HEARTBEAT_SECONDS:
                 self._heartbeats[i] = time.monotonic()
-                writer.update_info(step=step, heartbeat=time.time(), elapsed=spent)
+                writer.heartbeat(step, spent)
 
     def collect_failures(self) -> None:
         """Mark the seeds the recorder found diverged as failed, and close their runs."""
         while not self.failures.empty():
             found = self.failures.get()
             seed_run = self.runs[found.index]
-            seed_run.status, seed_run.exit_code, seed_run.message = "failed", 1, found.message
+            seed_run.status, seed_run.exit_code, seed_run.message = Status.FAILED, 1, found.message
             self._submit(functools.partial(finish_run, seed_run, found.step, found.spent,
                                            self.timings))
 
@@ -197,7 +198,7 @@ class RunOutputs:
             else:
                 writer.export_learned(step, tables[slots[i]])
             writer.write_metrics_history()
-            writer.update_info(step=step, heartbeat=time.time(), elapsed=spent)
+            writer.heartbeat(step, spent)
             self.on_export(self.runs[i].run)
 
     def announce(self, show: Callable[[str], None]) -> None:
@@ -247,7 +248,7 @@ class RunOutputs:
                 self.say(f"allo: {note}")
                 writer = self.runs[i].writer
                 assert writer is not None
-                self._submit(functools.partial(writer.update_info, total_steps=plan.limit))
+                self._submit(functools.partial(writer.going_on, plan.limit))
             plan.ends[i] = min(plan.limit, step + settling.CHECK_EVERY)
             going_on.append(i)
         return going_on
@@ -264,7 +265,7 @@ class RunOutputs:
         spent, training = self.spent(), time.perf_counter() - self.clock
         for i in targets:
             seed_run = self.runs[i]
-            seed_run.status = "finished"
+            seed_run.status = Status.FINISHED
             seed_run.end_step, seed_run.end_spent, seed_run.end_training = step, spent, training
             # watchers see it end now
             self._submit(functools.partial(self._write_finished, i, step, spent))
@@ -272,14 +273,13 @@ class RunOutputs:
     def _write_finished(self, i: int, step: int, spent: float) -> None:
         writer = self.runs[i].writer
         if writer is not None and i not in self._stopped:
-            writer.update_info(status="finished", step=step, total_steps=step,
-                               heartbeat=time.time(), finished=time.time(), elapsed=spent)
+            writer.finish(step, spent)
 
     def interrupt(self, signum: int, step: int) -> None:
         """A signal stopped training: the seeds still running are interrupted."""
         for i in self.running():
             seed_run = self.runs[i]
-            seed_run.status, seed_run.exit_code = "interrupted", EXIT_CODES[signum]
+            seed_run.status, seed_run.exit_code = Status.INTERRUPTED, EXIT_CODES[signum]
             seed_run.message = f"stopped by {signal.Signals(signum).name} at step {step}"
 
     # ---------------------------------------------------------------- the end
@@ -289,7 +289,7 @@ class RunOutputs:
         self.complete_row()  # stopped by a signal right after a log step
         self.timings["training"] = time.perf_counter() - self.clock
         self.checkpoint(step, batch, [i for i, r in enumerate(self.runs)
-                                      if r.status == "interrupted"])
+                                      if r.status == Status.INTERRUPTED])
 
     def drain(self) -> None:
         """Wait for the recorder: every row, export and checkpoint is on disk after this."""
@@ -304,7 +304,7 @@ class RunOutputs:
         self.collect_failures()  # found by the last rows, after the loop
         spent = self.elapsed + self.timings["training"]
         for seed_run in self.runs:
-            if seed_run.status == "failed":
+            if seed_run.status == Status.FAILED:
                 continue  # closed when its failure was collected
             if seed_run.end_step is None:  # interrupted
                 seed_run.end_step, seed_run.end_spent = step, spent
@@ -325,7 +325,7 @@ def failure(step: int, loss: float, table: np.ndarray) -> str | None:
     whose every output is the same in all cells (its ReLUs died: no gradient reaches
     them again, so it would log cos 1/d until the end)."""
     if not np.isfinite(loss) or not np.isfinite(table).all():
-        bad = "loss/total" if not np.isfinite(loss) else "the network"
+        bad = Metric.LOSS_TOTAL if not np.isfinite(loss) else "the network"
         return f"diverged at step {step}: {bad} is not finite; lower --learning-rate"
     spread = float(np.ptp(table, axis=0).max())
     if spread <= 1e-6 * max(1.0, float(np.abs(table).max())):
@@ -339,8 +339,10 @@ def finish_run(seed_run: SeedRun, step: int, spent: float, timings: dict) -> Non
     writer = seed_run.writer
     assert writer is not None
     writer.write_metrics_history()
-    writer.update_info(status=seed_run.status, message=seed_run.message, step=step,
-                       **({"total_steps": step} if seed_run.status == "finished" else {}),
-                       heartbeat=time.time(), finished=time.time(), elapsed=spent,
-                       timings={k: round(v, 3) for k, v in timings.items()})
+    if seed_run.status == Status.FAILED:
+        writer.fail(seed_run.message or "", step, spent, timings)
+    elif seed_run.status == Status.INTERRUPTED:
+        writer.interrupt(seed_run.message or "", step, spent, timings)
+    else:
+        writer.finish(step, spent, timings)
     writer.release()  # closes metrics.jsonl, gives up the writer lock

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from allo import __version__, bounds, capacity, dataset, identity, observations, rundir, settling
+from allo import config as config_module
 from allo.budget import data_advice
 from allo.config import TrainConfig, parse_seeds
 from allo.layouts import (
@@ -23,6 +24,7 @@ from allo.layouts import (
     load_layout_file,
 )
 from allo.metrics import block_complete_width, eigenspace_blocks
+from allo.rundir import Metric
 from allo.spectrum import CONVENTION, GroundTruth
 from allo.training import TrainError
 
@@ -30,7 +32,7 @@ from allo.training import TrainError
 @dataclass
 class Outcome:
     run_dir: Path
-    status: str  # finished | interrupted | failed
+    status: rundir.Status  # finished | interrupted | failed
     exit_code: int
     last_row: dict | None
     wall: float
@@ -45,7 +47,7 @@ def load_layout(cfg: TrainConfig) -> Layout:
 def recorded_layout(run: Path) -> Layout:
     """The layout a run was started with, from its run.json (the file may have moved)."""
     try:
-        layout = Layout.from_record(rundir.RunReader(run).info()["env"])
+        layout = Layout.from_record(rundir.RunReader(run).info().env)  # type: ignore[arg-type]
     except (KeyError, TypeError, rundir.RunDirError) as err:
         raise LayoutError(f"{run / rundir.RUN_JSON}: cannot rebuild the layout ({err})") from None
     return layout
@@ -86,7 +88,7 @@ class SeedRun:
     cfg: TrainConfig  # the config this run records: its own seed, no --seeds
     run: Path
     writer: rundir.RunWriter | None = None
-    status: str = "running"
+    status: rundir.Status = rundir.Status.RUNNING
     exit_code: int = 0
     message: str | None = None
     last_row: dict | None = None
@@ -150,9 +152,12 @@ def going_on_limit(cfg: TrainConfig, chosen: bool, resume: Path | None) -> int:
         return steps
     if resume is None:
         return steps if chosen else settling.extension_limit(steps)
-    info = rundir.read_json(resume / rundir.RUN_JSON)
-    recorded = (info.get("budget") or {}).get("extension_limit")
-    same = (info.get("config") or {}).get("num_gradient_steps") == steps
+    info = rundir.RunReader(resume).info()
+    recorded = info.budget.extension_limit if info.budget is not None else None
+    try:
+        same = config_module.from_dict(info.config).num_gradient_steps == steps
+    except ValueError:  # train_cli has refused such a run.json before
+        same = False
     return int(recorded) if recorded and same else steps
 
 
@@ -190,24 +195,22 @@ def start_run(seed_run: SeedRun, layout: Layout, truth: GroundTruth, device: tor
     width = block_complete_width(truth.eigenvalues, d)
     completion = (truth.eigenvalues[d:width], truth.eigenvectors[:, d:width])
     if resume is None:
-        writer.write_info({
-            "name": run.name, "status": "running", "message": None, "step": 0,
-            "total_steps": cfg.num_gradient_steps, "started": now, "heartbeat": now,
-            "finished": None, "elapsed": 0.0, "device": describe_device(device),
-            "versions": {"allo": __version__, "python": platform.python_version(),
-                         "torch": torch.__version__, "numpy": np.__version__},
-            "config": dataclasses.asdict(cfg), "d": d, "gamma": cfg.gamma,
-            "objective": cfg.objective, "seed": cfg.seed,
-            "trained_with_seeds": seeds,
-            "eigenvalue_convention": CONVENTION, "env": layout.record(),
-            "ground_truth": {
-                "blocks": [[b.start, b.stop] for b in blocks if b.start < d],
-                "eigenvalues_next": float(truth.eigenvalues[d]) if reachable > d else None,
-            },
-            "resumes": [],
-        })
+        writer.start(rundir.RunInfo(
+            name=run.name, status=rundir.Status.RUNNING, message=None, step=0,
+            total_steps=cfg.num_gradient_steps, started=now, heartbeat=now, finished=None,
+            elapsed=0.0, device=describe_device(device),
+            versions={"allo": __version__, "python": platform.python_version(),
+                      "torch": torch.__version__, "numpy": np.__version__},
+            config=dataclasses.asdict(cfg), d=d, gamma=cfg.gamma, objective=cfg.objective,
+            seed=cfg.seed, trained_with_seeds=seeds, eigenvalue_convention=CONVENTION,
+            env=layout.record(),
+            ground_truth=rundir.TruthInfo(
+                blocks=[[b.start, b.stop] for b in blocks if b.start < d],
+                eigenvalues_next=float(truth.eigenvalues[d]) if reachable > d else None),
+            resumes=[]))
         writer.write_ground_truth(*truth.top(d), completion=completion)
         return
+    writer.reopen()
     problem = identity.truth_disagreement(run, layout, truth.top(d)[0], d)
     if problem is not None:
         raise TrainError(f"{run}: {problem}; nothing resumed")
@@ -222,12 +225,12 @@ def first_row(runs: list[SeedRun]) -> dict | None:
 
 
 def format_row(row: dict) -> str:
-    parts = [f"step {row['step']:>7}", f"mean|cos| {row['cos/mean']:.4f}"]
-    if row.get("cos_strict/mean") is not None:
-        parts.append(f"strict {row['cos_strict/mean']:.4f}")
-    if row.get("eig/mean_abs_error") is not None:
-        parts.append(f"eig err {row['eig/mean_abs_error']:.4f}")
-    parts.append(f"loss {row['loss/total']:.4f}")
+    parts = [f"step {row[Metric.STEP]:>7}", f"mean|cos| {row[Metric.COS_MEAN]:.4f}"]
+    if row.get(Metric.COS_STRICT_MEAN) is not None:
+        parts.append(f"strict {row[Metric.COS_STRICT_MEAN]:.4f}")
+    if row.get(Metric.EIG_MEAN_ABS_ERROR) is not None:
+        parts.append(f"eig err {row[Metric.EIG_MEAN_ABS_ERROR]:.4f}")
+    parts.append(f"loss {row[Metric.LOSS_TOTAL]:.4f}")
     return "  ".join(parts)
 
 
@@ -238,5 +241,5 @@ def format_rows(runs: list[SeedRun]) -> str:
         return format_row(rows[0][1]) if rows else ""
     if not rows:
         return ""
-    cosines = "  ".join(f"{seed}:{row['cos/mean']:.4f}" for seed, row in rows)
-    return f"step {rows[0][1]['step']:>7}  mean|cos| by seed  {cosines}"
+    cosines = "  ".join(f"{seed}:{row[Metric.COS_MEAN]:.4f}" for seed, row in rows)
+    return f"step {rows[0][1][Metric.STEP]:>7}  mean|cos| by seed  {cosines}"

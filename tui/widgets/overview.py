@@ -8,6 +8,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from allo.rate import RateWindow
+from allo.rundir import RunInfo
 from tui.runinfo import (
     STATUS_STYLE,
     RunStatus,
@@ -52,7 +53,7 @@ class Overview(Static):
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.info: dict | None = None
+        self.info: RunInfo | None = None
         self.latest: dict | None = None
         self.clock = time.time  # replaced in tests
         self.rates = RateWindow()  # the trainer's own steps/s definition (allo.rate)
@@ -64,7 +65,7 @@ class Overview(Static):
     def on_resize(self) -> None:
         self.refresh_status()  # the progress bar's width follows the panel's
 
-    def set_info(self, info: dict) -> None:
+    def set_info(self, info: RunInfo) -> None:
         self.info = info
         self.refresh_status()
 
@@ -94,7 +95,7 @@ class Overview(Static):
         state = self.state
         if state is None:
             return Text("reading run.json…", style="dim")
-        info = self.info or {}
+        info = self.info or RunInfo()
         width = max(20, self.size.width or 80)
         first = Text(no_wrap=True, overflow="ellipsis")
         first.append(f"{state.status.upper()}", STATUS_STYLE.get(state.status, "bold"))
@@ -115,9 +116,8 @@ class Overview(Static):
         items = [Text(layout_line(info), "bold")]
         for label, value in config_items(info):
             items.append(Text.assemble((f"{label} ", "dim") if label else "", value))
-        device = info.get("device")
-        if device:
-            items.append(Text.assemble(("on ", "dim"), str(device)))
+        if info.device:
+            items.append(Text.assemble(("on ", "dim"), info.device))
         if self.run_name:
             items.append(Text.assemble(("run ", "dim"), self.run_name))
         settings = wrap_items(items, width - 2, SETTINGS_LINES)

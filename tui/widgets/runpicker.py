@@ -17,9 +17,12 @@ from allo import rundir
 def describe(run: Path) -> str:
     """One line per run: name, status, step of total."""
     try:
-        info = rundir.read_json(run / rundir.RUN_JSON)
+        raw = rundir.read_json(run / rundir.RUN_JSON)
+        info = rundir.as_info(raw if isinstance(raw, dict) else {})
         status = rundir.effective_status(info)
-        return f"{run.name}  {status}  step {info.get('step', '?')}/{info.get('total_steps', '?')}"
+        step = "?" if info.step is None else info.step
+        total = "?" if info.total_steps is None else info.total_steps
+        return f"{run.name}  {status}  step {step}/{total}"
     except rundir.RunDirError:
         return f"{run.name}  (unreadable run.json)"
 

@@ -146,7 +146,7 @@ def refresh(study: Study, folder: Path) -> dict[str, dict]:
         if status == state.MISSING and old.get("status") == state.FAILED:
             error, status = old.get("error"), state.FAILED  # it failed before it had a run
         entry = {**state.run_entry(folder, job, seed), "status": status, "error": error,
-                 "step": info.get("step"), "total_steps": info.get("total_steps")}
+                 "step": info.step, "total_steps": info.total_steps}
         entries[name] = entry
     if folder.exists():
         state.update_study_json(folder, entries)
@@ -205,7 +205,7 @@ def show_status_dir(folder: Path) -> int:
         if status == state.MISSING and entry.get("status") == state.FAILED:
             status, error = state.FAILED, entry.get("error")
         entries[name] = {**entry, "status": status, "error": error,
-                         "step": info.get("step"), "total_steps": info.get("total_steps")}
+                         "step": info.step, "total_steps": info.total_steps}
     print_status(str(data.get("name", folder.name)), folder, entries)
     return 0
 

@@ -168,8 +168,8 @@ class JobRunner:
             status, error, info = state.classify_unlocked(self.folder, name)
             if name in self.errors and status in (state.MISSING, state.INTERRUPTED):
                 status, error = self.errors[name]
-            entries[name] = {"status": status, "error": error, "step": info.get("step"),
-                             "total_steps": info.get("total_steps")}
+            entries[name] = {"status": status, "error": error, "step": info.step,
+                             "total_steps": info.total_steps}
             outcome[name] = status
         state.update_study_json(self.folder, entries)
         return outcome

@@ -104,11 +104,11 @@ class LocalExecutor:
 
 def run_progress(folder: Path, name: str) -> tuple[int, int] | None:
     try:
-        info = rundir.read_json(folder / state.RUNS / name / rundir.RUN_JSON)
+        info = rundir.RunReader(folder / state.RUNS / name).info()
     except (rundir.RunDirError, OSError):
         return None
-    step, total = info.get("step"), info.get("total_steps")
-    if isinstance(step, int) and isinstance(total, int) and total > 0:
+    step, total = info.step, info.total_steps
+    if step is not None and total is not None and total > 0:
         return step, total
     return None
 

@@ -143,7 +143,7 @@ def is_held(folder: Path, name: str) -> bool:
     return True
 
 
-def classify(folder: Path, name: str) -> tuple[str, str | None, dict]:
+def classify(folder: Path, name: str) -> tuple[str, str | None, rundir.RunInfo]:
     """(status, error, run.json) of one run from its directory and its lock.
 
     A run held by a live process is running, whatever its run.json says.
@@ -153,36 +153,36 @@ def classify(folder: Path, name: str) -> tuple[str, str | None, dict]:
     return classify_unlocked(folder, name)
 
 
-def classify_unlocked(folder: Path, name: str) -> tuple[str, str | None, dict]:
+def classify_unlocked(folder: Path, name: str) -> tuple[str, str | None, rundir.RunInfo]:
     """The same, for a run nobody trains (or that the caller holds): a run marked
     running then was killed, so it is interrupted (and resumes)."""
     run = folder / RUNS / name
     if not (run / rundir.RUN_JSON).is_file():
-        return MISSING, None, {}
+        return MISSING, None, rundir.RunInfo()
     info = _info(run)
-    status = info.get("status")
+    status = info.status
     if status == FINISHED:
         return FINISHED, None, info
     if status == FAILED:
-        return FAILED, str(info.get("message") or "failed (no message recorded)"), info
+        return FAILED, str(info.message or "failed (no message recorded)"), info
     return INTERRUPTED, None, info
 
 
-def _info(run: Path) -> dict:
+def _info(run: Path) -> rundir.RunInfo:
     try:
         return rundir.RunReader(run).info()
     except rundir.RunDirError:
-        return {}
+        return rundir.RunInfo()
 
 
-def check_recorded(folder: Path, job: Job, seed: int, info: dict) -> None:
+def check_recorded(folder: Path, job: Job, seed: int, info: rundir.RunInfo) -> None:
     """A run directory under this configuration's name must hold this configuration."""
-    recorded = info.get("config")
-    if not isinstance(recorded, dict):
+    recorded = info.config
+    if recorded is None:
         return
-    env = info.get("env") if isinstance(info.get("env"), dict) else {}
-    problems = [f"layout {env.get('name')!r} (study: {job.layout.name!r})"
-                for _ in [0] if env.get("name") not in (None, job.layout.name)]
+    env_name = info.env_name
+    problems = [f"layout {env_name!r} (study: {job.layout.name!r})"
+                for _ in [0] if env_name not in (None, job.layout.name)]
     for key, value in job.options.items():
         if key in recorded and key not in ("device", "cuda_graph", "threads",
                                            "plot_during_training") and recorded[key] != value:

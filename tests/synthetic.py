@@ -10,19 +10,14 @@ import time
 from pathlib import Path
 
 import numpy as np
+from conftest import SMALL_LAYOUT
 
 from allo import rundir
 from allo.layouts import Layout, load_builtin, parse_layout
 from allo.metrics import eigenspace_blocks, quality_row
 from allo.spectrum import CONVENTION, ground_truth
 
-SMALL = """\
-XXXXXXX
-X     X
-X  X  X
-X     X
-XXXXXXX
-"""
+SMALL = SMALL_LAYOUT
 
 
 def make_info(layout: Layout, d: int, total_steps: int, status: str = "running") -> dict:

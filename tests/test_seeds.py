@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import TWO_ROOMS, tiny_config
 
 from allo import rundir
 from allo.config import TrainConfig, parse_seeds
@@ -19,21 +20,17 @@ from allo.layouts import load_builtin
 from allo.learner import Learner
 from allo.train import train, train_seeds
 
-SMALL = "XXXXXXXX\nX      X\nX XX   X\nX    X X\nXXXXXXXX\n"
+# conftest's tiny training, a few dozen steps (a seed's arithmetic, not its accuracy)
+SHORT = {"num_gradient_steps": 60, "log_freq": 20, "plot_freq": 30, "checkpoint_freq": 30,
+         "lr_warmup_steps": 10}
 
 
 def small_config(tmp_path: Path, **changes) -> TrainConfig:
+    """TWO_ROOMS in `tmp_path`, runs under tmp_path/results."""
     tmp_path.mkdir(parents=True, exist_ok=True)
     layout = tmp_path / "small.txt"
-    layout.write_text(SMALL)
-    cfg = TrainConfig(env_file=str(layout), num_envs=100, num_steps=100,
-                      max_episode_length=100, hidden_size=64, hidden_layers=2,
-                      batch_size=2048, learning_rate=0.01, num_eigenvectors=3,
-                      num_gradient_steps=60, log_freq=20, plot_freq=30, checkpoint_freq=30,
-                      lr_warmup_steps=10, results_dir=str(tmp_path / "results"))
-    for key, value in changes.items():
-        setattr(cfg, key, value)
-    return cfg
+    layout.write_text(TWO_ROOMS)
+    return tiny_config(layout, results_dir=str(tmp_path / "results"), **{**SHORT, **changes})
 
 
 def test_parse_seeds():
@@ -126,7 +123,7 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 def test_cli_seeds_writes_one_run_per_seed(tmp_path):
     layout = tmp_path / "small.txt"
-    layout.write_text(SMALL)
+    layout.write_text(TWO_ROOMS)
     flags = ["--env-file", str(layout), "--num-envs", "50", "--num-steps", "50",
              "--hidden-size", "32", "--hidden-layers", "2", "--batch-size", "512",
              "--num-eigenvectors", "3", "--steps", "40", "--log-freq", "20"]

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_config, tiny_flags
 
 from allo import rundir
 from allo.config import TrainConfig
@@ -18,32 +19,16 @@ from allo.layouts import load_layout_file
 from allo.metrics import rayleigh_eigenvalues
 from allo.train import train
 
-SMALL = "XXXXXXXX\nX      X\nX XX   X\nX    X X\nXXXXXXXX\n"
-TINY_FLAGS = ["--num-envs", "100", "--num-steps", "100", "--max-episode-length", "100",
-              "--hidden-size", "64", "--hidden-layers", "2", "--batch-size", "2048",
-              "--learning-rate", "0.01", "--num-eigenvectors", "3"]
+# conftest's tiny training, run long enough to learn the eigenvectors of TWO_ROOMS
+LEARNS = {"num_gradient_steps": 3000, "log_freq": 300, "plot_freq": 1500, "checkpoint_freq": 500}
 
 
-@pytest.fixture
-def small_layout(tmp_path: Path) -> Path:
-    path = tmp_path / "small.txt"
-    path.write_text(SMALL)
-    return path
-
-
-def tiny_config(layout: Path, run: Path, **changes) -> TrainConfig:
-    cfg = TrainConfig(env_file=str(layout), run_dir=str(run), num_envs=100, num_steps=100,
-                      max_episode_length=100, hidden_size=64, hidden_layers=2,
-                      batch_size=2048, learning_rate=0.01, num_eigenvectors=3,
-                      num_gradient_steps=3000, log_freq=300, plot_freq=1500,
-                      checkpoint_freq=500)
-    for key, value in changes.items():
-        setattr(cfg, key, value)
-    return cfg
+def learning_config(layout: Path, run: Path, **changes) -> TrainConfig:
+    return tiny_config(layout, run, **{**LEARNS, **changes})
 
 
 def test_short_training_learns_the_eigenvectors(small_layout, tmp_path):
-    outcome = train(tiny_config(small_layout, tmp_path / "run"))
+    outcome = train(learning_config(small_layout, tmp_path / "run"))
     assert outcome.status == "finished" and outcome.exit_code == 0
     rows = rundir.RunReader(outcome.run_dir).metrics()
     assert [r["step"] for r in rows] == list(range(300, 3001, 300))
@@ -59,7 +44,7 @@ def test_a_rows_table_from_the_next_steps_forward_is_the_one_of_its_step(
     every row of an export step has a forward of its own. The rows must agree."""
     rows = []
     for name, plot_freq in (("next_forward", 1000), ("own_forward", 5)):
-        outcome = train(tiny_config(small_layout, tmp_path / name, num_gradient_steps=40,
+        outcome = train(learning_config(small_layout, tmp_path / name, num_gradient_steps=40,
                                     log_freq=5, plot_freq=plot_freq, checkpoint_freq=1000,
                                     batch_size=batch_size))
         rows.append(rundir.RunReader(outcome.run_dir).metrics())
@@ -70,7 +55,7 @@ def test_a_rows_table_from_the_next_steps_forward_is_the_one_of_its_step(
 
 
 def test_run_directory_is_complete_and_consistent(small_layout, tmp_path):
-    outcome = train(tiny_config(small_layout, tmp_path / "run", num_gradient_steps=200,
+    outcome = train(learning_config(small_layout, tmp_path / "run", num_gradient_steps=200,
                                 log_freq=50, plot_freq=100, checkpoint_freq=100))
     reader = rundir.RunReader(outcome.run_dir)
     info = reader.info()
@@ -93,7 +78,7 @@ def test_run_directory_is_complete_and_consistent(small_layout, tmp_path):
     np.testing.assert_allclose(row["eig/estimate"], -np.asarray(row["dual/diag"]) / 2)
     # the Rayleigh quotients of the final table under this run's own data (same seed,
     # same data set: the trainer's collection is deterministic)
-    cfg = tiny_config(small_layout, tmp_path / "unused")
+    cfg = learning_config(small_layout, tmp_path / "unused")
     law = collect_law(load_layout_file(small_layout), cfg, cfg.seed, cfg.num_envs)
     np.testing.assert_allclose(row["eig/rayleigh"],
                                rayleigh_eigenvalues(reader.final(), law), rtol=1e-4)
@@ -102,7 +87,7 @@ def test_run_directory_is_complete_and_consistent(small_layout, tmp_path):
 
 
 def test_ggdo_objective_runs_and_reports_rayleigh_estimates(small_layout, tmp_path):
-    outcome = train(tiny_config(small_layout, tmp_path / "run", objective="ggdo",
+    outcome = train(learning_config(small_layout, tmp_path / "run", objective="ggdo",
                                 num_gradient_steps=200, log_freq=50))
     row = rundir.RunReader(outcome.run_dir).metrics()[-1]
     assert "dual/diag" not in row and len(row["eig/estimate"]) == 3
@@ -113,7 +98,7 @@ def test_cli_prints_summary_and_run_dir_last(small_layout, tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     result = subprocess.run(
         [sys.executable, "-m", "allo.cli", "train", "--env-file", str(small_layout),
-         "--run-dir", str(run), "--steps", "100", "--log-freq", "50", *TINY_FLAGS],
+         "--run-dir", str(run), "--steps", "100", "--log-freq", "50", *tiny_flags()],
         capture_output=True, text=True, env=env, timeout=300,
     )
     assert result.returncode == 0, result.stderr
@@ -125,17 +110,17 @@ def test_cli_prints_summary_and_run_dir_last(small_layout, tmp_path):
 
 def test_existing_run_is_not_overwritten(small_layout, tmp_path):
     run = tmp_path / "run"
-    train(tiny_config(small_layout, run, num_gradient_steps=10, log_freq=5))
+    train(learning_config(small_layout, run, num_gradient_steps=10, log_freq=5))
     from allo.train import TrainError
 
     with pytest.raises(TrainError, match="already holds a run"):
-        train(tiny_config(small_layout, run, num_gradient_steps=10))
+        train(learning_config(small_layout, run, num_gradient_steps=10))
 
 
 def test_training_leaves_ieee_floats_for_the_rest_of_the_process(small_layout, tmp_path):
     """Flushing denormals is process-wide; train() must restore it (hypothesis and
     numpy code running later in the same process rely on subnormal floats)."""
-    train(tiny_config(small_layout, tmp_path / "run", num_gradient_steps=10, log_freq=5))
+    train(learning_config(small_layout, tmp_path / "run", num_gradient_steps=10, log_freq=5))
     assert subnormals_survive()
 
 
@@ -158,7 +143,7 @@ def test_a_dead_network_is_a_failed_run_not_a_finished_one(small_layout, tmp_pat
         return terms
 
     monkeypatch.setattr(Learner, "step", kill_relus)
-    outcome = train(tiny_config(small_layout, tmp_path / "run", num_gradient_steps=200,
+    outcome = train(learning_config(small_layout, tmp_path / "run", num_gradient_steps=200,
                                 log_freq=20, checkpoint_freq=20))
     assert outcome.status == "failed" and outcome.exit_code == 1
     assert "collapsed at step 40" in outcome.message
@@ -180,7 +165,7 @@ def test_an_eigenspace_cut_at_d_is_completed_for_every_reader(tmp_path):
 
     layout = tmp_path / "open.txt"
     layout.write_text(OPEN_ROOM)
-    outcome = train(tiny_config(layout, tmp_path / "run", num_eigenvectors=2,
+    outcome = train(learning_config(layout, tmp_path / "run", num_eigenvectors=2,
                                 num_gradient_steps=300, log_freq=100, plot_freq=300,
                                 checkpoint_freq=300))
     reader = rundir.RunReader(outcome.run_dir)

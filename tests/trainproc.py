@@ -25,16 +25,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from conftest import SMALL_LAYOUT, tiny_flags
 
-SMALL_LAYOUT = "XXXXXXX\nX     X\nX  X  X\nX     X\nXXXXXXX\n"
-
-# A seconds-long training on the 5x7 layout above (14 free cells).
-TINY = ["--num-envs", "50", "--num-steps", "100", "--hidden-size", "32", "--hidden-layers",
-        "2", "--batch-size", "256", "--num-eigenvectors", "3", "--log-freq", "10",
-        "--plot-freq", "20", "--checkpoint-freq", "20", "--device", "cpu", "--seed", "3",
-        # a constant rate after warm-up: the decay depends on --steps, which the tests
-        # change when they stop a run early and extend it with --resume
-        "--lr-final-fraction", "1"]
+# A seconds-long training on SMALL_LAYOUT (conftest: 5x7, 14 free cells): conftest's TINY
+# with a smaller network and data set, and frequent logs, exports and checkpoints.
+TINY = tiny_flags(num_envs=50, max_episode_length=None, hidden_size=32, batch_size=256,
+                  learning_rate=None, log_freq=10, plot_freq=20, checkpoint_freq=20,
+                  device="cpu", seed=3,
+                  # a constant rate after warm-up: the decay depends on --steps, which the
+                  # tests change when they stop a run early and extend it with --resume
+                  lr_final_fraction=1)
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1",
        "NO_COLOR": "1", "COLUMNS": "100"}

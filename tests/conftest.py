@@ -1,0 +1,75 @@
+"""Shared test settings and fixtures: one home for the tiny training and the small layouts.
+
+Importable helpers (the test folder is on sys.path, as for trainproc and synthetic):
+  TWO_ROOMS       8x5 layout of the in-process trainings that must learn (test_train, test_seeds)
+  SMALL_LAYOUT    7x5 layout (14 free cells) of process tests and synthetic runs
+  TINY            the settings of a seconds-long training, TrainConfig field -> value
+  tiny_config()   TINY (and changes) as a TrainConfig
+  tiny_flags()    TINY (and changes) as `allo train` flags; a change to None drops a flag
+Fixtures: small_layout (TWO_ROOMS in a file), tiny_config, tiny_flags, synthetic_run.
+
+Tests that train a model or spawn processes are marked `slow` (registered in
+pyproject.toml): `pytest -m "not slow"` is the quick inner loop, plain `pytest` runs all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+TWO_ROOMS = "XXXXXXXX\nX      X\nX XX   X\nX    X X\nXXXXXXXX\n"
+SMALL_LAYOUT = "XXXXXXX\nX     X\nX  X  X\nX     X\nXXXXXXX\n"
+
+TINY: dict[str, Any] = {
+    "num_envs": 100, "num_steps": 100, "max_episode_length": 100, "hidden_size": 64,
+    "hidden_layers": 2, "batch_size": 2048, "learning_rate": 0.01, "num_eigenvectors": 3,
+}
+
+
+def tiny_config(layout: Path | str, run: Path | str | None = None, **changes: Any):
+    """A TrainConfig of TINY on `layout` (a file), writing to `run` when given."""
+    from allo.config import TrainConfig
+
+    values = {**TINY, "env_file": str(layout), **changes}
+    if run is not None:
+        values["run_dir"] = str(run)
+    return TrainConfig(**values)
+
+
+def tiny_flags(**changes: Any) -> list[str]:
+    """TINY and `changes` as `allo train` flags, in TrainConfig's spelling with dashes."""
+    flags: list[str] = []
+    for name, value in {**TINY, **changes}.items():
+        if value is not None:
+            flags += [f"--{name.replace('_', '-')}", str(value)]
+    return flags
+
+
+@pytest.fixture
+def small_layout(tmp_path: Path) -> Path:
+    """TWO_ROOMS written to a layout file."""
+    path = tmp_path / "small.txt"
+    path.write_text(TWO_ROOMS)
+    return path
+
+
+@pytest.fixture(name="tiny_config")
+def tiny_config_fixture() -> Callable[..., Any]:
+    return tiny_config
+
+
+@pytest.fixture(name="tiny_flags")
+def tiny_flags_fixture() -> Callable[..., list[str]]:
+    return tiny_flags
+
+
+@pytest.fixture
+def synthetic_run(tmp_path: Path) -> Path:
+    """A finished synthetic run directory (tests/synthetic.py: exact ground truth, learned
+    vectors converging to it) on SMALL_LAYOUT: for readers, renderers and the TUI."""
+    from synthetic import make_run
+
+    return make_run(tmp_path / "run")

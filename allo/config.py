@@ -246,8 +246,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         if f.name == "env":
             continue
         flags = [f"--{f.name.replace('_', '-')}", *f.metadata["aliases"]]
-        kind = {"int": int, "float": float, "str": str, "str | None": str,
-                "int | None": int}.get(str(f.type))
+        kind: Any = {"int": int, "float": float, "str": str, "str | None": str,
+                     "int | None": int}.get(str(f.type))
         if f.type in ("bool", bool):
             parser.add_argument(*flags, dest=f.name, action="store_true", help=f.metadata["help"])
             continue
@@ -334,7 +334,7 @@ def from_dict(data: object, source: object = "run.json") -> TrainConfig:
     know; a value of the wrong type is refused in one line (ValueError naming `source`)."""
     if not isinstance(data, dict):
         raise ValueError(f"{source}: no 'config' object; cannot resume this run")
-    values = {}
+    values: dict[str, Any] = {}
     for f in dataclasses.fields(TrainConfig):
         if f.name not in data:
             continue

@@ -104,16 +104,17 @@ def empirical_pair_law(data: Transitions, gamma: float, num_cells: int) -> np.nd
     source = torch.from_numpy(data.source)
     target = torch.from_numpy(data.target)
     law = torch.zeros(num_cells, num_cells, dtype=torch.float64)
-    previous_index = previous_rows = None
+    previous_index: np.ndarray | None = None
+    previous_rows: torch.Tensor | None = None
     scale = 1.0  # the true rows are rows * scale
     for level in range(len(starts) - 1):
         index = order[starts[level]:starts[level + 1]]
         flat_target = torch.arange(len(index)) * num_cells + target[index]
-        if previous_rows is None:
+        if previous_rows is None or previous_index is None:
             rows = torch.zeros(len(index), num_cells, dtype=torch.float64)
             rows.view(-1)[flat_target] = 1.0
         else:
-            if len(index) == len(previous_index) and (previous_index == index + 1).all():
+            if len(index) == len(previous_index) and bool(np.all(previous_index == index + 1)):
                 rows = previous_rows  # the same episodes one step earlier: update in place
             else:
                 follower = torch.from_numpy(np.searchsorted(previous_index, index + 1))
@@ -229,8 +230,9 @@ class PairSampler:
         alias = self.alias.index_select(0, index).view_as(scaled)
         return torch.where(keep, index.view_as(scaled), alias)
 
-    def weights(self, count: int) -> Weights:
+    def weights(self, count: int | None = None) -> Weights:
         """A batch of `count` pairs and 2 x `count` constraint states, as weights/count."""
+        assert count is not None, "a sampler draws batches of --batch-size pairs"
         s, n = self.num_seeds, self.num_cells
         index = self.draw(count).view(-1)
         weight = torch.full((index.numel(),), 1.0 / count, device=self.device)

@@ -72,7 +72,10 @@ def collect_law(layout: Layout, cfg: TrainConfig, seed: int, num_envs: int,
     else:
         laws = [chunk_law(layout, cfg, seed, *job) for job in jobs]
     total = sum(sizes)
-    return sum(law * (envs / total) for law, envs in zip(laws, sizes, strict=True))
+    law = laws[0] * (sizes[0] / total)
+    for part, envs in zip(laws[1:], sizes[1:], strict=True):  # in order, as sum() adds
+        law = law + part * (envs / total)
+    return law
 
 
 def build(layout: Layout, cfg: TrainConfig, seed: int, truth_values: np.ndarray,

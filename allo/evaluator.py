@@ -8,6 +8,8 @@ The keys of a row are docs/run-format.md's metrics.jsonl table.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 
@@ -62,14 +64,14 @@ class Evaluator:
             min=1e-30)
         return {"rayleigh": rayleigh, "tables": tables}
 
-    def rows(self, step: int, values: dict[str, np.ndarray]) -> list[dict[str, object]]:
+    def rows(self, step: int, values: dict[str, np.ndarray]) -> list[dict[str, Any]]:
         """One row per seed from `device_values`, moved to the host."""
         rows = []
         scalars = values["scalars"].astype(np.float64)
         estimates = values["estimates"].astype(np.float64)
         for seed, table in enumerate(values["tables"]):
             total, graph, dual, barrier, orth, grad, coef = (float(x) for x in scalars[seed])
-            row: dict[str, object] = {
+            row: dict[str, Any] = {
                 Metric.STEP: step, Metric.LOSS_TOTAL: total, Metric.LOSS_GRAPH: graph,
                 Metric.LOSS_DUAL: dual, Metric.LOSS_BARRIER: barrier, Metric.ORTH_ERROR: orth,
                 Metric.GRAD_NORM: grad, Metric.BARRIER_COEF: coef}

@@ -246,7 +246,7 @@ def load_builtin(name: str) -> Layout:
     if name not in builtin_names():
         known = ", ".join(builtin_names())
         raise LayoutError(f"unknown environment {name!r}; built-ins are: {known} (or --env-file)")
-    text = resources.files("allo").joinpath("builtin_layouts", f"{name}.txt").read_text()
+    text = resources.files("allo").joinpath("builtin_layouts").joinpath(f"{name}.txt").read_text()
     return parse_layout(text, name)
 
 

@@ -25,7 +25,7 @@ def warmup_fraction(cfg: TrainConfig, step: int) -> float:
 
 def learning_rate_fraction(cfg: TrainConfig, step: int) -> float:
     """Linear warm-up, then linear decay to lr_final_fraction at the last step."""
-    progress = step / max(1, cfg.num_gradient_steps)
+    progress = step / max(1, cfg.num_gradient_steps or 0)
     return (1.0 - (1.0 - cfg.lr_final_fraction) * progress) * warmup_fraction(cfg, step)
 
 
@@ -50,6 +50,8 @@ class Learner:
         self.cfg, self.device, self.seeds = cfg, device, list(seeds)
         self.sampler, self.coords = sampler, coords
         d, count = cfg.num_eigenvectors, len(seeds)
+        steps = cfg.num_gradient_steps
+        assert steps is not None, "the trainer sets the steps before it builds a learner"
         self.model = network(cfg, self.seeds, device, coords)  # an MLP, or ConvNet + MLP
         self.lr = torch.tensor(cfg.learning_rate, device=device)
         self.optimizer = FlatAdam(self.model.flat, self.model.grad, self.lr)

@@ -16,6 +16,8 @@ Renderers and the TUI import this module: it must never import torch or matplotl
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from allo.rundir import Metric
@@ -160,7 +162,7 @@ def align_to_truth(
     return aligned
 
 
-def eigenvalue_errors(estimates: np.ndarray, truth: np.ndarray) -> dict[str, object]:
+def eigenvalue_errors(estimates: np.ndarray, truth: np.ndarray) -> dict[str, Any]:
     """Absolute errors per eigenvalue, their mean, and the mean relative error over 2..d.
 
     The first Laplacian eigenvalue is 0, so relative error skips it.
@@ -239,7 +241,7 @@ def quality_row(
     truth_values: np.ndarray,
     d: int,
     bases: list[tuple[range, np.ndarray]] | None = None,
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """The eig/*, cos/* and cos_strict/* keys of a metrics row (docs/run-format.md).
 
     `truth_*` may hold more columns than d, so a repeated block cut at d is complete;

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 from rich.console import Console
 from rich.progress import (
@@ -43,11 +44,11 @@ class TrainProgress:
         self.progress.__enter__()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, *exc: Any) -> None:
         self.progress.__exit__(*exc)
 
     def update(self, step: int, total: int, row: dict | None) -> None:
-        fields = {}
+        fields: dict[str, Any] = {}
         if row is not None:
             self.rates.add(row.get("time", float("nan")), row["step"])
             rate = self.rates.rate()

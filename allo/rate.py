@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 RATE_WINDOW_SECONDS = 30.0
 
@@ -49,7 +50,8 @@ class RateWindow:
         return (s1 - s0) / (t1 - t0)
 
 
-def rate_of_rows(rows: Iterable[dict], window: float = RATE_WINDOW_SECONDS) -> float | None:
+def rate_of_rows(rows: Iterable[Mapping[str, Any]],
+                 window: float = RATE_WINDOW_SECONDS) -> float | None:
     """The windowed rate at the last of these metrics rows."""
     rates = RateWindow(window)
     for row in rows:

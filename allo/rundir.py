@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from stat import S_ISREG
-from typing import IO, TYPE_CHECKING, Any, BinaryIO, TypedDict
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, TypedDict, cast
 
 from allo import runlock, safeio
 
@@ -265,7 +265,7 @@ class _Record:
             if name in obj:
                 values[name] = cls._read(name, obj[name], spec.type)
         extra = {k: v for k, v in obj.items() if k not in known}
-        record = cls(**values, extra=extra)
+        record = cls(**values, extra=extra)  # type: ignore[call-arg]  # a dataclass
         record._json = dict(obj)
         return record
 
@@ -669,7 +669,7 @@ def metric_lines(data: bytes) -> Iterator[tuple[bytes, MetricsRow, str | None]]:
         if not isinstance(row, dict) or not isinstance(row.get("step"), int):
             yield raw, {}, f"line {number}: row without an integer 'step'"
             continue
-        yield raw, row, None
+        yield raw, cast("MetricsRow", row), None
 
 
 def read_metrics_file(path: Path, root: Path | None = None
@@ -700,7 +700,7 @@ class MetricsTail:
         if line not in self.problems:  # said once, however often it is polled
             self.problems.append(line)
 
-    def read_new(self) -> tuple[list[dict], bool]:
+    def read_new(self) -> tuple[list[MetricsRow], bool]:
         """Returns (new rows, reset): reset means earlier rows must be discarded."""
         try:
             stat = self.path.stat()
@@ -957,7 +957,7 @@ class RunReader:
         return self.path / PLOTS
 
 
-def series(rows: Iterable[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
+def series(rows: Iterable[Mapping[str, Any]], key: str) -> tuple[np.ndarray, np.ndarray]:
     """(steps, values) of a scalar metric; rows without it or with null are skipped."""
     import numpy as np
     steps, values = [], []
@@ -969,7 +969,7 @@ def series(rows: Iterable[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(steps, dtype=np.int64), np.asarray(values, dtype=np.float64)
 
 
-def vector_series(rows: Iterable[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
+def vector_series(rows: Iterable[Mapping[str, Any]], key: str) -> tuple[np.ndarray, np.ndarray]:
     """(steps, values[T, d]) of a per-eigenvector metric; null entries become NaN."""
     import numpy as np
     steps, values = [], []

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -119,7 +120,8 @@ def _train(cfg: TrainConfig, resume: Path | None, progress: Progress | None,
             seed_run.cfg = dataclasses.replace(seed_run.cfg, num_gradient_steps=budget.steps)
     limit = going_on_limit(cfg, chosen, resume)
     if resume is None:
-        for line in (advice(budget, cfg.num_gradient_steps, chosen),
+        for line in (advice(budget, budget.steps if cfg.num_gradient_steps is None
+                            else cfg.num_gradient_steps, chosen),
                      near_repeat_note(truth.eigenvalues[:reachable], cfg.num_eigenvectors)):
             if line:
                 say(f"allo: note: {line}")
@@ -311,7 +313,7 @@ class StopRequest:
 
     def __init__(self) -> None:
         self.signal: int | None = None
-        self._previous: dict[int, object] = {}
+        self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> StopRequest:
         for sig in EXIT_CODES:

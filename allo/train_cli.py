@@ -111,7 +111,7 @@ def main(argv: list[str]) -> int:
 
     started = time.perf_counter()
     try:
-        with TrainProgress(cfg.num_gradient_steps) as bar:
+        with TrainProgress(cfg.num_gradient_steps or 0) as bar:
             outcomes = train_seeds(cfg, resume=resume, progress=bar.update, announce=bar.log)
     except TrainError as err:
         return fail(str(err))

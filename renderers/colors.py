@@ -139,7 +139,10 @@ def terminal_rgb(t: float, form: str) -> tuple[int, int, int] | None:
     """
     wall = t != t
     if form == "truecolor":
-        return WALL if wall else tuple(int(v) for v in diverging(np.array(t), 1.0))
+        if wall:
+            return WALL
+        red, green, blue = (int(v) for v in diverging(np.array(t), 1.0))
+        return red, green, blue
     if form == "256":
         index = XTERM256_WALL if wall else XTERM256_RAMP[ramp_level(t, len(XTERM256_RAMP))]
         return xterm256_rgb(index)

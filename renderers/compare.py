@@ -21,6 +21,7 @@ import math
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -109,7 +110,8 @@ def summarize_run(path: str) -> RunSummary:
 
 def comparison_figure(groups: list[Group], linear_cos: bool = False) -> CurveFigure:
     cos_kind = "unit" if linear_cos else "gap"
-    cos_lines, err_lines = [], []
+    cos_lines: list[Line] = []
+    err_lines: list[Line] = []
     for index, group in enumerate(groups):
         n = len(group.runs)
         label = f"{group.label} (n={n})"
@@ -180,9 +182,9 @@ def table(groups: list[Group]) -> tuple[str, dict]:
     header = ("setting", "run", "status", "steps", "mean |cos|", "cos_strict", "eig error",
               "wall s")
     rows = []
-    data = {"groups": []}
+    data: dict[str, Any] = {"groups": []}
     for group in groups:
-        entry = {"label": group.label, "config": group.config, "runs": []}
+        entry: dict[str, Any] = {"label": group.label, "config": group.config, "runs": []}
         for run in group.runs:
             final = (run.final(COS), run.final(ERR), run.final(STRICT))
             rows.append(

@@ -152,7 +152,7 @@ class RunData:
     def __init__(self, reader: rundir.RunReader, options: RenderOptions | None = None):
         self.reader = reader
         self.options = options or RenderOptions()
-        self._cache: dict[str, object] = {}
+        self._cache: dict[str, Any] = {}
 
     def _once(self, key: str, load):
         if key not in self._cache:

@@ -47,7 +47,7 @@ def artist_docs_skipped() -> Iterator[None]:
 
     hook = "_update_set_signature_and_docstring"
     saved = {"kwdoc": artist.kwdoc}
-    artist.kwdoc = _no_doc
+    artist.kwdoc = _no_doc  # type: ignore[assignment]  # restored below
     if hook in vars(artist.Artist):
         saved[hook] = vars(artist.Artist)[hook]
         setattr(artist.Artist, hook, classmethod(_mark_set_generated))

@@ -36,6 +36,8 @@ from tui.widgets.notice import Notice
 from tui.widgets.overview import Overview
 
 if TYPE_CHECKING:
+    from textual.notifications import SeverityLevel
+
     from allo.rundir import RunInfo
     from tui.series import MetricStore
 
@@ -301,7 +303,8 @@ class WatchApp(App[None]):
             self.last_problem = message.text
             self.notify(message.text, severity="warning", timeout=8)
 
-    def notify(self, message: str, *, title: str = "", severity: str = "information",
+    def notify(self, message: str, *, title: str = "",
+               severity: SeverityLevel = "information",
                timeout: float | None = None, markup: bool = True) -> None:
         """On the notice line above the footer, never over a panel (tui.widgets.notice)."""
         del title, markup

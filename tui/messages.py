@@ -6,9 +6,10 @@ learns travels as one of these; heavy work (parsing, alignment) is already done.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from textual.message import Message
 
@@ -24,7 +25,7 @@ class MetricsArrived(Message):
 
     steps: np.ndarray
     columns: dict[str, np.ndarray]
-    latest: dict | None
+    latest: Mapping[str, Any] | None
     reset: bool = False
     run: Path | None = None
 

@@ -62,7 +62,7 @@ def _number(value: object) -> float | None:
     return None
 
 
-def run_status(info: RunInfo | Mapping[str, Any], latest: dict | None,
+def run_status(info: RunInfo | Mapping[str, Any], latest: Mapping[str, Any] | None,
                now: float | None = None, rate: float | None = None) -> RunStatus:
     """Status, progress, speed and timing; ETA only while the run is really running.
 

@@ -8,7 +8,8 @@ so memory is fixed while the whole run stays covered at an even resolution.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -58,14 +59,14 @@ class BoundedSeries:
 
     def extend(self, steps: Sequence[int], values: Sequence[float]) -> None:
         """Same result as appending one by one, vectorised (a long run's first read)."""
-        steps = np.asarray(steps, dtype=np.int64)
-        values = np.asarray(values, dtype=np.float64)
-        n = len(steps)
+        step_array = np.asarray(steps, dtype=np.int64)
+        value_array = np.asarray(values, dtype=np.float64)
+        n = len(step_array)
         if n == 0:
             return
         ks = self._count + np.arange(n)
         self._count += n
-        self._last = (int(ks[-1]), int(steps[-1]), float(values[-1]))
+        self._last = (int(ks[-1]), int(step_array[-1]), float(value_array[-1]))
         pos = 0
         while pos < n:
             chosen = pos + np.flatnonzero(ks[pos:] % self._stride == 0)
@@ -73,8 +74,8 @@ class BoundedSeries:
             take = chosen[:free]
             end = self._size + len(take)
             self._index[self._size : end] = ks[take]
-            self._steps[self._size : end] = steps[take]
-            self._values[self._size : end] = values[take]
+            self._steps[self._size : end] = step_array[take]
+            self._values[self._size : end] = value_array[take]
             self._size = end
             if len(chosen) <= free:
                 break
@@ -112,7 +113,7 @@ class MetricStore:
     def __init__(self, capacity: int = DEFAULT_CAPACITY):
         self.capacity = capacity
         self.series: dict[str, BoundedSeries] = {}
-        self.latest: dict | None = None
+        self.latest: Mapping[str, Any] | None = None
         self.rows_seen = 0
 
     def clear(self) -> None:
@@ -150,7 +151,8 @@ class MetricStore:
         return None if last is None else last[1]
 
 
-def rows_to_columns(rows: Sequence[dict]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def rows_to_columns(rows: Sequence[Mapping[str, Any]]
+                    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Scalar metrics of rows as columns; a row without a key (or with null) gives NaN.
 
     Done in the watcher thread so the UI thread only appends arrays. One pass over

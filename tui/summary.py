@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -20,7 +22,7 @@ def summarize(path: Path, runs: list[Path] | None = None, now: float | None = No
     reader = rundir.RunReader(path)
     info = reader.info()
     rows, problems = reader.metrics_with_problems()
-    latest = rows[-1] if rows else None
+    latest: Mapping[str, Any] | None = rows[-1] if rows else None
     state = run_status(info, latest, time.time() if now is None else now, rate_of_rows(rows))
     lines = [f"allo run  {path}"]
     config = "  ".join(f"{label} {value}".strip() for label, value in config_items(info))
@@ -66,7 +68,7 @@ def summarize(path: Path, runs: list[Path] | None = None, now: float | None = No
     return "\n".join(lines)
 
 
-def eigen_table(reader: rundir.RunReader, latest: dict | None) -> list[str]:
+def eigen_table(reader: rundir.RunReader, latest: Mapping[str, Any] | None) -> list[str]:
     try:
         truth, _ = reader.ground_truth()
     except rundir.RunDirError:

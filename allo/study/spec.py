@@ -241,7 +241,7 @@ def layout_paths(item: str, base: Path) -> list[Path]:
 
 
 def digest_builtin(name: str) -> str:
-    data = resources.files("allo").joinpath("builtin_layouts", f"{name}.txt").read_bytes()
+    data = resources.files("allo").joinpath("builtin_layouts").joinpath(f"{name}.txt").read_bytes()
     return hashlib.sha256(data).hexdigest()
 
 

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -153,7 +154,8 @@ class RunOutputs:
         for i in targets:
             if i in self._stopped:
                 continue
-            row = {Metric.STEP: step, Metric.TIME: spent, Metric.SPS: sps, **rows[slots[i]]}
+            row: dict[str, Any] = {Metric.STEP: step, Metric.TIME: spent, Metric.SPS: sps,
+                                   **rows[slots[i]]}
             writer = self.runs[i].writer
             assert writer is not None
             writer.append_metrics(row)
@@ -279,7 +281,8 @@ class RunOutputs:
         """A signal stopped training: the seeds still running are interrupted."""
         for i in self.running():
             seed_run = self.runs[i]
-            seed_run.status, seed_run.exit_code = Status.INTERRUPTED, EXIT_CODES[signum]
+            seed_run.status = Status.INTERRUPTED
+            seed_run.exit_code = EXIT_CODES[signal.Signals(signum)]
             seed_run.message = f"stopped by {signal.Signals(signum).name} at step {step}"
 
     # ---------------------------------------------------------------- the end

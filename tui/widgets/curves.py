@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from rich.text import Text
 from textual.binding import Binding
@@ -13,6 +13,7 @@ from tui.chart import CHARTS, render_chart
 from tui.viewstate import ViewState
 
 if TYPE_CHECKING:
+    from tui.app import WatchApp
     from tui.series import MetricStore
 
 # The x-range keys, shared with the runs overlay (tui.widgets.overlay).
@@ -82,7 +83,7 @@ class Curves(ViewKeys, Widget, can_focus=True):
 
     @property
     def store(self) -> MetricStore:
-        return self._store if self._store is not None else self.app.store
+        return self._store if self._store is not None else cast("WatchApp", self.app).store
 
     @property
     def chart(self):

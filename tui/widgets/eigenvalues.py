@@ -8,7 +8,8 @@ section 9), which is far less noisy.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual.widgets import DataTable
@@ -47,7 +48,7 @@ class Eigenvalues(DataTable):
     def __init__(self, **kwargs) -> None:
         super().__init__(cursor_type="row", zebra_stripes=False, cell_padding=0, **kwargs)
         self.truth: np.ndarray | None = None
-        self.latest: dict | None = None
+        self.latest: Mapping[str, Any] | None = None
 
     def on_focus(self) -> None:
         self.show_cursor = True
@@ -67,7 +68,7 @@ class Eigenvalues(DataTable):
         self.truth = np.asarray(values, dtype=np.float64)
         self.refresh_rows()
 
-    def set_latest(self, latest: dict | None) -> None:
+    def set_latest(self, latest: Mapping[str, Any] | None) -> None:
         self.latest = latest
         self.refresh_rows()
 

@@ -120,7 +120,8 @@ class Eigenvectors(Widget, can_focus=True):
             where = "final export"
         else:
             where = f"export step {self.export_step:,}"
-            if self.run_step is not None and self.export_step > self.run_step:
+            if (self.run_step is not None and isinstance(self.export_step, int)
+                    and self.export_step > self.run_step):
                 # Left over from the attempt before a resume; replaced when reached again.
                 where = f"export {self.export_step:,} (pre-resume)"
         self.border_subtitle = where

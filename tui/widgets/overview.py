@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
+from typing import Any
 
 from rich.text import Text
 from textual.widgets import Static
@@ -54,7 +56,7 @@ class Overview(Static):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.info: RunInfo | None = None
-        self.latest: dict | None = None
+        self.latest: Mapping[str, Any] | None = None
         self.clock = time.time  # replaced in tests
         self.rates = RateWindow()  # the trainer's own steps/s definition (allo.rate)
         self.run_name = ""
@@ -69,7 +71,7 @@ class Overview(Static):
         self.info = info
         self.refresh_status()
 
-    def set_latest(self, latest: dict | None) -> None:
+    def set_latest(self, latest: Mapping[str, Any] | None) -> None:
         self.latest = latest
         self.refresh_status()
 

@@ -38,30 +38,19 @@ from allo.metrics import (
 )
 from allo.spectrum import DENSE_MAX_CELLS, operator_spectrum
 
-# With sampled batches (--batch-size 16384; BENCHMARKS.md, accuracy): mean |cos| first
-# reached 0.99 after 30 / gap steps on room4 (gamma 0.8, gap 0.0050, step 6000) and 28 /
-# gap on the maze (gamma 0.95, gap 0.0025, step 11000: a pair that settled swapped and had
-# to leave that saddle), 11 / gap on obstacles (gap 0.0010, step 10500, no swap). 45 leaves
-# a margin for swapped pairs.
+# Steps x gap that sampled batches (--batch-size) need for the closest pair to reach
+# 0.99, with a margin for a pair that settles swapped and must leave that saddle
+# (BENCHMARKS.md, "Accuracy across layouts": the budget's constants).
 STEPS_TIMES_GAP_SAMPLED = 45.0
-# With the exact expectation over the data set (the default), mean |cos| settled at the
-# data ceiling after 3500 steps on room4 (gap 0.0050), 6000 on obstacles (0.0010), 5000
-# on the maze (0.00072) and on maze19 (0.0006): without sampling noise the gap only
-# matters below about 1e-3, and the floor below covers the rest. rooms16 (0.000116) is
-# the one layout where it decides: with enough data its pair settled after steps x gap =
-# 0.4-2.1 on four seeds, but a pair that starts swapped (u_2 nearer e_3) leaves that saddle
-# at the rate of the gap from however deep in it started: one seed took 3.4 (step 29500),
-# and at 2 it ended at 0.91. 4 covers that seed with a margin, not every seed: in a second
-# run at 4, two of five started swapped and were still turning at the end (8 of 10 seeds
-# over both runs, 4 of 5 at 2; BENCHMARKS.md, accuracy). Such seeds now go on past the
-# budget while their vectors still turn (allo/settling.py); unsettled_advice names any
-# that are still turning at the end.
+# The same with the exact expectation (the default): without sampling noise the gap only
+# decides for very close pairs, where a pair that starts swapped leaves the saddle at the
+# rate of its gap. Chosen to cover the slowest seed measured, not every seed: seeds still
+# turning at the budget go on (allo/settling.py), and unsettled_advice names any still
+# turning at the end.
 STEPS_TIMES_GAP = 4.0
 # The vectors settle as a cascade (u_i aims at e_i only once u_1 .. u_(i-1) are in place),
 # and the time constants of a cascade add: steps also grow like sum_i 1 / gap_i
-# (docs/math.md section 8). Measured with the expectation: 0.99 after 1.2 x the sum on
-# GridMaze-19 (its worst seed), 0.45 on rooms16; GridMaze-26, where no single gap
-# dominates, was still at 0.87-0.99 after 0.58 x the sum and at 0.990-0.999 after 1.5 x.
+# (docs/math.md section 8); the factor covers the layout where no single gap dominates.
 STEPS_TIMES_GAP_SUM = 1.5
 # Never recommend fewer steps than this (small layouts still need the cascade of all d
 # vectors to settle: spiral 6000 with the expectation) nor more than this without saying
@@ -165,9 +154,8 @@ def _round_up(value: float) -> int:
 
 # The data advice asks for mean |cos| of the empirical eigenvectors at least this high.
 CEILING_TARGET = 0.995
-# Without --num-envs, a data set grows at most this many times in all (allo.dataset).
-# rooms16's lambda_2, lambda_3 (0.9% apart) need it: the ceilings of five seeds were
-# 0.986-0.999 at 16x (64000 environments) and 0.993-1.000 at 32x (BENCHMARKS.md).
+# Without --num-envs, a data set grows at most this many times in all (allo.dataset):
+# enough for the closest distinct pair benchmarked (BENCHMARKS.md, "Data ceiling").
 MAX_GROWTH = 32
 
 

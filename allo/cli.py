@@ -22,11 +22,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 # Commands whose process may skip the interpreter's teardown once they have returned:
 # they hold no open files or child processes by then, and tearing down matplotlib's
-# modules took 0.2 s of the 1-2 s an `allo render` takes (BENCHMARKS.md, "Rendering").
+# modules is a visible share of a render (BENCHMARKS.md, "Rendering").
 FAST_EXIT = frozenset({"render"})
 # Commands whose linear algebra is tiny (a d x d SVD per eigenspace block): OpenBLAS's
-# thread pool costs more to start than it saves, about 0.08 s of CPU per `allo render`
-# (BENCHMARKS.md, "Rendering"). A value the user set is kept.
+# thread pool costs more to start than it saves (BENCHMARKS.md, "Rendering"). A value
+# the user set is kept.
 SINGLE_THREADED_BLAS = frozenset({"render", "compare", "watch"})
 
 

@@ -23,11 +23,9 @@ import numpy as np
 from allo.rundir import Metric
 
 # Eigenvalues whose spread is within this fraction of their size count as one eigenspace
-# (docs/math.md section 6). 0.5%: the symmetric four-room grids' clusters of room-local
-# modes (lambda_5..lambda_8) spread 0.08% (benchmarks/layouts/room4sym.txt) and 0.3% (the
-# paper's GridRoomSym-4); the closest distinct pair of any other layout benchmarked is
-# 0.9% apart (rooms16's lambda_2, lambda_3) and stays scored one by one: 128000 episodes
-# pin its two vectors down to |cos| 0.965-1.0 (64000: 0.93-1.0; BENCHMARKS.md, accuracy).
+# (docs/math.md section 6): wide enough for the symmetric four-room grids' clusters of
+# room-local modes, narrow enough that every distinct pair benchmarked, which data can
+# tell apart, stays scored one by one (BENCHMARKS.md, "Accuracy across layouts").
 REPEAT_TOLERANCE = 5e-3
 # Below this absolute difference (relative to the spectrum's scale) eigenvalues are equal
 # whatever the tolerance: round-off, e.g. two components' zero eigenvalues.

@@ -184,7 +184,7 @@ def to_json_safe(value: Any) -> Any:
 
 
 def dumps(obj: Any, indent: int | None = None) -> str:
-    try:  # metric rows are plain finite floats: the C encoder alone, 5x faster
+    try:  # metric rows are plain finite floats: json's C encoder alone, no conversion
         return json.dumps(obj, indent=indent, allow_nan=False)
     except (TypeError, ValueError):  # numpy values, paths, NaN or inf somewhere
         return json.dumps(to_json_safe(obj), indent=indent, allow_nan=False)
@@ -543,8 +543,8 @@ class RunWriter:
 
     def write_metrics_history(self) -> None:
         """metrics.jsonl's rows as one JSON array, a row a line, in the rows' own text:
-        re-encoding every row with an indent at every export was pure-Python json, and
-        made the end of a 600-row GPU run wait 0.1-0.3 s for it (BENCHMARKS.md)."""
+        re-encoding every row with an indent would be pure-Python json, rewritten at every
+        export (BENCHMARKS.md, "Training")."""
         try:
             data = (self.path / METRICS_JSONL).read_bytes()
         except FileNotFoundError:

@@ -2,8 +2,8 @@
 
 A pair of nearly equal eigenvalues that starts swapped (u_i nearer e_(i+1)) leaves that
 saddle at the rate of its gap from however deep in it started (docs/math.md section 8),
-so no budget fixed before training covers every seed: rooms16 ended 2 of 5 seeds still
-turning at 4 / gap. The training data alone says whether a seed is there. ALLO's fixed
+so no budget fixed before training covers every seed (BENCHMARKS.md, "Accuracy across
+layouts"). The training data alone says whether a seed is there. ALLO's fixed
 points are the eigenvectors of the data set's own operator L_data, and within the span
 the vectors have learned, the Rayleigh-Ritz vectors of L_data are where they are headed;
 a vector far from its Ritz vector (its *Ritz alignment*, docs/math.md section 10) is
@@ -12,12 +12,9 @@ still turning inside that span, which is exactly what a swapped pair does.
 So an ALLO run whose steps were not given goes on past its budget, at the schedule's final
 learning rate, looking again every CHECK_EVERY steps, while any vector of a seed is below
 SETTLED_ALIGNMENT, and at most to EXTENSION_LIMIT times its budget. Raising the learning
-rate again did not speed the turn: two rooms16 seeds restarted from step 34000 with a
-second cycle up to the peak rate turned their pair no faster than at the final rate (the
-pair's |cos| within 0.016 of the final rate's at steps 36000-40000, seed 1 a little
-behind; BENCHMARKS.md, accuracy). Each seed decides for
-itself from its own data and stops on its own step, so a batched seed still matches the
-run it would have been alone; seeds that have stopped leave the batch (allo.train.narrowed)
+rate again did not speed the turn (BENCHMARKS.md, "Accuracy across layouts"). Each seed
+decides for itself from its own data and stops on its own step, so a batched seed still matches the
+run it would have been alone; seeds that have stopped leave the batch (allo.training.batch.narrowed)
 so they cost no more compute. No ground-truth vector is read; the blocks of repeated
 eigenvalues (whose vectors may turn freely inside their eigenspace) come from the exact
 spectrum, as the budget's do. GGDO is left alone: its fixed points are not L_data's
@@ -28,12 +25,11 @@ from __future__ import annotations
 
 import numpy as np
 
-# A vector is still turning while its Ritz alignment is below this. On rooms16 (seed 1,
-# every export) the alignment of its close pair tracked that pair's |cos| to the exact
-# eigenvectors within 0.04 from step 3000 on and within 0.005 from step 8000 on; it
-# reached 0.99 at step 16000, where the run's mean |cos| was 0.997.
+# A vector is still turning while its Ritz alignment is below this: the alignment of a
+# close pair tracks that pair's |cos| to the exact eigenvectors once training is under
+# way (BENCHMARKS.md, "Accuracy across layouts").
 SETTLED_ALIGNMENT = 0.99
-# Go on at most to this many times the budget (rooms16: 35000 -> 70000 steps).
+# Go on at most to this many times the budget.
 EXTENSION_LIMIT = 2
 # Steps between two looks at a seed that is still turning.
 CHECK_EVERY = 1000

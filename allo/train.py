@@ -75,9 +75,10 @@ def train_seeds(cfg: TrainConfig, resume: Path | None = None, progress: Progress
                 announce: Callable[[str], None] | None = None) -> list[Outcome]:
     """Train every seed of cfg.seeds (or cfg.seed) as one batched model; one Outcome each.
 
-    Denormals are flushed to zero while training (tiny activations early on run 4x
-    slower as denormals) and restored afterwards: the flag is process-wide CPU state,
-    and other code in the same process (tests, notebooks) expects IEEE floats.
+    Denormals are flushed to zero while training (tiny activations early on are much
+    slower as denormals; BENCHMARKS.md, "Training") and restored afterwards: the flag is
+    process-wide CPU state, and other code in the same process (tests, notebooks)
+    expects IEEE floats.
     """
     torch.set_flush_denormal(True)
     try:
@@ -353,7 +354,7 @@ class RenderHandoff:
         if self.process is not None and self.process.poll() is None:
             return
         # One renderer process, niced: on a small machine it must not take the core that
-        # trains (issue 3: within 5% of training without it; benchmarks/bench_plot_overhead.py)
+        # trains (BENCHMARKS.md, "--plot-during-training")
         self.process = subprocess.Popen(self.command(self.pending.pop(0), "--jobs", "1"),
                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.DEVNULL)

@@ -1,14 +1,13 @@
 """Import matplotlib's Agg stack for a short-lived render process, without its idle work.
 
-A fresh `import matplotlib.figure` + `backend_agg` costs 0.5-0.7 s of CPU here, a third
-of `allo render --latest-only`. Two parts of it draw nothing (measured in fresh
-interpreters, BENCHMARKS.md, "Rendering"):
+A fresh `import matplotlib.figure` + `backend_agg` is a large share of
+`allo render --latest-only`. Two parts of it draw nothing (BENCHMARKS.md, "Rendering"):
 
 - the cyclic garbage collector runs dozens of times while the modules build their
-  classes, and finds nothing to free (about 0.1 s);
+  classes, and finds nothing to free;
 - every Artist subclass gets a `set()` docstring listing all its properties, built by
-  `matplotlib.artist.kwdoc`, and a `set.__signature__` (together 0.15-0.25 s); a
-  renderer never reads a docstring or a signature.
+  `matplotlib.artist.kwdoc`, and a `set.__signature__`; a renderer never reads a
+  docstring or a signature.
 
 Both are undone afterwards: the collector is back on and the hooks are the real ones
 again (classes made later document themselves as usual). `Artist.set()` itself works

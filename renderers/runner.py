@@ -167,8 +167,7 @@ def workers_while_busy(workers: int, since: tuple[int, int] | None) -> int:
 
     While another session keeps the other cores busy, a second worker runs on the
     same share of CPU as this process would alone (Linux's autogroup scheduling, on by
-    default, splits CPU between sessions) and only adds its own start-up: at load
-    1.5-2.3 `--latest-only` took a median 1.71 s in one process against 1.96 s in two
+    default, splits CPU between sessions) and only adds its own start-up
     (BENCHMARKS.md, "Rendering").
     Without a measurement (no /proc/stat) nothing changes.
     """
@@ -230,8 +229,7 @@ def _frozen_gc() -> Iterator[None]:
     Each collection while drawing then traverses only the figures' objects, and a
     forked worker's collections no longer write to the pages it shares with this process
     (no copy-on-write of matplotlib's objects); this is the recipe the `gc` docs give for
-    fork. The collector's CPU while drawing the four `--latest-only` figures fell from
-    0.12 to 0.04 s (BENCHMARKS.md, "Rendering").
+    fork (BENCHMARKS.md, "Rendering").
     """
     gc.freeze()
     try:

@@ -140,7 +140,7 @@ class WatchApp(App[None]):
 
             self.install_screen(RunsScreen(self.folder, self.poll_seconds), name="runs")
             self.push_screen("runs")
-        # The watcher (numpy, ~0.2 s of imports) and plotext (~0.35 s) start once the
+        # The watcher (numpy's imports) and plotext, both slow to import, start once the
         # first frame is out, so they do not compete with it for the GIL.
         self.call_after_refresh(self.after_first_frame)
 

@@ -357,7 +357,7 @@ def draw_panel(panel: Panel, width: int, height: int, view: View,
                x_range: tuple[float, float], color: bool, x_axis: bool = True) -> Text:
     """Title line and plot of one panel, `height` rows at most."""
     import numpy as np
-    import plotext  # imported late: ~0.35 s, kept off the first-paint path
+    import plotext  # imported late: slow to import, kept off the first-paint path
 
     log = panel.log or view.log_y
     drawn = [prepare(line, log, view, x_range, width) for line in panel.lines]

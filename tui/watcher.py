@@ -111,7 +111,7 @@ class RunWatcher:
 
     def _poll_metrics(self, out: list[Message]) -> None:
         # Opening a long run parses many small JSON objects at once; the cyclic GC
-        # would rescan them over and over (2-3x slower), and they hold no cycles.
+        # would rescan them over and over, and they hold no cycles.
         collecting = gc.isenabled()
         gc.disable()
         try:

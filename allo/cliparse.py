@@ -27,7 +27,8 @@ class AlloParser(argparse.ArgumentParser):
     def known_options(self) -> list[str]:
         return [s for action in self._actions for s in action.option_strings]
 
-    def parse_known_args(self, args: Sequence[str] | None = None, namespace=None):
+    def parse_known_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                         namespace=None):
         argv = list(sys.argv[1:] if args is None else args)
         return super().parse_known_args(dashed(argv, set(self.known_options())), namespace)
 

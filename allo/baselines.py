@@ -27,6 +27,7 @@ G_k = U^T D_k U; a lower-triangular mask Low (k <= j).
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import torch
 
@@ -159,7 +160,7 @@ def lora_terms(table: torch.Tensor, weights: Weights) -> Terms:
 def _nested_terms(table: torch.Tensor, weights: Weights, omm: bool) -> Terms:
     d = table.shape[-1]
     c, _ = nested_weights(d, table.device, table.dtype)
-    total = 0.0
+    total: Any = 0.0  # a tensor after the first level
     for i in range(1, d + 1):  # the definition itself, one nested level at a time
         live = torch.cat([table[..., : i - 1].detach(), table[..., i - 1 : i]], dim=-1)
         lap = laplacian_table(live, weights.pairs, weights.laplacian)

@@ -374,7 +374,7 @@ class WatchApp(App[None]):
             self.notify, result.text, severity="information" if result.ok else "error", timeout=8
         )
 
-    def action_back(self) -> None:
+    def action_back(self) -> None:  # type: ignore[override]  # App's is a coroutine
         """Escape: back to the runs table (folder mode), selection and filter kept."""
         if self.folder is not None:
             self.push_screen("runs")

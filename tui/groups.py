@@ -25,8 +25,8 @@ class GroupSummary:
 
     def final(self, attribute: str) -> tuple[float, float, float, int]:
         """(mean, low, high, n) of a row attribute over the runs that have it."""
-        values = [getattr(r, attribute) for r in self.rows]
-        values = np.array([v for v in values if v is not None], dtype=np.float64)
+        present = [getattr(r, attribute) for r in self.rows]
+        values = np.array([v for v in present if v is not None], dtype=np.float64)
         if not len(values):
             return float("nan"), float("nan"), float("nan"), 0
         mean, low, high = mean_interval(values[:, None], axis=0)

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 
 from allo.rate import eta_seconds
+from allo.rundir import RunInfo
 from tui.chart import format_number
 from tui.runinfo import duration, run_status
 from tui.tracker import RunTracker
@@ -106,11 +107,11 @@ def _plain(value) -> str:
     return str(value)
 
 
-def run_config(info: dict | None) -> dict:
+def run_config(info: RunInfo | None) -> dict:
     """The configuration that defines a run's setting (renderers.grouping.setting)."""
     from renderers.grouping import setting
 
-    return setting(info) if isinstance(info, dict) else {}
+    return setting(info) if info is not None else {}
 
 
 def differing_keys(configs: list[dict]) -> list[str]:
@@ -122,20 +123,20 @@ def differing_keys(configs: list[dict]) -> list[str]:
 
 def build_row(tracker: RunTracker, differing: list[str], now: float | None = None) -> RunRow:
     now = time.time() if now is None else now
-    info = tracker.info or {}
-    config = run_config(tracker.info)
+    info = tracker.info
+    config = run_config(info)
     latest = tracker.latest
-    state = run_status(info, latest, now, tracker.rates.rate()) if tracker.info else None
+    state = run_status(info, latest, now, tracker.rates.rate()) if info is not None else None
     status = state.status if state is not None else "unreadable"
     if tracker.problem in GONE:
         status = GONE[tracker.problem]
     elif tracker.problem and tracker.info is None:
         status = "unreadable"
-    env = info.get("env") if isinstance(info.get("env"), dict) else {}
-    layout = str(env.get("name") or config.get("env") or "?")
-    objective = str(info.get("objective") or config.get("objective") or "?")
+    layout = str((info.env_name if info else None) or config.get("env") or "?")
+    objective = str((info.objective if info else None) or config.get("objective") or "?")
     settings = " ".join(f"{k}={_plain(config.get(k))}" for k in differing)
-    seed = info.get("seed", (info.get("config") or {}).get("seed") if info else None)
+    seed = None if info is None else (
+        info.seed if info.seed is not None else (info.config or {}).get("seed"))
     cos = _finite((latest or {}).get("cos/mean"))
     eig = _finite((latest or {}).get("eig/mean_abs_error"))
     eta = None

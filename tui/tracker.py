@@ -12,8 +12,10 @@ from __future__ import annotations
 import gc
 import os
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from allo import rundir
 from allo.rate import RateWindow
@@ -42,8 +44,8 @@ def _signature(path: Path) -> tuple[int, int, int] | None:
 class RunTracker:
     path: Path
     name: str = ""
-    info: dict | None = None
-    latest: dict | None = None
+    info: rundir.RunInfo | None = None
+    latest: Mapping[str, Any] | None = None
     problem: str | None = None
     rows: int = 0
     steps_to_converged: int | None = None
@@ -107,7 +109,7 @@ class RunTracker:
         self.add_rows(rows)
         return True
 
-    def add_rows(self, rows: list[dict]) -> None:
+    def add_rows(self, rows: Sequence[Mapping[str, Any]]) -> None:
         import numpy as np
 
         steps, columns = rows_to_columns(rows)

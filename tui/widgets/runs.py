@@ -12,6 +12,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import on, work
@@ -27,6 +28,9 @@ from tui.runinfo import STATUS_STYLE
 from tui.widgets.curves import VIEW_BINDINGS
 from tui.widgets.notice import Notice
 from tui.widgets.overlay import Overlay
+
+if TYPE_CHECKING:
+    from tui.runstable import RunRow
 
 LAYOUTS = ("split", "table", "overlay")  # `v` steps through what the screen shows
 TABLE_COLUMNS = ("sel", "run", "layout", "objective", "settings", "seed", "status", "step",
@@ -88,7 +92,7 @@ class RunsScreen(Screen[None]):
         self.watcher_lock = threading.Lock()
         self.wake = threading.Event()
         self.trackers: dict[str, object] = {}
-        self.rows: dict[str, object] = {}
+        self.rows: dict[str, RunRow] = {}
         self.selected: list[str] = []  # paths, in selection order
         self.colours: dict[str, int] = {}  # path -> palette index, kept for the session
         self.hidden: set[str] = set()

@@ -34,6 +34,7 @@ def test_benchmark_layouts_parse_and_are_connected(path):
     assert layout.num_free > 10  # d = 10 eigenvectors need at least that many cells
 
 
+@pytest.mark.slow
 def test_symmetric_four_rooms_has_repeated_top_eigenvalues():
     truth = ground_truth(load_layout_file(LAYOUTS / "room4sym.txt"), 0.8, 1000, 1000)
     values = truth.eigenvalues[:11]
@@ -44,6 +45,7 @@ def test_symmetric_four_rooms_has_repeated_top_eigenvalues():
     assert near == [(1, 3), (4, 8), (9, 11)], np.round(values, 6)
 
 
+@pytest.mark.slow
 def test_quick_run_writes_table_and_json(tmp_path, capsys):
     bench = load_benchmark()
     out = tmp_path / "accuracy.json"
@@ -104,6 +106,7 @@ def test_unknown_layout_or_objective_is_refused(tmp_path):
         bench.main(["--objectives", "sgd", "--out", str(tmp_path / "a.json")])
 
 
+@pytest.mark.slow
 def test_batched_seeds_are_the_same_runs_as_single_seeds(tmp_path):
     """--batched trains seeds 0..N-1 of a layout as one model; each matches a lone run."""
     bench = load_benchmark()
@@ -117,6 +120,7 @@ def test_batched_seeds_are_the_same_runs_as_single_seeds(tmp_path):
         assert a["final_cos"] == pytest.approx(b["final_cos"], abs=1e-5)
 
 
+@pytest.mark.slow
 def test_append_adds_runs_replaces_reruns_and_summarises_all(tmp_path, capsys):
     bench = load_benchmark()
     out = tmp_path / "accuracy.json"
@@ -139,6 +143,7 @@ def test_append_adds_runs_replaces_reruns_and_summarises_all(tmp_path, capsys):
     capsys.readouterr()
 
 
+@pytest.mark.slow
 def test_listed_seeds_add_to_an_earlier_file(tmp_path, capsys):
     """--seeds 1 then --seeds 2,3 --append: seeds 0..3, each run under its own seed."""
     bench = load_benchmark()
@@ -178,6 +183,7 @@ def test_published_scores_are_read_from_the_reference_readme(tmp_path):
         "GridRoomSym-4": {"allo": 0.8411, "ggdo": 0.8326}}
 
 
+@pytest.mark.slow
 def test_merge_joins_runs_made_side_by_side(tmp_path, capsys):
     bench = load_benchmark()
     quick = ["--quick", "--layouts", "maze7x9", "--seeds", "1"]

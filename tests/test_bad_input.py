@@ -126,6 +126,7 @@ def test_metrics_reader_never_raises(tmp_path_factory, lines, tail):
     rundir.vector_series(rows, "cos/per_vector")
 
 
+@pytest.mark.slow
 @SLOW
 @given(lines=metric_lines)
 def test_render_survives_garbage_metrics(capsys, run, lines):

@@ -76,6 +76,7 @@ def test_steps_grow_like_one_over_the_gap_within_the_bounds(sampled, rate, gap):
     assert tiny.pair == (2, 3)
 
 
+@pytest.mark.slow
 def test_rooms16_gets_room_for_a_swapped_pair_and_easy_layouts_keep_the_floor():
     """rooms16's lambda_2, lambda_3 (1.16e-4 apart): a pair that starts swapped needed
     steps x gap = 3.4 on one seed of five (BENCHMARKS.md), so 4 / gap; room4 and the maze
@@ -90,6 +91,7 @@ def test_rooms16_gets_room_for_a_swapped_pair_and_easy_layouts_keep_the_floor():
         assert recommend(easy, d=10).steps == MIN_STEPS
 
 
+@pytest.mark.slow
 def test_sampled_batches_need_more_steps_than_the_expectation():
     values = ground_truth(load_builtin("obstacles"), 0.8, 1000, 1000).eigenvalues
     exact, sampled = recommend(values, d=10), recommend(values, d=10, sampled=True)
@@ -118,6 +120,7 @@ def test_advice_names_the_pair_and_the_flag():
     assert line is not None and f"--steps {capped.needed}" in line and "eigenspace" in line
 
 
+@pytest.mark.slow
 def test_data_ceiling_is_one_for_exact_data_and_low_for_a_close_pair_on_little_data():
     from allo.data import collect, empirical_pair_law
 

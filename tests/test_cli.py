@@ -88,6 +88,7 @@ def test_too_many_eigenvectors_for_the_layout(tmp_path, capsys):
     assert code == 2 and one_line_error(err) and "--num-eigenvectors 5" in err
 
 
+@pytest.mark.slow
 def test_new_run_into_an_existing_run_is_refused(capsys, finished_run):
     code, err = cli(capsys, "train", "--run-dir", finished_run, "--steps", "0")
     assert code == 2 and one_line_error(err) and "--resume" in err
@@ -141,6 +142,7 @@ def test_resume_of_a_folder_that_is_no_run(tmp_path, capsys):
     assert code == 2 and one_line_error(err) and "not a run directory" in err
 
 
+@pytest.mark.slow
 def test_real_console_script_usage_error(tmp_path):
     """The genuine entry point, cold: flag errors never reach torch or a traceback."""
     result = allo_subprocess("train", "--gamma", "1.5", "--run-dir", tmp_path / "r")
@@ -156,6 +158,7 @@ def test_resume_continues_a_finished_run_with_more_steps(run_copy):
     assert rundir.RunReader(run_copy).info()["step"] == 40
 
 
+@pytest.mark.slow
 def test_a_run_that_ends_short_of_its_data_says_how_to_go_on(tmp_path):
     """20 steps leave the vectors far below their data ceiling: the note names them and
     gives the resume command, and that command runs."""

@@ -131,6 +131,7 @@ def test_collection_is_fast_enough_to_not_matter():
     assert law.sum() == pytest.approx(1.0) and (law >= 0).all()
 
 
+@pytest.mark.slow
 def test_exact_weights_are_the_data_sets_laws():
     layout = load_builtin("room4")
     laws = [empirical_pair_law(collect(layout, 50, 100, 100, seed=s), 0.8, layout.num_free)

@@ -64,6 +64,7 @@ def obstacles_truth(d: int = 10):
     return truth.eigenvalues[: d + 1], truth.eigenvectors[:, : d + 1]
 
 
+@pytest.mark.slow
 def test_without_num_envs_a_limiting_data_set_grows(small_chunks):
     layout, cfg = load_builtin("obstacles"), TrainConfig()
     values, vectors = obstacles_truth()
@@ -118,6 +119,7 @@ def test_growth_stops_at_the_cap(small_chunks, monkeypatch):
     assert data.num_envs == 1000 * MAX_GROWTH
 
 
+@pytest.mark.slow
 def test_an_explicit_num_envs_is_never_grown(small_chunks):
     layout = load_builtin("obstacles")
     values, vectors = obstacles_truth()

@@ -129,6 +129,7 @@ def test_no_hint_for_something_far_from_every_option():
     assert did_you_mean("unrecognized arguments: --zzzzqqq", ["--plot-freq"]) == ""
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("flags", RENDER_FLAGS)
 def test_render_commands_of_the_guide(tmp_path, capsys, flags):
     run = SyntheticRun(tmp_path / "run", d=3, total_steps=200)

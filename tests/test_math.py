@@ -133,6 +133,7 @@ def test_offset_recursion_matches_direct_sum():  # (5)
     np.testing.assert_allclose(direct.sum(axis=1), 1.0)
 
 
+@pytest.mark.slow
 def test_data_pair_law_converges_to_the_exact_pair_law():  # (6)
     layout = parse_layout(GOAL_ROOM)
     gamma, num_steps, max_len = 0.8, 40, 6
@@ -165,6 +166,7 @@ def test_sampler_draws_pairs_and_states_from_the_data_laws():  # (6), (4): rho
     assert 0.5 * np.abs(rho - truth.rho).sum() < 0.02  # and rho is the operator's law
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("doors", [0, 6])
 def test_operator_is_a_reversible_laplacian(doors):  # (7), (8)
     layout = add_random_doors(load_builtin("room4"), doors, seed=0)
@@ -199,6 +201,7 @@ def test_graph_term_equals_rho_quadratic_form():  # (9)
     np.testing.assert_allclose(term, quadratic, rtol=1e-8)
 
 
+@pytest.mark.slow
 def test_exact_allo_recovers_spectrum():  # (10)
     """Full-batch ALLO on exact expectations: lambda_i = -beta_ii / 2 and the vectors."""
     layout = parse_layout(GRID5)
@@ -228,6 +231,7 @@ def test_exact_allo_recovers_spectrum():  # (10)
     assert cos.min() >= 0.999
 
 
+@pytest.mark.slow
 def test_rayleigh_quotients_of_eigenvectors_are_the_eigenvalues():  # (13)
     truth = ground_truth(load_builtin("room4"), gamma=0.8, num_steps=1000, max_len=1000)
     d = 10
@@ -298,6 +302,7 @@ def test_slow_direction_decays_at_the_gap_rate(barrier, lr_duals):  # (11)
         0.05 * expected)
 
 
+@pytest.mark.slow
 def test_gamma_keeps_eigenvectors_and_scales_small_eigenvalues():  # (12)
     """The uncut operator T = (1 - g) P (I - g P)^-1 of a symmetric walk: lambda(mu)."""
     layout = load_builtin("room4")  # no goals, no doors

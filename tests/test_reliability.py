@@ -98,6 +98,7 @@ def kill_when(proc, predicate, timeout: float = 5.0) -> bool:
     return True
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments_loses_nothing(tmp_path, reference):
     layout, expected_final, expected_rows = reference
     run = tmp_path / "run"
@@ -176,6 +177,7 @@ def _names(folder: Path) -> list[str]:
         return []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_sigint_sigterm_stop_checkpoint_and_resume(tmp_path, reference, sig, code):
     layout, expected_final, expected_rows = reference
@@ -201,6 +203,7 @@ def test_sigint_sigterm_stop_checkpoint_and_resume(tmp_path, reference, sig, cod
     assert [entry["step"] for entry in resumes] == [stopped]
 
 
+@pytest.mark.slow
 def test_sigterm_real_console_script(tmp_path, reference):
     """The genuine entry point (cold start): SIGTERM is exit 143, status interrupted."""
     layout = reference[0]
@@ -219,6 +222,7 @@ def test_sigterm_real_console_script(tmp_path, reference):
     assert out.strip().splitlines()[-1] == str(run)
 
 
+@pytest.mark.slow
 def test_readers_against_a_live_writer(tmp_path, reference):
     """Every reader, in a loop, over a training's whole length: no error, no torn read."""
     layout = reference[0]

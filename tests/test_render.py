@@ -57,6 +57,7 @@ ALL_SVG = {
 }
 
 
+@pytest.mark.slow
 def test_all_figures_and_summary(run, capsys):
     assert render(run, "--format", "svg", "--jobs", "1") == 0
     assert plots(run) == ALL_SVG
@@ -154,6 +155,7 @@ def test_incremental_skips_current_figures(run, capsys):
     assert "9 made, 0 up to date" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_incremental_redraws_what_other_options_drew(run, capsys):
     """After --eigenvectors 1,2 a plain render must not call the two-panel figures current."""
     svg = run / "plots" / "ground_truth_eigenvectors.svg"
@@ -388,6 +390,7 @@ def run_cli(args: list[str], env: dict | None = None) -> subprocess.CompletedPro
     )
 
 
+@pytest.mark.slow
 def test_text_path_imports_neither_matplotlib_nor_torch(run):
     result = run_cli(["render", str(run), "--format", "text"], {"NO_COLOR": "1"})
     assert result.returncode == 0, result.stderr
@@ -396,6 +399,7 @@ def test_text_path_imports_neither_matplotlib_nor_torch(run):
     assert "Learning curves" in result.stdout
 
 
+@pytest.mark.slow
 def test_text_colour_on_request_and_no_color_wins(run):
     coloured = run_cli(
         ["render", str(run), "--format", "text", "--latest-only", "--skip-metrics"],
@@ -409,6 +413,7 @@ def test_text_colour_on_request_and_no_color_wins(run):
     assert "\x1b[" not in plain.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["final_comparison", "learned_eigenvectors_step_300"])
 def test_a_figure_of_one_panel_is_as_wide_as_its_heading(run, tmp_path, kind):
     """The heading is wider than one panel: the figure widens to hold it, so no dark

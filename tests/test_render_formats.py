@@ -233,6 +233,7 @@ def test_log_axis_labels_more_than_one_tick(low, high, labels):
 @pytest.mark.parametrize(
     ("kinds", "built"), [("learning_curves", True), ("final_comparison", False)]
 )
+@pytest.mark.slow
 def test_png_prepare_builds_mathtext_only_for_log_axes(kinds, built):
     """Workers fork after prepare(): a parser built there is built once, not per worker;
     for grid figures alone it would be 0.3 s of CPU spent for nothing."""

@@ -49,6 +49,7 @@ def test_import_agg_restores_kwdoc_and_gc_and_keeps_pictures_documented_later():
     ], result.stderr
 
 
+@pytest.mark.slow
 def test_import_agg_skips_generated_set_docs_but_set_still_works():
     code = (
         "from renderers.mplimport import import_agg\n"
@@ -79,6 +80,7 @@ def test_gc_paused_restores_a_disabled_collector():
         gc.enable()
 
 
+@pytest.mark.slow
 def test_run_jobs_draws_with_imports_frozen_and_unfreezes(run, monkeypatch):
     seen = []
     real = runner.draw
@@ -95,6 +97,7 @@ def test_run_jobs_draws_with_imports_frozen_and_unfreezes(run, monkeypatch):
     assert gc.get_freeze_count() == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", [1, 2])
 def test_a_failing_prepare_does_not_end_the_render(run, tmp_path, monkeypatch, workers):
     from renderers import png

@@ -66,6 +66,7 @@ def extra_plugin(tmp_path, monkeypatch):
     monkeypatch.setattr(renderers, "_entry_points", patched)
 
 
+@pytest.mark.slow
 def test_extra_renderer_renders_through_allo_render(extra_plugin, tmp_path, capsys):
     run = make_run(tmp_path / "run", d=2, total_steps=100, exports=2)
     assert "md" in available()

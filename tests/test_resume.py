@@ -29,6 +29,7 @@ def assert_same_as(run, reference_run) -> None:
     assert all(a < b for a, b in zip(steps, steps[1:], strict=False)), "steps strictly increase"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("first", [60, 100])
 def test_stopping_early_then_resuming_matches(tmp_path, reference, first):
     layout, ref = reference
@@ -43,6 +44,7 @@ def test_stopping_early_then_resuming_matches(tmp_path, reference, first):
     assert [r["step"] for r in info["resumes"]] == [first]
 
 
+@pytest.mark.slow
 def test_resume_from_an_older_checkpoint_drops_later_rows(tmp_path, reference):
     """Rows logged after the checkpoint are recomputed, never duplicated."""
     layout, ref = reference
@@ -59,6 +61,7 @@ def test_resume_from_an_older_checkpoint_drops_later_rows(tmp_path, reference):
     assert rundir.RunReader(run).info()["resumes"][-1]["step"] == 80
 
 
+@pytest.mark.slow
 def test_torn_newest_checkpoint_falls_back_to_the_previous(tmp_path, reference):
     layout, ref = reference
     run = tmp_path / "run"
@@ -72,6 +75,7 @@ def test_torn_newest_checkpoint_falls_back_to_the_previous(tmp_path, reference):
     assert_same_as(run, ref)
 
 
+@pytest.mark.slow
 def test_resume_rewrites_ground_truth_a_kill_prevented(tmp_path, reference):
     """Killed between run.json and the ground-truth files: resume writes them."""
     layout, ref = reference
@@ -87,6 +91,7 @@ def test_resume_rewrites_ground_truth_a_kill_prevented(tmp_path, reference):
     assert_same_as(run, ref)
 
 
+@pytest.mark.slow
 def test_resume_without_any_checkpoint_starts_over_identically(tmp_path, reference):
     layout, ref = reference
     run = tmp_path / "run"
@@ -98,6 +103,7 @@ def test_resume_without_any_checkpoint_starts_over_identically(tmp_path, referen
     assert_same_as(run, ref)
 
 
+@pytest.mark.slow
 def test_metrics_history_matches_jsonl_after_resume(tmp_path, reference):
     layout, _ = reference
     run = tmp_path / "run"

@@ -70,6 +70,7 @@ def _pickled_npy() -> bytes:
     return buffer.getvalue()
 
 
+@pytest.mark.slow
 def test_planted_pickle_npy_is_refused_by_every_reader(tmp_path, capsys):
     run = make_run(tmp_path / "run", d=3, total_steps=100, exports=2)
     steps = rundir.RunReader(run).export_steps()
@@ -148,6 +149,7 @@ def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
             for p in folder.rglob("*") if p.is_file()}
 
 
+@pytest.mark.slow
 def test_renderers_write_only_under_plots(tmp_path, capsys):
     run = make_run(tmp_path / "box" / "run", d=3, total_steps=100, exports=2)
     info = json.loads((run / rundir.RUN_JSON).read_text())
@@ -169,6 +171,7 @@ def test_safe_plot_path_refuses_escapes(tmp_path, name):
         rundir.safe_plot_path(tmp_path, name)
 
 
+@pytest.mark.slow
 def test_allo_watch_writes_nothing(tmp_path):
     pytest.importorskip("tui.command")
     run = make_run(tmp_path / "run", d=3, total_steps=100, exports=2)

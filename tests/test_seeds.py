@@ -121,6 +121,7 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, env=env, timeout=300)
 
 
+@pytest.mark.slow
 def test_cli_seeds_writes_one_run_per_seed(tmp_path):
     layout = tmp_path / "small.txt"
     layout.write_text(TWO_ROOMS)

@@ -29,6 +29,7 @@ def law_and_vectors(name: str, d: int) -> tuple[np.ndarray, np.ndarray, list[ran
     return law, vectors, blocks
 
 
+@pytest.mark.slow
 def test_eigenvectors_of_the_data_are_settled_whatever_their_length():
     law, vectors, blocks = law_and_vectors("room4", 6)
     scaled = vectors * np.array([0.5, 1.0, 3.0, 1.0, 0.2, 7.0])
@@ -130,6 +131,7 @@ def test_given_steps_and_ggdo_never_go_on(tmp_path, monkeypatch):
         assert info["budget"]["extension_limit"] is None
 
 
+@pytest.mark.slow
 def test_batched_seeds_go_on_each_as_it_would_alone(tmp_path, monkeypatch):
     small_budget(monkeypatch, 60)
     together = train_seeds(small_config(tmp_path / "b", seeds="0-1", num_gradient_steps=None,
@@ -157,6 +159,7 @@ def test_a_resume_goes_on_where_the_run_left_off(tmp_path, monkeypatch):
 
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("batch_size", [None, 512])
 def test_a_narrowed_batch_continues_its_seeds_exactly(batch_size):
     layout = load_builtin("room4")
@@ -189,6 +192,7 @@ def test_a_narrowed_batch_continues_its_seeds_exactly(batch_size):
     assert int(narrow.learner.step_index) == 10
 
 
+@pytest.mark.slow
 def test_seeds_that_end_apart_each_match_their_lone_run(tmp_path, monkeypatch):
     """Seed 1 is held turning to the limit, seed 0 stops at its budget; the batch narrows
     to seed 1 and both runs are what they are alone."""

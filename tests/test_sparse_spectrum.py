@@ -49,6 +49,7 @@ def test_transitions_csr_is_the_dense_matrix_with_goals_absorbing():
 @pytest.mark.parametrize("name", ["room4", "maze", "spiral", "obstacles", "empty"])
 @pytest.mark.parametrize("gamma,num_steps,max_len",
                          [(0.8, 1000, 1000), (0.95, 300, 1000), (0.8, 300, 50), (0.5, 40, 6)])
+@pytest.mark.slow
 def test_pair_operator_is_the_dense_pair_law(name, gamma, num_steps, max_len):
     layout = with_doors(name, 5) if name in ("room4", "spiral") else load_builtin(name)
     dense = spectrum.pair_law(layout, gamma, num_steps, max_len)
@@ -84,6 +85,7 @@ def projector(vectors: np.ndarray, rho: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("case", [c for _, c in layouts_to_compare()],
                          ids=[i for i, _ in layouts_to_compare()])
+@pytest.mark.slow
 def test_sparse_ground_truth_equals_the_dense_one(case):
     layout = load_case(case)
     count = 11  # d = 10 and lambda_(d+1), as allo train asks
@@ -115,6 +117,7 @@ def test_reference_layouts_are_present_or_skipped():
     assert len(reference_files()) >= 10
 
 
+@pytest.mark.slow
 def test_ground_truth_uses_the_sparse_path_above_the_dense_limit(monkeypatch):
     layout = load_builtin("room4")
     dense = spectrum.ground_truth(layout, 0.8, 1000, 1000, count=11)

@@ -158,6 +158,7 @@ def test_study_json_updates_are_atomic_and_merge(tmp_path):
     assert not [p for p in folder.iterdir() if p.name.endswith(".tmp")]
 
 
+@pytest.mark.slow
 def test_concurrent_writers_lose_no_update(tmp_path):
     folder = tmp_path / "s"
     folder.mkdir()
@@ -199,6 +200,7 @@ def metric_steps(run: Path) -> list[int]:
             if line.strip()]
 
 
+@pytest.mark.slow
 def test_study_runs_skips_finished_and_records_failures(tmp_path):
     path = study_file(tmp_path, f"""
 layouts = ["grids/small.txt", "grids/other.txt"]
@@ -236,6 +238,7 @@ seeds = 1
     assert status.returncode == 0 and "failed" in status.stdout and failed["error"] in status.stdout
 
 
+@pytest.mark.slow
 def test_killed_study_resumes_without_loss_or_duplicates(tmp_path):
     path = study_file(tmp_path, f"""
 layouts = ["grids/small.txt"]
@@ -278,6 +281,7 @@ lr-final-fraction = 1.0
     assert {run["status"] for run in data["runs"].values()} == {"finished"}
 
 
+@pytest.mark.slow
 def test_changed_config_under_an_existing_name_is_refused(tmp_path, capsys):
     path = study_file(tmp_path, f'layouts = ["grids/small.txt"]\n[grid]\nsteps = 20\n{TINY}')
     results = tmp_path / "results"

@@ -94,6 +94,7 @@ def wait_for_checkpoints(runs: Path, count: int, seconds: float = 240) -> None:
     raise AssertionError(f"no {count} checkpoints under {runs} within {seconds} s")
 
 
+@pytest.mark.slow
 def test_slurm_study_gives_the_local_runs_and_table(cluster, tmp_path):
     path = study(tmp_path, steps=60)
     local = allo_study(str(path), "--results-dir", str(tmp_path / "local"))
@@ -116,6 +117,7 @@ def test_slurm_study_gives_the_local_runs_and_table(cluster, tmp_path):
     assert "4 runs: 4 finished" in status.stdout and "completed (array tasks)" in status.stdout
 
 
+@pytest.mark.slow
 def test_scancel_then_rerun_finishes_without_loss(cluster, tmp_path):
     path = study(tmp_path, steps=3000, seeds=1)
     results = tmp_path / "r"
@@ -144,6 +146,7 @@ def test_scancel_then_rerun_finishes_without_loss(cluster, tmp_path):
             assert info["resumes"], run.name
 
 
+@pytest.mark.slow
 def test_requeued_task_continues_from_its_checkpoint(cluster, tmp_path):
     path = study(tmp_path, steps=3000, seeds=1)
     results = tmp_path / "r"

@@ -27,6 +27,7 @@ def learning_config(layout: Path, run: Path, **changes) -> TrainConfig:
     return tiny_config(layout, run, **{**LEARNS, **changes})
 
 
+@pytest.mark.slow
 def test_short_training_learns_the_eigenvectors(small_layout, tmp_path):
     outcome = train(learning_config(small_layout, tmp_path / "run"))
     assert outcome.status == "finished" and outcome.exit_code == 0
@@ -93,6 +94,7 @@ def test_ggdo_objective_runs_and_reports_rayleigh_estimates(small_layout, tmp_pa
     assert "dual/diag" not in row and len(row["eig/estimate"]) == 3
 
 
+@pytest.mark.slow
 def test_cli_prints_summary_and_run_dir_last(small_layout, tmp_path):
     run = tmp_path / "cli_run"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}

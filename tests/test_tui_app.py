@@ -74,6 +74,7 @@ async def shown(pilot, app: WatchApp) -> None:
     await pilot.pause()
 
 
+@pytest.mark.slow
 @sync
 async def test_widgets_follow_a_growing_run(tmp_path: Path) -> None:
     run = SyntheticRun(tmp_path / "run", layout="room4", d=6, total_steps=1000)
@@ -107,6 +108,7 @@ async def test_widgets_follow_a_growing_run(tmp_path: Path) -> None:
     assert not app.is_running
 
 
+@pytest.mark.slow
 @sync
 async def test_chart_keys_log_smooth_and_focus(tmp_path: Path) -> None:
     run = SyntheticRun(tmp_path / "run", d=4, total_steps=500)
@@ -135,6 +137,7 @@ async def test_chart_keys_log_smooth_and_focus(tmp_path: Path) -> None:
         assert app.focused is curves
 
 
+@pytest.mark.slow
 @sync
 async def test_t_switches_between_curves_and_the_whole_table_at_80x24(tmp_path: Path) -> None:
     run = SyntheticRun(tmp_path / "run", d=10, total_steps=500)
@@ -158,6 +161,7 @@ async def test_t_switches_between_curves_and_the_whole_table_at_80x24(tmp_path: 
         assert app.focused is curves
 
 
+@pytest.mark.slow
 @sync
 async def test_t_steps_through_both_curves_and_table_on_a_tall_screen(tmp_path: Path) -> None:
     run = SyntheticRun(tmp_path / "run", d=6, total_steps=200)
@@ -180,6 +184,7 @@ async def test_t_steps_through_both_curves_and_table_on_a_tall_screen(tmp_path: 
         assert table.display and curves.display and curves.size.height == before
 
 
+@pytest.mark.slow
 @sync
 async def test_eigenvector_paging(tmp_path: Path) -> None:
     run = SyntheticRun(tmp_path / "run", layout="room4", d=8, total_steps=100)
@@ -205,6 +210,7 @@ async def test_eigenvector_paging(tmp_path: Path) -> None:
         assert "Eigenvectors #1" in str(panel.border_title)
 
 
+@pytest.mark.slow
 @sync
 async def test_help_screen_opens_and_closes(tmp_path: Path) -> None:
     run = SyntheticRun(tmp_path / "run", d=4)
@@ -240,6 +246,7 @@ async def test_failed_run_shows_its_message(tmp_path: Path) -> None:
         assert "loss became NaN at step 20" in overview_text(app)
 
 
+@pytest.mark.slow
 @sync
 async def test_resume_replaces_series(tmp_path: Path) -> None:
     run = SyntheticRun(tmp_path / "run", d=4, total_steps=1000)
@@ -256,6 +263,7 @@ async def test_resume_replaces_series(tmp_path: Path) -> None:
         assert len(app.store.get("cos/mean")[0]) == 15  # no duplicates of the replayed rows
 
 
+@pytest.mark.slow
 @sync
 async def test_switch_to_another_run(tmp_path: Path) -> None:
     old = SyntheticRun(tmp_path / "room4" / "a", d=4, total_steps=300)
@@ -312,6 +320,7 @@ def test_render_command_uses_the_cli_in_a_child_process(tmp_path: Path) -> None:
     assert command[3:] == ["render", str(tmp_path), "--format", "png", "--latest-only", "--quiet"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size", [(80, 24), (160, 50)])
 @sync
 async def test_layout_fits_small_and_large_terminals(tmp_path: Path, size) -> None:
@@ -327,6 +336,7 @@ async def test_layout_fits_small_and_large_terminals(tmp_path: Path, size) -> No
             assert panel.per_page >= 4  # a big terminal shows more eigenvectors at once
 
 
+@pytest.mark.slow
 @sync
 async def test_export_from_before_a_resume_is_marked(tmp_path: Path) -> None:
     run = SyntheticRun(tmp_path / "run", d=4, total_steps=1000)
@@ -346,6 +356,7 @@ async def test_export_from_before_a_resume_is_marked(tmp_path: Path) -> None:
         )
 
 
+@pytest.mark.slow
 @sync
 async def test_big_layout_stacks_truth_above_learned(tmp_path: Path) -> None:
     from allo.layouts import parse_layout
@@ -361,6 +372,7 @@ async def test_big_layout_stacks_truth_above_learned(tmp_path: Path) -> None:
         assert max(len(line) for line in lines) <= panel.content_size.width
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("size", "stacked"), [((80, 24), False), ((80, 40), True)])
 @sync
 async def test_a_stack_too_tall_for_the_screen_goes_side_by_side(tmp_path: Path, size,
@@ -385,6 +397,7 @@ async def test_a_stack_too_tall_for_the_screen_goes_side_by_side(tmp_path: Path,
         assert app.query_one(Curves).content_size.width >= 20
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("size", "shrink"), [((80, 24), 2), ((160, 50), 1)])
 @sync
 async def test_a_layout_too_big_for_the_screen_is_drawn_smaller_not_cut(tmp_path: Path,

@@ -49,12 +49,14 @@ def test_once_imports_neither_torch_nor_matplotlib_nor_textual() -> None:
     assert "finished" in done.stdout
 
 
+@pytest.mark.slow
 def test_importing_the_app_imports_neither_torch_nor_matplotlib() -> None:
     code = "import tui.app, tui.watcher, tui.chart, tui.render\n" + NO_HEAVY
     done = run_python(code)
     assert done.returncode == 0, done.stderr
 
 
+@pytest.mark.slow
 def test_first_paint_path_imports_no_numpy() -> None:
     """numpy (~0.2 s) loads after the first frame: the command, the app and its
     widgets must not import it (allo.rundir imports it only inside array functions)."""
@@ -135,6 +137,7 @@ def test_bad_path_subprocess_has_no_traceback(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_folder_opens_newest_and_default_is_results(tmp_path: Path, monkeypatch) -> None:
     older = make_run(tmp_path / "results" / "small" / "a", total_steps=100, exports=1)
     newer = make_run(tmp_path / "results" / "small" / "b", total_steps=100, exports=1)
@@ -151,6 +154,7 @@ def test_folder_opens_newest_and_default_is_results(tmp_path: Path, monkeypatch)
     assert run == older and len(runs) == 2
 
 
+@pytest.mark.slow
 def test_summary_of_a_run_without_metrics_yet(tmp_path: Path) -> None:
     path = make_run(tmp_path / "run", total_steps=100, exports=1, finished=False)
     (path / "metrics.jsonl").unlink()

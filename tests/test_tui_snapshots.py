@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tui.app import make_app
 from tui.widgets.curves import Curves
 from tui.widgets.eigenvectors import Eigenvectors
@@ -65,6 +67,7 @@ def run_before_loaded(timeout: float = 10.0):
 
 
 class TestMainScreen:
+    @pytest.mark.slow
     def test_100x30(self, snap_compare) -> None:
         app = make_app(FIXTURE, poll_seconds=0.05)
         assert snap_compare(app, terminal_size=(100, 30), run_before=run_before_loaded())
@@ -73,6 +76,7 @@ class TestMainScreen:
         app = make_app(FIXTURE, poll_seconds=0.05)
         assert snap_compare(app, terminal_size=(80, 24), run_before=run_before_loaded())
 
+    @pytest.mark.slow
     def test_100x30_losses_log_smoothed(self, snap_compare) -> None:
         app = make_app(FIXTURE, poll_seconds=0.05)
 

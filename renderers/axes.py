@@ -84,13 +84,13 @@ def y_axis(panel, values: np.ndarray, length_pt: float, font: float) -> Axis:
     else:
         view = (1e-3, 1.0) if log else (0.0, 1.0)
     if log:
-        shown = ticks.log_ticks(*view, numticks=max(2, bins))
+        shown = ticks.log_ticks(view[0], view[1], numticks=max(2, bins))
         if not all(ticks.is_log_tick(v) for v in shown):
             labels = ticks.scalar_labels(shown, view)
             return Axis("log", view, shown, labels, labels)
         return Axis("log", view, shown, [ticks.log_label(v) for v in shown],
                     [ticks.log_label(v, mathtext=True) for v in shown])
-    shown = ticks.nice_ticks(*view, bins)
+    shown = ticks.nice_ticks(view[0], view[1], bins)
     labels = ticks.scalar_labels(shown, view)
     return Axis("linear", view, shown, labels, labels)
 
@@ -134,7 +134,8 @@ def settle(figure, size: str = "column") -> None:
     width_pt = styles.curve_width(st, figure.ncols) * 72
     height_pt = st.curve_h * 72
     # the panels of one figure share their step axis, so they read against each other
-    steps = np.concatenate([_finite(panel, False)[0] for panel in figure.panels] or [[]])
+    steps = np.concatenate([_finite(panel, False)[0] for panel in figure.panels]
+                           or [np.empty(0)])
     shared = x_axis(steps, width_pt, st.font)
     for panel in figure.panels:
         _, values = _finite(panel, panel.log_y)

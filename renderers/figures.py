@@ -439,7 +439,8 @@ def final_comparison_figure(data: RunData, eigenvectors: list[int] | None = None
     ]
     # wide: wrap into rows of at most GRID_COLUMNS, a truth row above each learned row
     ncols = _columns(len(truth_panels))
-    panels, labels = [], []
+    panels: list[Any] = []
+    labels: list[Any] = []
     for start in range(0, len(truth_panels), ncols):
         for part, label in ((truth_panels, "ground truth"), (learned_panels, "learned")):
             chunk = part[start : start + ncols]

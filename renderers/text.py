@@ -8,6 +8,8 @@ go through plotext, imported only when a curve figure is drawn.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from renderers import axes, colors
@@ -81,7 +83,7 @@ class TextRenderer(GridCurveRenderer):
         per_row = max(1, (self.options.width + PANEL_GAP) // (panel_w + PANEL_GAP))
         per_row = min(per_row, figure.ncols) if figure.row_labels else per_row
         out = [figure.title, figure.subtitle, ""]
-        blocks = []
+        blocks: list[Any] = []
         for panel in figure.panels:
             if panel.blank:
                 blocks.append(([""], []))

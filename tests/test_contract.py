@@ -7,6 +7,7 @@ import ast
 import dataclasses
 import json
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -80,8 +81,13 @@ def test_a_field_of_the_wrong_type_reads_as_missing(field, value):
 
 def test_writer_events_leave_a_readable_run(tmp_path):
     writer = rundir.RunWriter(tmp_path / "run")
-    writer.start(rundir.RunInfo(name="run", status=rundir.Status.RUNNING, step=0,
-                                total_steps=10, resumes=[]))
+    now = time.time()
+    writer.start(rundir.RunInfo(
+        name="run", status=rundir.Status.RUNNING, message=None, step=0, total_steps=10,
+        started=now, heartbeat=now, finished=None, elapsed=0.0, device="cpu", versions={},
+        config={"seed": 0}, d=2, gamma=0.9, objective="allo", seed=0, trained_with_seeds=[0],
+        eigenvalue_convention="laplacian_I_minus_T", env={}, ground_truth=rundir.TruthInfo(),
+        resumes=[]))
     writer.plan({"seed": 0}, rundir.BudgetInfo(recommended_steps=10))
     writer.heartbeat(4, 1.5)
     writer.going_on(20)
@@ -91,12 +97,14 @@ def test_writer_events_leave_a_readable_run(tmp_path):
         rundir.Status.FAILED, 6, 20, "diverged at step 6")
     assert info.budget is not None and info.budget.recommended_steps == 10
     assert info.timings == {"training": 2.0} and info.finished is not None
+    writer.release()  # one writer at a time (allo/runlock.py)
     reopened = rundir.RunWriter(tmp_path / "run")
     reopened.reopen()
     reopened.resume(4, 20, {"seed": 0}, "cpu")
     again = rundir.RunReader(tmp_path / "run").info()
     assert again.status is rundir.Status.RUNNING and again.finished is None
     assert [r["step"] for r in again.resumes or []] == [4]
+    reopened.release()
 
 
 def test_an_event_before_start_is_refused(tmp_path):

@@ -89,7 +89,7 @@ class Learner:
         self.lr.copy_(self.schedule.index_select(0, now).view(()))
         self.dual_scale.copy_(self.dual_warmup.index_select(0, now).view(()))
         # forward every free cell once; the batch weighs rows of this table
-        activations = self.model.activations(self.coords)  # the last is (S, N, d)
+        activations = self.model.activations(self.coords)  # type: ignore[arg-type]  # (S, N, d) last; ConvMLP takes images
         self.forward_table = activations[-1]
         terms, table_gradient = self.terms_and_gradient(activations[-1])
         # the chain rule by hand (allo/model.py): it overwrites the gradient, no zeroing
@@ -123,7 +123,7 @@ class Learner:
     @torch.no_grad()
     def tables(self) -> torch.Tensor:
         """(S, N, d) representation of every free cell, for metrics and exports."""
-        return self.model(self.coords)
+        return self.model(self.coords)  # type: ignore[arg-type]  # ConvMLP takes images
 
     # --- checkpoints: one single-seed state per seed, so any seed resumes alone
 

@@ -150,7 +150,7 @@ class RunsScreen(Screen[None]):
                     # finished one's do not, so a quiet study costs nothing here
                     rebuilt = time.monotonic()
                     ticking = [t for t in trackers if t not in changed and t.info
-                               and t.info.get("status") == "running"]
+                               and t.info.status == "running"]
                     targets = changed + ticking
                 rows = [(t, build_row(t, differing)) for t in targets]
                 if rows or everything:

@@ -128,8 +128,14 @@ def aligned(runs: list[RunSummary], key: str) -> tuple[np.ndarray, np.ndarray]:
     linearly interpolated between its own rows. Steps outside a run's range are not
     extrapolated: the range is where every run has data.
     """
-    series = [rundir.series(run.rows, key) for run in runs]
-    series = [(s, v) for s, v in series if len(s)]
+    return aligned_series([rundir.series(run.rows, key) for run in runs])
+
+
+def aligned_series(series: list[tuple[np.ndarray, np.ndarray]]
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """aligned() of (steps, values) pairs, for callers that hold series rather than rows
+    (the dashboard's bounded series)."""
+    series = [(np.asarray(s), np.asarray(v, dtype=np.float64)) for s, v in series if len(s)]
     if not series:
         return np.zeros(0, dtype=np.int64), np.zeros((0, 0))
     low = max(int(s[0]) for s, _ in series)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from renderers.grouping import aligned_series
 from renderers.stats import mean_interval
 from tui.runstable import RunRow
 
@@ -44,25 +45,12 @@ def group_rows(rows: list[RunRow]) -> list[GroupSummary]:
     return list(groups.values())
 
 
-def aligned(series: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
-    """(steps, values[n_runs, T]) on the union of steps inside the common range."""
-    series = [(np.asarray(s), np.asarray(v, dtype=np.float64)) for s, v in series if len(s)]
-    if not series:
-        return np.zeros(0, dtype=np.int64), np.zeros((0, 0))
-    low = max(int(s[0]) for s, _ in series)
-    high = min(int(s[-1]) for s, _ in series)
-    steps = np.unique(np.concatenate([s for s, _ in series]))
-    steps = steps[(steps >= low) & (steps <= high)]
-    values = np.stack([np.interp(steps, s, v) for s, v in series])
-    return steps, values
-
-
 def band(series: list[tuple[np.ndarray, np.ndarray]], kind: str = "any"):
     """(steps, centre, low, high) across runs; low/high NaN for a single run. `kind`:
     renderers.grouping.INTERVALS ("any", "positive", "unit", "gap")."""
     from renderers.grouping import INTERVALS
 
-    steps, values = aligned(series)
+    steps, values = aligned_series(series)
     if not len(steps):
         return steps, np.zeros(0), np.zeros(0), np.zeros(0)
     centre, low, high = INTERVALS[kind](values, axis=0)

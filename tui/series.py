@@ -8,7 +8,9 @@ so memory is fixed while the whole run stays covered at an even resolution.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -208,3 +210,13 @@ def ema(values: np.ndarray, weight: float = 0.9) -> np.ndarray:
         norm = weight * norm + (1.0 - weight)
         out[i] = acc / norm
     return out
+
+
+def file_signature(path: Path) -> tuple[int, int, int] | None:
+    """(inode, mtime, size) of a file, None when it is gone: a poll compares these to skip
+    unchanged files and to notice a file replaced or truncated."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_ino, stat.st_mtime_ns, stat.st_size

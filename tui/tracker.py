@@ -10,7 +10,6 @@ copied, corrupt or deleted is reported in its own row (`problem`) and nothing el
 from __future__ import annotations
 
 import gc
-import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ from typing import Any
 from allo import rundir
 from allo.rate import RateWindow
 from tui.discover import find_run_dirs, study_names
-from tui.series import BoundedSeries, rows_to_columns
+from tui.series import BoundedSeries, file_signature, rows_to_columns
 
 # The scalar metrics the overlay can draw (tui.chart.CHARTS), kept per run.
 OVERLAY_KEYS = (
@@ -30,14 +29,6 @@ OVERLAY_KEYS = (
 )  # fmt: skip
 SERIES_CAPACITY = 512  # points per metric per run: 300 runs x 12 metrics stay a few MB
 CONVERGED_COS = 0.99  # "steps to 0.99": the first logged step with mean |cos| >= this
-
-
-def _signature(path: Path) -> tuple[int, int, int] | None:
-    try:
-        stat = os.stat(path)
-    except OSError:
-        return None
-    return stat.st_ino, stat.st_mtime_ns, stat.st_size
 
 
 @dataclass
@@ -66,7 +57,7 @@ class RunTracker:
     def _poll_info(self) -> bool:
         if not self.path.is_dir():
             return self._set_problem("run directory deleted")
-        signature = _signature(self.path / rundir.RUN_JSON)
+        signature = file_signature(self.path / rundir.RUN_JSON)
         if signature is None:
             return self._set_problem("run.json missing")
         if signature == self._info_sig:

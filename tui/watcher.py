@@ -8,7 +8,6 @@ in the run directory for writing.
 from __future__ import annotations
 
 import gc
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,19 +23,11 @@ from tui.messages import (
     MetricsArrived,
     WatchProblem,
 )
-from tui.series import rows_to_columns
+from tui.series import file_signature, rows_to_columns
 
 # Rows per MetricsArrived message: a long run's first read is split so the UI
 # thread never chews on one giant batch.
 CHUNK_ROWS = 5000
-
-
-def _signature(path: Path) -> tuple[int, int, int] | None:
-    try:
-        stat = os.stat(path)
-    except OSError:
-        return None
-    return stat.st_ino, stat.st_mtime_ns, stat.st_size
 
 
 class RunWatcher:
@@ -72,7 +63,7 @@ class RunWatcher:
             out.append(WatchProblem(text, run=self.path))
 
     def _poll_info(self, out: list[Message]) -> None:
-        signature = _signature(self.path / rundir.RUN_JSON)
+        signature = file_signature(self.path / rundir.RUN_JSON)
         if signature is None or signature == self._info_sig:
             return
         try:
@@ -151,7 +142,7 @@ class RunWatcher:
         if latest is None:
             return
         step, path = latest
-        key = (step, _signature(path))
+        key = (step, file_signature(path))
         if key == self._export_key:
             return
         values, vectors = self._truth

@@ -29,8 +29,9 @@ from allo.budget import CEILING_TARGET, MAX_GROWTH, data_ceiling, growth_factor
 from allo.config import TrainConfig
 from allo.data import collect, empirical_pair_law
 from allo.layouts import Layout
+from allo.rundir import BASE_NUM_ENVS
 
-BASE_ENVS = 4000  # without --num-envs: 4e6 transitions to start from
+BASE_ENVS = BASE_NUM_ENVS  # without --num-envs: where a data set starts
 CHUNK_ENVS = 4000
 
 

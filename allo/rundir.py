@@ -46,6 +46,10 @@ GT_COMPLETION_VECTORS = "gt_completion_eigenvectors.npy"
 FINAL_LEARNED = "final_learned_eigenvectors.npy"
 CHECKPOINTS = "checkpoints"
 PLOTS = "plots"
+# Without --num-envs a seed's data set starts at this many environments and may grow
+# (allo/dataset.py); budget.data_ceiling_before_growth is the ceiling at this size, and
+# config.num_envs the grown size (so a resume collects the same data).
+BASE_NUM_ENVS = 4000
 # A running run whose heartbeat is older than this many seconds is shown as stalled.
 STALL_SECONDS = 120.0
 

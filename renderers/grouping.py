@@ -74,12 +74,18 @@ class Group:
 
 
 def setting(info: rundir.RunInfo | Mapping[str, Any]) -> dict:
-    """The run's configuration without bookkeeping fields."""
+    """The run's configuration as asked for, without bookkeeping fields.
+
+    A data set the trainer grew by itself (run.json's budget has
+    data_ceiling_before_growth) counts as the default it grew from, so the seeds of one
+    command stay one setting however far each seed's data grew."""
     info = rundir.as_info(info)
     config = info.config
     if config is None:  # older runs: what defines the setting anyway
         config = {"objective": info.objective, "d": info.d, "gamma": info.gamma,
                   "env": info.env_name}
+    elif info.budget is not None and info.budget.data_ceiling_before_growth is not None:
+        config = {**config, "num_envs": rundir.BASE_NUM_ENVS}
     return {k: v for k, v in config.items() if k not in BOOKKEEPING}
 
 

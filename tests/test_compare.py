@@ -92,6 +92,20 @@ def test_setting_ignores_bookkeeping_only():
     assert setting({"config": base}) != setting({"config": other_lr})
 
 
+def test_setting_counts_a_grown_data_set_as_the_default_it_grew_from():
+    # one `--seeds 0-2` command: seed 0's data grew to 16000 environments, seed 1's did not
+    config = {"env": "maze", "objective": "allo", "learning_rate": 1e-3}
+    grown = {"config": dict(config, seed=0, num_envs=16000),
+             "budget": {"num_envs": 16000, "data_ceiling_before_growth": 0.97}}
+    kept = {"config": dict(config, seed=1, num_envs=4000),
+            "budget": {"num_envs": 4000, "data_ceiling_before_growth": None}}
+    asked = {"config": dict(config, seed=2, num_envs=16000),  # --num-envs 16000 as given
+             "budget": {"num_envs": 16000, "data_ceiling_before_growth": None}}
+    assert setting(grown) == setting(kept)
+    assert setting(asked) != setting(kept)
+    assert setting(asked)["num_envs"] == 16000
+
+
 def test_grouping_and_labels():
     runs = [
         summary("a", {"env": "room4", "learning_rate": 0.001}, [0.5, 0.6]),

@@ -28,6 +28,17 @@ TINY: dict[str, Any] = {
     "hidden_layers": 2, "batch_size": 2048, "learning_rate": 0.01, "num_eigenvectors": 3,
 }
 
+# The [grid] lines of a study whose runs take seconds (tests/test_study*.py).
+TINY_STUDY = """num-envs = 50
+num-steps = 100
+hidden-size = 32
+hidden-layers = 2
+num-eigenvectors = 3
+log-freq = 20
+checkpoint-freq = 20
+device = "cpu"
+"""
+
 
 def tiny_config(layout: Path | str, run: Path | str | None = None, **changes: Any):
     """A TrainConfig of TINY on `layout` (a file), writing to `run` when given."""

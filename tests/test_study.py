@@ -12,20 +12,13 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import SMALL_LAYOUT, TINY_STUDY
 
 from allo.study import cli, state
 from allo.study.spec import StudyError, load_study
 
-SMALL = "XXXXXXX\nX     X\nX  X  X\nX     X\nXXXXXXX\n"
-TINY = """num-envs = 50
-num-steps = 100
-hidden-size = 32
-hidden-layers = 2
-num-eigenvectors = 3
-log-freq = 20
-checkpoint-freq = 20
-device = "cpu"
-"""
+SMALL = SMALL_LAYOUT
+TINY = TINY_STUDY
 
 
 def write(path: Path, text: str) -> Path:

@@ -17,21 +17,13 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import SMALL_LAYOUT, TINY_STUDY
 
 from allo.study import cli
 
 ROOT = Path(__file__).resolve().parents[1]
-SMALL = "XXXXXXX\nX     X\nX  X  X\nX     X\nXXXXXXX\n"
-TINY = """num-envs = 50
-num-steps = 100
-hidden-size = 32
-hidden-layers = 2
-num-eigenvectors = 3
-log-freq = 20
-checkpoint-freq = 20
-device = "cpu"
-lr-final-fraction = 1.0
-"""
+SMALL = SMALL_LAYOUT
+TINY = TINY_STUDY + "lr-final-fraction = 1.0\n"
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
 
 

@@ -36,13 +36,14 @@ from allo.objective import (
     Weights,
     allo_step,
     ggdo_coefficients,
-    laplacian_table,
     nested_penalty,
+    pair_degree,
     plus_product,
     product,
     quadratic_form,
     triangle_and_identity,
     weighted_rows,
+    weights_laplacian_table,
 )
 
 
@@ -69,8 +70,7 @@ def pair_product(table: torch.Tensor, weights: Weights, lap_table: torch.Tensor
                  ) -> torch.Tensor:
     """S U with S = (W + W^T) / 2, from 2 L_W U = diag(row + column sums) U - (W + W^T) U
     (the graph term's product, so no second N x N product)."""
-    degree = weights.pairs.sum(dim=-1) + weights.pairs.sum(dim=-2)
-    return 0.5 * (degree[..., None] * table - lap_table)
+    return 0.5 * (pair_degree(weights, table)[..., None] * table - lap_table)
 
 
 def gram(table: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
@@ -109,7 +109,7 @@ def cqp_terms(table: torch.Tensor, weights: Weights, barrier: torch.Tensor) -> T
     _, eye = triangle_and_identity(table.shape[-1], table.device, table.dtype)
     g1 = gram(table, weights.states1) - eye
     g2 = gram(table, weights.states2) - eye
-    per_vector = quadratic_form(table, laplacian_table(table, weights.pairs, weights.laplacian))
+    per_vector = quadratic_form(table, weights_laplacian_table(table, weights))
     return cqp_terms_from(per_vector, g1, g2, barrier)
 
 
@@ -119,7 +119,7 @@ def cqp_step(table: torch.Tensor, weights: Weights, barrier: torch.Tensor
     """CQP's terms and d/dU = 2 L_W U diag(c) + 2 b (D1 U (kM * g') + D2 U (kM * g))."""
     d = table.shape[-1]
     _, eye = triangle_and_identity(d, table.device, table.dtype)
-    lap_table = laplacian_table(table, weights.pairs, weights.laplacian)
+    lap_table = weights_laplacian_table(table, weights)
     weighted1 = weighted_rows(table, weights.states1)
     weighted2 = weighted_rows(table, weights.states2)
     g1 = product(weighted1.transpose(-1, -2), table) - eye
@@ -163,7 +163,7 @@ def _nested_terms(table: torch.Tensor, weights: Weights, omm: bool) -> Terms:
     total: Any = 0.0  # a tensor after the first level
     for i in range(1, d + 1):  # the definition itself, one nested level at a time
         live = torch.cat([table[..., : i - 1].detach(), table[..., i - 1 : i]], dim=-1)
-        lap = laplacian_table(live, weights.pairs, weights.laplacian)
+        lap = weights_laplacian_table(live, weights)
         a = product(live.transpose(-1, -2), pair_product(live, weights, lap))
         g1 = gram(live, weights.states1)
         second = a if omm else gram(live, weights.states2)
@@ -183,7 +183,7 @@ def omm_step(table: torch.Tensor, weights: Weights) -> tuple[Terms, torch.Tensor
     d = table.shape[-1]
     c, _ = nested_weights(d, table.device, table.dtype)
     lower, _ = triangle_and_identity(d, table.device, table.dtype)
-    lap_table = laplacian_table(table, weights.pairs, weights.laplacian)
+    lap_table = weights_laplacian_table(table, weights)
     pair_table = pair_product(table, weights, lap_table)
     a = product(table.transpose(-1, -2), pair_table)
     weighted1 = weighted_rows(table, weights.states1)
@@ -201,7 +201,7 @@ def lora_step(table: torch.Tensor, weights: Weights) -> tuple[Terms, torch.Tenso
     d = table.shape[-1]
     c, _ = nested_weights(d, table.device, table.dtype)
     lower, _ = triangle_and_identity(d, table.device, table.dtype)
-    lap_table = laplacian_table(table, weights.pairs, weights.laplacian)
+    lap_table = weights_laplacian_table(table, weights)
     pair_table = pair_product(table, weights, lap_table)
     a = product(table.transpose(-1, -2), pair_table)
     weighted1 = weighted_rows(table, weights.states1)

@@ -240,6 +240,14 @@ class PairSampler:
         pairs, states1, states2 = histogram.split([s * n * n, s * n, s * n])
         return Weights(pairs.view(s, n, n), states1.view(s, n), states2.view(s, n))
 
+    def cells(self, count: int) -> torch.Tensor:
+        """(S, 4, count) cell indices s, s', c1, c2 of the batch `weights` would draw from
+        the same generator state (the same draws, as rows instead of counts)."""
+        local = self.draw(count) - self.bucket_start.long()  # each segment's own bucket
+        pair, states = local[:, 0], local[:, 1:]
+        n = self.num_cells
+        return torch.cat([torch.stack([pair // n, pair % n], dim=1), states], dim=1)
+
     def get_state(self) -> list[torch.Tensor]:
         return [g.get_state() for g in self.generators]
 

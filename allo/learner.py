@@ -12,10 +12,11 @@ import torch
 
 from allo.adam import MOMENTS, FlatAdam
 from allo.baselines import cqp_step, lora_step, omm_step, sqp_step
+from allo.cells import gather, row_weights, use_cells
 from allo.config import DUAL_OBJECTIVES, GROWING_BARRIER, TrainConfig
 from allo.data import DataLawWeights, PairSampler
 from allo.encoder import ImageInputs, network
-from allo.objective import Terms, allo_step, ggdo_step
+from allo.objective import Terms, Weights, allo_step, ggdo_step
 
 
 def warmup_fraction(cfg: TrainConfig, step: int) -> float:
@@ -46,7 +47,9 @@ class Learner:
 
     def __init__(self, cfg: TrainConfig, seeds: list[int], device: torch.device,
                  sampler: PairSampler | DataLawWeights,
-                 coords: torch.Tensor | ImageInputs):
+                 coords: torch.Tensor | ImageInputs, on_cells: bool | None = None):
+        """`on_cells`: run the network on each batch's own cells (allo/cells.py); None
+        decides by the batch's size against the grid's (cells.use_cells)."""
         self.cfg, self.device, self.seeds = cfg, device, list(seeds)
         self.sampler, self.coords = sampler, coords
         d, count = cfg.num_eigenvectors, len(seeds)
@@ -67,11 +70,20 @@ class Learner:
         self.grad_norm: torch.Tensor | None = None  # (S,) before clipping, when clipping
         # (S, N, d): the last step's forward pass, i.e. the table before that step's
         # update; the table of step k is the forward of step k + 1 (a metrics row uses it)
+        # (stays None on sampled cells: a metrics row then runs its own forward)
         self.forward_table: torch.Tensor | None = None
+        if on_cells is None:
+            on_cells = (isinstance(sampler, PairSampler)
+                        and use_cells(cfg.batch_size, sampler.num_cells, cfg.obs))
+        self.rows: Weights | None = None  # the batch's row weights, on sampled cells
+        if on_cells:
+            assert isinstance(sampler, PairSampler) and cfg.batch_size
+            self.rows = row_weights(count, cfg.batch_size, device)
+            self.cell_sampler, self.cell_batch = sampler, cfg.batch_size
 
-    def terms_and_gradient(self, table: torch.Tensor) -> tuple[Terms, torch.Tensor]:
+    def terms_and_gradient(self, table: torch.Tensor, weights: Weights
+                           ) -> tuple[Terms, torch.Tensor]:
         """The loss terms and d(total)/d(table) of each seed (seeds are independent)."""
-        weights = self.sampler.weights(self.cfg.batch_size)
         objective = self.cfg.objective
         if objective == "allo":
             return allo_step(table, weights, self.duals, self.barrier)
@@ -88,10 +100,15 @@ class Learner:
         now = self.step_index.clamp(max=len(self.schedule) - 1).view(1)
         self.lr.copy_(self.schedule.index_select(0, now).view(()))
         self.dual_scale.copy_(self.dual_warmup.index_select(0, now).view(()))
-        # forward every free cell once; the batch weighs rows of this table
-        activations = self.model.activations(self.coords)  # type: ignore[arg-type]  # (S, N, d) last; ConvMLP takes images
-        self.forward_table = activations[-1]
-        terms, table_gradient = self.terms_and_gradient(activations[-1])
+        if self.rows is not None:  # the network sees the batch's cells alone
+            cells = self.cell_sampler.cells(self.cell_batch)
+            activations = self.model.activations(gather(self.coords, cells))  # type: ignore[arg-type]
+            weights = self.rows
+        else:  # forward every free cell once; the batch weighs rows of this table
+            activations = self.model.activations(self.coords)  # type: ignore[arg-type]  # (S, N, d) last; ConvMLP takes images
+            self.forward_table = activations[-1]
+            weights = self.sampler.weights(self.cfg.batch_size)
+        terms, table_gradient = self.terms_and_gradient(activations[-1], weights)
         # the chain rule by hand (allo/model.py): it overwrites the gradient, no zeroing
         self.model.backward(activations, table_gradient)
         if self.cfg.max_grad_norm > 0:

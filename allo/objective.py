@@ -54,6 +54,10 @@ class Weights:
     states2: torch.Tensor  # (..., N) second, independent constraint batch
     # L_W of `pairs` (graph_term) when the weights are fixed and it can be built once
     laplacian: torch.Tensor | None = None
+    # B > 0: the table is not every cell's but a batch's own rows (allo/cells.py): rows
+    # [0, B) are the pairs' s, rows [B, 2B) their s' (pair b joins rows b and B + b, each
+    # of weight 1 / B); `pairs` is then unused and the states weigh rows, not cells
+    pair_rows: int = 0
 
 
 def counts(index: torch.Tensor, size: int, weight: torch.Tensor) -> torch.Tensor:
@@ -86,6 +90,34 @@ def graph_term(table: torch.Tensor, pairs: torch.Tensor,
     Leading dimensions are seeds: a (S, N, d) table with (S, N, N) weights gives (S, d).
     """
     return quadratic_form(table, laplacian_table(table, pairs, laplacian))
+
+
+def weights_laplacian_table(table: torch.Tensor, weights: Weights) -> torch.Tensor:
+    """2 L_W U of these weights: laplacian_table, or its batch-row form (pair_rows)."""
+    if weights.pair_rows:
+        return row_laplacian_table(table, weights.pair_rows)
+    return laplacian_table(table, weights.pairs, weights.laplacian)
+
+
+def row_laplacian_table(table: torch.Tensor, size: int) -> torch.Tensor:
+    """2 L_W U when pair b joins rows b and size + b with weight 1 / size: (u(s) - u(s'))
+    / size at s's row, its negative at s''s, zero at the constraint rows (docs/math.md
+    section 16). Static shapes, so a CUDA graph captures it."""
+    difference = (table[..., :size, :] - table[..., size:2 * size, :]) / size
+    out = torch.zeros_like(table)
+    out[..., :size, :] = difference
+    out[..., size:2 * size, :] = -difference
+    return out
+
+
+def pair_degree(weights: Weights, table: torch.Tensor) -> torch.Tensor:
+    """Row + column sums of W (..., N): each pair row's 1 / B in the batch-row form."""
+    if weights.pair_rows:
+        size = weights.pair_rows
+        degree = torch.zeros(table.shape[:-1], device=table.device, dtype=table.dtype)
+        degree[..., :2 * size] = 1.0 / size
+        return degree
+    return weights.pairs.sum(dim=-1) + weights.pairs.sum(dim=-2)
 
 
 def laplacian_table(table: torch.Tensor, pairs: torch.Tensor,
@@ -134,8 +166,8 @@ def allo_terms(
     table: torch.Tensor, weights: Weights, duals: torch.Tensor, barrier: torch.Tensor
 ) -> Terms:
     h1, h2 = allo_constraints(table, weights)
-    return allo_terms_from(graph_term(table, weights.pairs, weights.laplacian), h1, h2,
-                           duals, barrier)
+    per_vector = quadratic_form(table, weights_laplacian_table(table, weights))
+    return allo_terms_from(per_vector, h1, h2, duals, barrier)
 
 
 def allo_constraints(table: torch.Tensor, weights: Weights
@@ -160,8 +192,8 @@ def allo_terms_from(per_vector: torch.Tensor, h1: torch.Tensor, h2: torch.Tensor
 
 def ggdo_terms(table: torch.Tensor, weights: Weights, barrier: torch.Tensor) -> Terms:
     g1, g2 = ggdo_constraints(table, weights)
-    return ggdo_terms_from(graph_term(table, weights.pairs, weights.laplacian), g1, g2,
-                           barrier)
+    per_vector = quadratic_form(table, weights_laplacian_table(table, weights))
+    return ggdo_terms_from(per_vector, g1, g2, barrier)
 
 
 def ggdo_coefficients(d: int, like: torch.Tensor) -> torch.Tensor:
@@ -212,7 +244,7 @@ def allo_step(table: torch.Tensor, weights: Weights, duals: torch.Tensor,
     D1, D2 the constraint batches' state weights; with one law for both (h' = h) the two
     last terms are one, D U (beta + 2 b h)^T."""
     lower, _ = triangle_and_identity(table.shape[-1], table.device, table.dtype)
-    lap_table = laplacian_table(table, weights.pairs, weights.laplacian)
+    lap_table = weights_laplacian_table(table, weights)
     per_vector = quadratic_form(table, lap_table)
     weighted1 = weighted_rows(table, weights.states1)
     h1 = allo_constraint(weighted1, table)
@@ -235,7 +267,7 @@ def allo_step(table: torch.Tensor, weights: Weights, duals: torch.Tensor,
 def ggdo_step(table: torch.Tensor, weights: Weights, barrier: torch.Tensor
               ) -> tuple[Terms, torch.Tensor]:
     """GGDO's terms and d(total)/dU = 2 L_W U diag(c) + 2 b (D1 U (M * g') + D2 U (M * g))."""
-    lap_table = laplacian_table(table, weights.pairs, weights.laplacian)
+    lap_table = weights_laplacian_table(table, weights)
     per_vector = quadratic_form(table, lap_table)
     g1, g2 = ggdo_constraints(table, weights)
     terms = ggdo_terms_from(per_vector, g1, g2, barrier)

@@ -19,8 +19,9 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUD
 CUDA = torch.device("cuda")
 
 
-# the default (exact expectation over the data set) and sampled batches
-BATCHES = [None, 4096]
+# the default (exact expectation over the data set) and sampled batches, weighing
+# every cell's row or on their own cells
+BATCHES = [None, 4096, 16]  # 16: the network on the batch's cells (allo/cells.py)
 
 
 def learner(seeds: list[int], **changes) -> Learner:

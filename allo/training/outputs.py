@@ -127,7 +127,8 @@ class RunOutputs:
             only: list[int] | None = None, defer: bool = False) -> None:
         """Queue this step's row; with `defer` its table waits for the next forward pass."""
         spent, targets = self.spent(), self.running() if only is None else only
-        if not defer or batch.graphed_values is not None:
+        # a step on sampled cells forwards no whole table for the row to wait for
+        if not defer or batch.graphed_values is not None or batch.learner.rows is not None:
             self._submit(functools.partial(self._write_rows, step, batch.row_values(terms),
                                            spent, sps, targets, batch.evaluator, batch.slots()))
             return

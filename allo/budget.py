@@ -29,6 +29,7 @@ from itertools import pairwise
 
 import numpy as np
 
+from allo import sparse_law
 from allo.layouts import Layout
 from allo.metrics import (
     REPEAT_TOLERANCE,
@@ -36,6 +37,7 @@ from allo.metrics import (
     eigenspace_blocks,
     strict_cosines,
 )
+from allo.sparse_law import Law
 from allo.spectrum import DENSE_MAX_CELLS, operator_spectrum
 
 # Steps x gap that sampled batches (--batch-size) need for the closest pair to reach
@@ -159,7 +161,7 @@ CEILING_TARGET = 0.995
 MAX_GROWTH = 32
 
 
-def data_spectrum(joint: np.ndarray, d: int, layout: Layout | None = None,
+def data_spectrum(joint: Law, d: int, layout: Layout | None = None,
                   gamma: float = 0.8) -> np.ndarray:
     """The top d eigenvectors of the empirical operator of `joint` (N, d).
 
@@ -170,15 +172,15 @@ def data_spectrum(joint: np.ndarray, d: int, layout: Layout | None = None,
         from allo.pair_operator import transitions_csr  # scipy only where needed
         from allo.sparse_spectrum import spectrum_of
 
-        sym = 0.5 * (joint + joint.T)
-        spectrum = spectrum_of(lambda x: sym @ x, sym.sum(axis=1), transitions_csr(layout),
-                               gamma, d + 1)
+        sym = sparse_law.symmetric(joint)
+        spectrum = spectrum_of(lambda x: np.asarray(sym @ x), sparse_law.row_sums(sym),
+                               transitions_csr(layout), gamma, d + 1)
     else:
-        spectrum = operator_spectrum(joint)
+        spectrum = operator_spectrum(sparse_law.dense(joint))
     return spectrum.top(d)[1]
 
 
-def data_ceiling(joint: np.ndarray, truth_values: np.ndarray, truth_vectors: np.ndarray,
+def data_ceiling(joint: Law, truth_values: np.ndarray, truth_vectors: np.ndarray,
                  d: int, layout: Layout | None = None, gamma: float = 0.8) -> np.ndarray:
     """Per-vector |cos| between the eigenvectors of the empirical operator of `joint` and
     the exact ones (the metric the trainer logs): the best a learner of this data gets.
@@ -187,7 +189,7 @@ def data_ceiling(joint: np.ndarray, truth_values: np.ndarray, truth_vectors: np.
     return cosine_similarities(vectors, truth_vectors, truth_values)
 
 
-def strict_data_ceiling(joint: np.ndarray, truth_values: np.ndarray,
+def strict_data_ceiling(joint: Law, truth_values: np.ndarray,
                         truth_vectors: np.ndarray, d: int, layout: Layout | None = None,
                         gamma: float = 0.8) -> np.ndarray:
     """data_ceiling by the other metric, cos_strict (allo.metrics.strict_cosines): the

@@ -8,20 +8,25 @@ flat, one entry per transition, so a pair never needs Python per sample.
 Pairs: a source transition i uniformly; an offset k ~ Geometric(1 - gamma) on {1, 2, ...};
 the target is the state reached after min(k, steps left in the episode) transitions, so a
 pair never spans two episodes. `empirical_pair_law` sums this law over the stored data
-exactly, once; a training batch then draws pairs straight from that (N, N) table with
-Walker's alias method: the same law as drawing a transition and an offset per sample, in
-O(1) per pair and without random reads into a million stored transitions.
+exactly, once, into a sparse table of the pairs the data holds (allo/sparse_law.py); a
+training batch then draws pairs straight from its nonzero entries with Walker's alias
+method: the same law as drawing a transition and an offset per sample, in O(1) per pair
+and without random reads into a million stored transitions.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy import sparse
 
+from allo import sparse_law
 from allo.layouts import Layout
 from allo.objective import Weights, counts, pair_laplacian
+from allo.sparse_law import Law
 
 
 @dataclass
@@ -82,8 +87,23 @@ def collect(
 RESCALE_BELOW = 1e-150
 
 
-def empirical_pair_law(data: Transitions, gamma: float, num_cells: int) -> np.ndarray:
-    """(N, N) law of (s, s') over this data set (docs/math.md (4)-(5)); sums to 1.
+def empirical_pair_law(data: Transitions, gamma: float, num_cells: int
+                       ) -> sparse.csr_matrix:
+    """(N, N) law of (s, s') over this data set (docs/math.md (4)-(5)), sparse; sums to 1.
+
+    Up to sparse_law.DENSE_MAX_CELLS cells the dense recursion (`dense_rows`) is the
+    faster builder; above, the pairs are enumerated (allo/sparse_law.py).
+    """
+    if not 0.0 < gamma < 1.0:
+        raise ValueError("gamma must lie in (0, 1)")
+    if num_cells <= sparse_law.DENSE_MAX_CELLS:
+        return sparse.csr_matrix(dense_rows(data, gamma, num_cells))
+    return sparse_law.enumerated(data.source, data.target, data.episode_last, gamma,
+                                 num_cells)
+
+
+def dense_rows(data: Transitions, gamma: float, num_cells: int) -> np.ndarray:
+    """empirical_pair_law as an (N, N) array, by the recursion over whole rows.
 
     F_i, the law of the target given source transition i, obeys F_i = e_target(i) at the
     episode's last transition and F_i = (1 - gamma) e_target(i) + gamma F_(i+1) before
@@ -131,122 +151,79 @@ def empirical_pair_law(data: Transitions, gamma: float, num_cells: int) -> np.nd
     return (law / size).numpy()
 
 
-def state_law(pair_law: np.ndarray) -> np.ndarray:
+def state_law(pair_law: Law) -> np.ndarray:
     """rho: the law of one endpoint, chosen by a fair coin, of a pair (docs/math.md)."""
-    return 0.5 * (pair_law.sum(axis=1) + pair_law.sum(axis=0))
-
-
-@dataclass
-class AliasTable:
-    """Walker's alias method: bucket j = floor(K u) keeps j with probability keep[j],
-    else gives alias[j]. Exact for the given probabilities, O(1) per draw."""
-
-    keep: np.ndarray  # (K,) float64
-    alias: np.ndarray  # (K,) int64
-
-    @classmethod
-    def build(cls, probabilities: np.ndarray) -> AliasTable:
-        """Vose's construction: pair each under-full bucket with an over-full donor."""
-        p = np.asarray(probabilities, dtype=np.float64).ravel()
-        if p.size == 0 or (p < 0).any() or not p.sum() > 0:
-            raise ValueError("an alias table needs non-negative probabilities with a positive sum")
-        size = p.size
-        scaled = p * (size / p.sum())
-        keep = np.ones(size)
-        alias = np.arange(size)
-        small = [int(j) for j in np.flatnonzero(scaled < 1.0)]
-        large = [int(j) for j in np.flatnonzero(scaled >= 1.0)]
-        scaled = scaled.tolist()
-        while small and large:
-            low, high = small.pop(), large[-1]
-            keep[low], alias[low] = scaled[low], high
-            scaled[high] -= 1.0 - scaled[low]
-            if scaled[high] < 1.0:
-                small.append(large.pop())
-        # what is left is full up to rounding: it keeps itself (keep = 1)
-        return cls(keep=keep, alias=alias)
-
-    def probabilities(self) -> np.ndarray:
-        """The law the table draws from (tests compare it with the input)."""
-        size = len(self.keep)
-        law = self.keep / size
-        np.add.at(law, self.alias, (1.0 - self.keep) / size)
-        return law
+    return 0.5 * (sparse_law.row_sums(pair_law) + sparse_law.column_sums(pair_law))
 
 
 class PairSampler:
     """Batch weights for S independent seeds at once, on the training device.
 
     Seed s draws from its own data set's laws with its own torch.Generator, so a seed's
-    batches are the same whether it trains alone or beside others. All draws of a step go
-    through one joint alias table: segment 0 holds every seed's pair table (N^2 entries
-    each), segments 1 and 2 every seed's state table (N each; once per constraint batch),
-    and the counts of all three land in one histogram. One float64 uniform per draw gives
-    both the bucket and the keep-or-alias coin.
+    batches are the same whether it trains alone or beside others. A pair is drawn by
+    inverse CDF over the seed's nonzero pairs only (CSR order: memory and set-up linear
+    in the pairs the data holds, never N^2), a constraint state over its state law; one
+    float64 uniform per draw, O(log nnz) per draw on the device (torch.searchsorted), exact
+    up to the float64 rounding of the cumulative sums.
     """
 
-    def __init__(self, pair_laws: list[np.ndarray], seeds: list[int], device: torch.device):
+    def __init__(self, pair_laws: list[Law], seeds: list[int], device: torch.device):
         if len(pair_laws) != len(seeds) or not seeds:
             raise ValueError("one pair law per seed")
         self.device = torch.device(device)
-        self.num_seeds = count = len(seeds)
+        self.num_seeds = len(seeds)
         self.num_cells = n = pair_laws[0].shape[0]
-        pair_tables = [AliasTable.build(law) for law in pair_laws]
-        state_tables = [AliasTable.build(state_law(law)) for law in pair_laws]
-        segments = [pair_tables, state_tables, state_tables]
-        self.sizes = (n * n, n, n)
-        self.segment_starts = (0, count * n * n, count * (n * n + n))
-        keep, alias = [], []
-        for start, size, tables in zip(self.segment_starts, self.sizes, segments, strict=True):
-            for s, table in enumerate(tables):
-                keep.append(table.keep)
-                alias.append(table.alias + start + s * size)
-        self.keep = torch.as_tensor(np.concatenate(keep), device=self.device)
-        self.alias = torch.as_tensor(np.concatenate(alias), device=self.device)
-        # where bucket 0 of (seed s, segment r) sits in the joint table, and its size
-        seed = torch.arange(count, dtype=torch.float64)[:, None, None]
-        size = torch.tensor(self.sizes, dtype=torch.float64)[None, :, None]
-        start = torch.tensor(self.segment_starts, dtype=torch.float64)[None, :, None]
-        self.bucket_size = size.to(self.device)
-        self.last_bucket = self.bucket_size - 1
-        self.bucket_start = (start + seed * size).to(self.device)
+        self.pair_cdf, self.first, self.second, self.state_cdf = [], [], [], []
+        for law in pair_laws:
+            table = sparse_law.as_sparse(law)
+            rows = np.repeat(np.arange(n, dtype=np.int32), np.diff(table.indptr))
+            self.pair_cdf.append(self._cumulative(table.data))
+            self.first.append(torch.as_tensor(rows, device=self.device))
+            self.second.append(torch.as_tensor(table.indices.astype(np.int32),
+                                               device=self.device))
+            self.state_cdf.append(self._cumulative(state_law(table)))
         self.generators = []
         for seed_value in seeds:
             generator = torch.Generator(device=self.device)
             generator.manual_seed(seed_value)
             self.generators.append(generator)
 
+    def _cumulative(self, probabilities: np.ndarray) -> torch.Tensor:
+        """Cumulative sums normalised to end at 1 (float64, on the device)."""
+        total = np.cumsum(np.asarray(probabilities, dtype=np.float64))
+        if total.size == 0 or not total[-1] > 0 or (np.diff(total) < 0).any():
+            raise ValueError("a sampler needs non-negative probabilities with a positive sum")
+        return torch.as_tensor(total / total[-1], device=self.device)
+
     def uniforms(self, count: int) -> torch.Tensor:
         """(S, count) float64 uniforms, row s from seed s's generator."""
         return torch.stack([torch.rand(count, generator=g, dtype=torch.float64,
                                        device=self.device) for g in self.generators])
 
-    def draw(self, count: int) -> torch.Tensor:
-        """(S, 3, count) joint-table indices: pairs, then two constraint batches."""
-        scaled = self.uniforms(3 * count).view(self.num_seeds, 3, count) * self.bucket_size
-        bucket = torch.minimum(scaled.floor(), self.last_bucket)
-        index = (bucket + self.bucket_start).long().view(-1)
-        keep = self.keep.index_select(0, index).view_as(scaled) > scaled - bucket
-        alias = self.alias.index_select(0, index).view_as(scaled)
-        return torch.where(keep, index.view_as(scaled), alias)
+    def cells(self, count: int) -> torch.Tensor:
+        """(S, 4, count) cell indices: rows s, s' of `count` pairs, then the two
+        constraint batches c1, c2 of `count` states each."""
+        u = self.uniforms(3 * count).view(self.num_seeds, 3, count)
+        out = []
+        for s in range(self.num_seeds):
+            pair = _search(self.pair_cdf[s], u[s, 0])
+            states = _search(self.state_cdf[s], u[s, 1:])
+            out.append(torch.cat([self.first[s][pair][None], self.second[s][pair][None],
+                                  states]).long())
+        return torch.stack(out)
 
     def weights(self, count: int | None = None) -> Weights:
         """A batch of `count` pairs and 2 x `count` constraint states, as weights/count."""
         assert count is not None, "a sampler draws batches of --batch-size pairs"
         s, n = self.num_seeds, self.num_cells
-        index = self.draw(count).view(-1)
-        weight = torch.full((index.numel(),), 1.0 / count, device=self.device)
-        histogram = counts(index, len(self.keep), weight)
-        pairs, states1, states2 = histogram.split([s * n * n, s * n, s * n])
+        cells = self.cells(count)
+        seed = torch.arange(s, device=self.device)[:, None]
+        weight = torch.full((s * count,), 1.0 / count, device=self.device)
+        pairs = counts((seed * n * n + cells[:, 0] * n + cells[:, 1]).view(-1), s * n * n,
+                       weight)
+        states1 = counts((seed * n + cells[:, 2]).view(-1), s * n, weight)
+        states2 = counts((seed * n + cells[:, 3]).view(-1), s * n, weight)
         return Weights(pairs.view(s, n, n), states1.view(s, n), states2.view(s, n))
-
-    def cells(self, count: int) -> torch.Tensor:
-        """(S, 4, count) cell indices s, s', c1, c2 of the batch `weights` would draw from
-        the same generator state (the same draws, as rows instead of counts)."""
-        local = self.draw(count) - self.bucket_start.long()  # each segment's own bucket
-        pair, states = local[:, 0], local[:, 1:]
-        n = self.num_cells
-        return torch.cat([torch.stack([pair // n, pair % n], dim=1), states], dim=1)
 
     def get_state(self) -> list[torch.Tensor]:
         return [g.get_state() for g in self.generators]
@@ -254,6 +231,13 @@ class PairSampler:
     def set_state(self, states: list[torch.Tensor]) -> None:
         for generator, state in zip(self.generators, states, strict=True):
             generator.set_state(state)
+
+
+def _search(cumulative: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """The entry whose cumulative interval holds each uniform (clamped against rounding
+    at the top end)."""
+    index = torch.searchsorted(cumulative, u.contiguous(), right=True)
+    return index.clamp(max=cumulative.numel() - 1)
 
 
 class DataLawWeights:
@@ -271,16 +255,20 @@ class DataLawWeights:
     tensor per seed (checkpoints keep their shape).
     """
 
-    def __init__(self, pair_laws: list[np.ndarray], seeds: list[int], device: torch.device):
+    def __init__(self, pair_laws: list[Law], seeds: list[int], device: torch.device):
         if len(pair_laws) != len(seeds) or not seeds:
             raise ValueError("one pair law per seed")
         self.device = torch.device(device)
         self.num_seeds = len(seeds)
         self.num_cells = pair_laws[0].shape[0]
         self.generators: list[torch.Generator] = []
-        pairs = torch.as_tensor(np.stack(pair_laws), dtype=torch.float32, device=self.device)
         states = torch.as_tensor(np.stack([state_law(law) for law in pair_laws]),
                                  dtype=torch.float32, device=self.device)
+        if self.num_cells > sparse_law.DENSE_MAX_CELLS:
+            self.expectation = sparse_expectation(pair_laws, states, self.device)
+            return
+        pairs = torch.as_tensor(np.stack([sparse_law.dense(law) for law in pair_laws]),
+                                dtype=torch.float32, device=self.device)
         self.expectation = Weights(pairs, states, states, pair_laplacian(pairs))
 
     def weights(self, count: int | None = None) -> Weights:
@@ -294,7 +282,34 @@ class DataLawWeights:
             raise ValueError("one state per seed")
 
 
-def weight_source(pair_laws: list[np.ndarray], seeds: list[int], device: torch.device,
+def sparse_expectation(pair_laws: list[Law], states: torch.Tensor, device: torch.device
+                       ) -> Weights:
+    """The exact expectation with W and 2 L_W as sparse CSR tensors: one block-diagonal
+    (S N, S N) matrix over all seeds (allo.objective.product multiplies it with the
+    (S, N, d) table in one sparse product), and the degree (row + column sums of W)."""
+    laws = [sparse_law.as_sparse(law).astype(np.float64) for law in pair_laws]
+    degree = np.stack([sparse_law.row_sums(law) + sparse_law.column_sums(law)
+                       for law in laws])
+    pairs = sparse.block_diag(laws, format="csr")
+    laplacian = (sparse.diags(degree.ravel()) - pairs - pairs.T).tocsr()
+    return Weights(torch_csr(pairs, device), states, states, torch_csr(laplacian, device),
+                   degree=torch.as_tensor(degree, dtype=torch.float32, device=device))
+
+
+def torch_csr(matrix: sparse.csr_matrix, device: torch.device) -> torch.Tensor:
+    """A scipy CSR matrix as a float32 torch CSR tensor."""
+    matrix = matrix.tocsr()
+    matrix.sum_duplicates()
+    with warnings.catch_warnings():  # torch calls its CSR support "beta" at every build
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support")
+        return torch.sparse_csr_tensor(
+            torch.as_tensor(matrix.indptr.astype(np.int64)),
+            torch.as_tensor(matrix.indices.astype(np.int64)),
+            torch.as_tensor(matrix.data, dtype=torch.float32), size=matrix.shape,
+            device=device, check_invariants=False)
+
+
+def weight_source(pair_laws: list[Law], seeds: list[int], device: torch.device,
                   batch_size: int | None) -> PairSampler | DataLawWeights:
     """Sampled batches of `batch_size` (the paper's way), or the exact expectation (None)."""
     if batch_size:

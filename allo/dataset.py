@@ -25,11 +25,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from allo import sparse_law
 from allo.budget import CEILING_TARGET, MAX_GROWTH, data_ceiling, growth_factor
 from allo.config import TrainConfig
 from allo.data import collect, empirical_pair_law
 from allo.layouts import Layout
 from allo.rundir import BASE_NUM_ENVS
+from allo.sparse_law import Law
 
 BASE_ENVS = BASE_NUM_ENVS  # without --num-envs: where a data set starts
 CHUNK_ENVS = 4000
@@ -37,7 +39,7 @@ CHUNK_ENVS = 4000
 
 @dataclass
 class DataSet:
-    law: np.ndarray  # (N, N) pair law of all collected transitions
+    law: Law  # (N, N) pair law of all collected transitions (sparse, allo/sparse_law.py)
     num_envs: int
     ceiling: np.ndarray  # (d,) per-vector |cos| of this data set's eigenvectors
     base_ceiling: float | None = None  # mean ceiling before it grew; None if it did not
@@ -56,14 +58,14 @@ def chunk_seed(seed: int, index: int) -> int | list[int]:
 
 
 def chunk_law(layout: Layout, cfg: TrainConfig, seed: int, index: int, envs: int
-              ) -> np.ndarray:
+              ) -> Law:
     experience = collect(layout, envs, cfg.num_steps, cfg.max_episode_length,
                          chunk_seed(seed, index))
     return empirical_pair_law(experience, cfg.gamma, layout.num_free)
 
 
 def collect_law(layout: Layout, cfg: TrainConfig, seed: int, num_envs: int,
-                workers: int = 1, first_chunk: int = 0) -> np.ndarray:
+                workers: int = 1, first_chunk: int = 0) -> Law:
     """Pair law of chunks first_chunk.. of a num_envs data set (weighted by size)."""
     sizes = chunk_sizes(num_envs)[first_chunk:]
     jobs = [(first_chunk + i, envs) for i, envs in enumerate(sizes)]
@@ -115,8 +117,8 @@ def build(layout: Layout, cfg: TrainConfig, seed: int, truth_values: np.ndarray,
     return DataSet(law, envs, ceiling, float(np.mean(base)), bool(helps))
 
 
-def exact(pair_law: np.ndarray, d: int) -> DataSet:
+def exact(pair_law: Law, d: int) -> DataSet:
     """--data exact: the exact sampling law itself (docs/math.md (6)) as the data set, so
     a run has no estimation error, only the optimiser's; its data ceiling is 1."""
-    return DataSet(np.asarray(pair_law, dtype=np.float64), 0, np.ones(d),
+    return DataSet(sparse_law.as_sparse(pair_law), 0, np.ones(d),
                    strict_ceiling=np.ones(d))

@@ -176,16 +176,17 @@ def eigenvalue_errors(estimates: np.ndarray, truth: np.ndarray) -> dict[str, Any
     }
 
 
-def rayleigh_eigenvalues(learned: np.ndarray, pair_law: np.ndarray) -> np.ndarray:
+def rayleigh_eigenvalues(learned: np.ndarray, pair_law: Any) -> np.ndarray:
     """<u_i, L u_i>_rho / <u_i, u_i>_rho for each column, L the operator of `pair_law`
     (docs/math.md (13)).
 
     Given the training data's own law this is an estimate a learner can make without the
     ground truth, and its error is second order in the vector's (docs/math.md section 9),
-    while the duals' estimate carries their first-order noise.
+    while the duals' estimate carries their first-order noise. `pair_law`: (N, N), dense
+    or scipy sparse.
     """
     sym = 0.5 * (pair_law + pair_law.T)
-    rho = sym.sum(axis=1)
+    rho = np.asarray(sym.sum(axis=1), dtype=np.float64).ravel()
     learned = np.asarray(learned, dtype=np.float64)
     norms = rho @ (learned * learned)
     quadratic = norms - np.einsum("ni,ni->i", learned, sym @ learned)

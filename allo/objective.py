@@ -58,6 +58,9 @@ class Weights:
     # [0, B) are the pairs' s, rows [B, 2B) their s' (pair b joins rows b and B + b, each
     # of weight 1 / B); `pairs` is then unused and the states weigh rows, not cells
     pair_rows: int = 0
+    # (..., N) row + column sums of `pairs`, where pairs and laplacian are one sparse
+    # block-diagonal (S N, S N) CSR matrix over the seeds (allo.data.sparse_expectation)
+    degree: torch.Tensor | None = None
 
 
 def counts(index: torch.Tensor, size: int, weight: torch.Tensor) -> torch.Tensor:
@@ -117,6 +120,8 @@ def pair_degree(weights: Weights, table: torch.Tensor) -> torch.Tensor:
         degree = torch.zeros(table.shape[:-1], device=table.device, dtype=table.dtype)
         degree[..., :2 * size] = 1.0 / size
         return degree
+    if weights.degree is not None:  # sparse pairs (allo.data.sparse_expectation)
+        return weights.degree
     return weights.pairs.sum(dim=-1) + weights.pairs.sum(dim=-2)
 
 
@@ -136,7 +141,10 @@ def quadratic_form(table: torch.Tensor, lap_table: torch.Tensor) -> torch.Tensor
 
 def product(left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
     """left @ right; bmm directly when both have a seed dimension (matmul's dispatch costs
-    more than these small products on a CPU)."""
+    more than these small products on a CPU); a sparse CSR `left` is block-diagonal over
+    the seeds of a (S, N, d) `right`: one sparse product."""
+    if left.layout == torch.sparse_csr:
+        return (left @ right.reshape(-1, right.shape[-1])).view(right.shape)
     if left.dim() == right.dim() == 3:
         return torch.bmm(left, right)
     return left @ right

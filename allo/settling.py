@@ -25,6 +25,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from allo import sparse_law
+from allo.sparse_law import Law
+
 # A vector is still turning while its Ritz alignment is below this: the alignment of a
 # close pair tracks that pair's |cos| to the exact eigenvectors once training is under
 # way (BENCHMARKS.md, "Accuracy across layouts").
@@ -35,20 +38,20 @@ EXTENSION_LIMIT = 2
 CHECK_EVERY = 1000
 
 
-def ritz_alignment(learned: np.ndarray, pair_law: np.ndarray, blocks: list[range]
+def ritz_alignment(learned: np.ndarray, pair_law: Law, blocks: list[range]
                    ) -> np.ndarray:
     """Per learned vector, the length of its part along the Ritz vectors of its own block
     (1: it is a Ritz vector, or a mixture of its block's; docs/math.md (14)).
 
-    `learned`: (N, d) vectors; `pair_law`: the data set's (N, N) pair law; `blocks`:
+    `learned`: (N, d) vectors; `pair_law`: the data set's (N, N) pair law (sparse); `blocks`:
     index ranges of (near-)repeated eigenvalues, covering 0..d-1. Vectors that are not
     linearly independent under rho have no Ritz basis: all zeros.
     """
     vectors = np.asarray(learned, dtype=np.float64)
-    sym = 0.5 * (pair_law + pair_law.T)
-    rho = sym.sum(axis=1)
+    sym = sparse_law.symmetric(pair_law)
+    rho = sparse_law.row_sums(sym)
     gram = vectors.T @ (rho[:, None] * vectors)  # <u_i, u_j>_rho
-    energy = gram - vectors.T @ sym @ vectors  # <u_i, L u_j>_rho
+    energy = gram - vectors.T @ np.asarray(sym @ vectors)  # <u_i, L u_j>_rho
     try:
         factor = np.linalg.cholesky(gram)
     except np.linalg.LinAlgError:

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from allo import dataset, identity, rundir, runlock, spectrum
+from allo import capacity, dataset, identity, rundir, runlock, sparse_law
 from allo.budget import Budget, advice, recommend, strict_data_ceiling
 from allo.config import TrainConfig
 from allo.data import DataLawWeights, weight_source
@@ -139,6 +139,10 @@ def _train(cfg: TrainConfig, resume: Path | None, progress: Progress | None,
             f"data of {len(seeds)} seed{plural} ...")
     datasets = collect_data(layout, cfg, truth, seeds, say)
     laws = [data.law for data in datasets]
+    problem = capacity.check_pairs(layout.num_free, len(seeds), dataset.CHUNK_ENVS,
+                                   max(sparse_law.as_sparse(law).nnz for law in laws))
+    if problem:  # the estimate before the data was too low: say so before training
+        raise TrainError(problem)
     sampler = weight_source(laws, seeds, device, cfg.batch_size)
     timings["data"] = time.perf_counter() - phase
     if resume is None:
@@ -248,8 +252,10 @@ def collect_data(layout: Layout, cfg: TrainConfig, truth: GroundTruth, seeds: li
                              announce=lambda line: say(f"allo: {line}"))
 
     if cfg.data == "exact":  # the law collection estimates (docs/math.md (6)), no data
-        law = truth.pair_law if truth.pair_law is not None else spectrum.pair_law(
-            layout, cfg.gamma, cfg.num_steps, cfg.max_episode_length)  # sparse truth
+        from allo.pair_operator import PairLawOperator  # O(K N^2): N <= EXACT_MAX_CELLS
+
+        law = truth.pair_law if truth.pair_law is not None else PairLawOperator(
+            layout, cfg.gamma, cfg.num_steps, cfg.max_episode_length).dense()  # sparse truth
         return [dataset.exact(law, d) for _ in seeds]
     if len(seeds) == 1:
         built = [build(seeds[0], cores)]

@@ -1,4 +1,4 @@
-"""Experience collection, the data's exact pair law, and the alias-table sampler."""
+"""Experience collection, the data's exact pair law, and the sampler over its pairs."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from allo.data import (
-    AliasTable,
     DataLawWeights,
     PairSampler,
     Transitions,
@@ -61,7 +60,7 @@ def brute_force_pair_law(data: Transitions, gamma: float, n: int) -> np.ndarray:
 def test_pair_law_equals_the_definition(gamma):
     layout = parse_layout(CORRIDOR)
     data = collect(layout, num_envs=6, num_steps=25, max_episode_length=7, seed=4)
-    fast = empirical_pair_law(data, gamma, layout.num_free)
+    fast = empirical_pair_law(data, gamma, layout.num_free).toarray()
     np.testing.assert_allclose(fast, brute_force_pair_law(data, gamma, layout.num_free),
                                atol=1e-15)
     assert fast.sum() == pytest.approx(1.0)
@@ -70,15 +69,28 @@ def test_pair_law_equals_the_definition(gamma):
     assert fast[goal].sum() == 0.0
 
 
-def test_alias_table_reproduces_its_law_exactly():
-    rng = np.random.default_rng(0)
-    for law in (rng.random(1000), np.array([0.0, 1.0, 0.0]), rng.random(50) ** 8,
-                np.r_[np.zeros(20), rng.random(5)]):
-        table = AliasTable.build(law)
-        np.testing.assert_allclose(table.probabilities(), law / law.sum(), atol=1e-14)
-        assert ((table.keep >= 0) & (table.keep <= 1)).all()
+def test_sampler_draws_the_law_of_its_nonzero_pairs():
+    """Counts of many draws match the pair law and the state law (chi-square bound), and
+    a pair the data does not hold is never drawn."""
+    layout = load_builtin("room4")
+    law = empirical_pair_law(collect(layout, 20, 60, 30, seed=2), 0.8, layout.num_free)
+    sampler = PairSampler([law], [5], torch.device("cpu"))
+    draws = 400_000
+    cells = sampler.cells(draws)[0].numpy()
+    n = layout.num_free
+    pairs = np.bincount(cells[0] * n + cells[1], minlength=n * n).reshape(n, n)
+    dense = law.toarray()
+    assert (pairs[dense == 0] == 0).all()
+    for observed, expected in ((pairs[dense > 0], dense[dense > 0]),
+                               (np.bincount(cells[2], minlength=n), state_law(law)),
+                               (np.bincount(cells[3], minlength=n), state_law(law))):
+        keep = expected > 0
+        chi2 = float((((observed[keep] - draws * expected[keep]) ** 2)
+                      / (draws * expected[keep])).sum())
+        freedom = int(keep.sum()) - 1
+        assert chi2 < freedom + 6 * np.sqrt(2 * freedom), (chi2, freedom)
     with pytest.raises(ValueError):
-        AliasTable.build(np.zeros(4))
+        PairSampler([np.zeros((3, 3))], [0], torch.device("cpu"))
 
 
 def test_batches_are_valid_cells_and_weights_sum_to_one():
@@ -93,7 +105,7 @@ def test_batches_are_valid_cells_and_weights_sum_to_one():
         np.testing.assert_allclose(part.sum(dim=tuple(range(1, part.dim()))).numpy(), 1.0,
                                    rtol=1e-5)
     # only pairs the data holds are ever drawn
-    assert (weights.pairs.numpy()[:, law == 0] == 0).all()
+    assert (weights.pairs.numpy()[:, law.toarray() == 0] == 0).all()
 
 
 def test_a_seed_draws_the_same_batches_alone_or_beside_others():
@@ -128,7 +140,7 @@ def test_collection_is_fast_enough_to_not_matter():
     # the uniform walk on room4 keeps the uniform start law: every cell is visited a lot
     assert counts.min() > 0.5 * counts.mean()
     law = empirical_pair_law(data, 0.8, layout.num_free)
-    assert law.sum() == pytest.approx(1.0) and (law >= 0).all()
+    assert law.sum() == pytest.approx(1.0) and (law.data >= 0).all()
 
 
 @pytest.mark.slow
@@ -140,7 +152,8 @@ def test_exact_weights_are_the_data_sets_laws():
     assert isinstance(exact, DataLawWeights)
     weights = exact.weights(None)
     for s, law in enumerate(laws):
-        np.testing.assert_allclose(weights.pairs[s].numpy(), law, rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(weights.pairs[s].numpy(), law.toarray(), rtol=1e-6,
+                                   atol=1e-9)
         np.testing.assert_allclose(weights.states1[s].numpy(), state_law(law), rtol=1e-6,
                                    atol=1e-9)
     assert weights.states2 is weights.states1  # h h' of the barrier is then h^2 exactly

@@ -89,7 +89,7 @@ def test_offset_law_is_geometric_and_cut_at_the_episode_end():  # (4)
     length, gamma = 12, 0.8
     chain = Transitions(source=np.arange(length), target=np.arange(1, length + 1),
                         episode_last=np.full(length, length - 1))
-    law = empirical_pair_law(chain, gamma, length + 1) * length  # rows given the source
+    law = empirical_pair_law(chain, gamma, length + 1).toarray() * length  # rows given the source
     for i in (0, 5, length - 1):
         steps_left = length - i
         ks = np.arange(1, steps_left)
@@ -109,7 +109,7 @@ def test_offset_law_survives_the_rows_rescaling(monkeypatch, length, gamma, resc
         monkeypatch.setattr(data_module, "RESCALE_BELOW", rescale_below)
     chain = Transitions(source=np.arange(length), target=np.arange(1, length + 1),
                         episode_last=np.full(length, length - 1))
-    law = empirical_pair_law(chain, gamma, length + 1) * length
+    law = empirical_pair_law(chain, gamma, length + 1).toarray() * length
     for i in (0, 1, length // 2, length - 2, length - 1):
         ks = np.arange(1, length - i)
         np.testing.assert_allclose(law[i, i + ks], (1 - gamma) * gamma ** (ks - 1), rtol=1e-12)
@@ -141,7 +141,7 @@ def test_data_pair_law_converges_to_the_exact_pair_law():  # (6)
     assert law.sum() == pytest.approx(1.0)
     data = collect(layout, num_envs=40000, num_steps=num_steps, max_episode_length=max_len,
                    seed=1)
-    empirical = empirical_pair_law(data, gamma, layout.num_free)
+    empirical = empirical_pair_law(data, gamma, layout.num_free).toarray()
     total_variation = 0.5 * np.abs(empirical - law).sum()
     assert total_variation < 0.01
     # the law without truncation at the episode's end is measurably different
@@ -154,13 +154,14 @@ def test_sampler_draws_pairs_and_states_from_the_data_laws():  # (6), (4): rho
     gamma, n = 0.8, layout.num_free
     data = collect(layout, num_envs=2000, num_steps=40, max_episode_length=6, seed=2)
     law = empirical_pair_law(data, gamma, n)
+    dense = law.toarray()
     sampler = PairSampler([law], [2], torch.device("cpu"))
     batches = 40
     weights = [sampler.weights(50_000) for _ in range(batches)]
     pairs = sum(w.pairs[0].double() for w in weights).numpy() / batches
     states = sum(w.states1[0].double() + w.states2[0].double() for w in weights) / (2 * batches)
-    assert 0.5 * np.abs(pairs - law).sum() < 0.01
-    rho = 0.5 * (law.sum(axis=0) + law.sum(axis=1))
+    assert 0.5 * np.abs(pairs - dense).sum() < 0.01
+    rho = 0.5 * (dense.sum(axis=0) + dense.sum(axis=1))
     assert 0.5 * np.abs(states.numpy() - rho).sum() < 0.005
     truth = ground_truth(layout, gamma, 40, 6)
     assert 0.5 * np.abs(rho - truth.rho).sum() < 0.02  # and rho is the operator's law

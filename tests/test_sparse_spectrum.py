@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 
 from allo import spectrum
-from allo.capacity import fits, training_bytes
+from allo.capacity import (
+    EXACT_MAX_CELLS,
+    PAIRS_PER_CELL,
+    check_pairs,
+    expected_pairs,
+    fits,
+    training_bytes,
+)
 from allo.layouts import (
     MAX_FREE_CELLS,
     LayoutError,
@@ -155,11 +162,42 @@ def test_free_cell_limit_says_by_how_much(monkeypatch):
 def test_a_run_that_would_not_fit_in_memory_is_refused_with_the_excess():
     memory = 24 * 2**30
     assert fits(1088, 5, 4000, memory) is None
-    line = fits(65536, 1, 4000, memory)
+    # memory is linear in N and the data's nonzero pairs: 256 x 256 trains on 24 GB
+    pairs = expected_pairs(65536, 4000 * 1000, 0.8)
+    assert pairs == 65536 * PAIRS_PER_CELL
+    assert fits(65536, 1, 4000, memory, pairs=pairs) is None
+    assert training_bytes(65536, 1, 4000, pairs) < 2 * training_bytes(32768, 1, 4000, pairs // 2)
+    line = fits(65536, 4, 4000, memory, pairs=pairs)
     assert line is not None and "\n" not in line
-    need = training_bytes(65536, 1, 4000)
+    need = training_bytes(65536, 4, 4000, pairs)
     assert f"{(need - 0.8 * memory) / 2**30:.1f} GiB over" in line
-    assert "65536 free cells" in line
+    assert "65536 free cells" in line and "98 million nonzero pairs" in line
+    # once built, the data's real count decides
+    assert check_pairs(65536, 1, 4000, 40_000_000, memory) is None
+    assert "over" in (check_pairs(65536, 1, 4000, 400_000_000, memory) or "")
+    assert check_pairs(1000, 1, 4000, 10**12, memory) is None  # dense: sized by N^2
+
+
+def test_exact_data_has_its_own_limit():
+    line = fits(EXACT_MAX_CELLS + 5, 1, 4000, 2**40, exact=True)
+    assert line is not None and "\n" not in line
+    assert f"at most {EXACT_MAX_CELLS} free cells (EXACT_MAX_CELLS)" in line and "5 over" in line
+    assert fits(EXACT_MAX_CELLS, 1, 4000, 2**40, exact=True) is None
+
+
+def test_train_refuses_exact_data_over_its_limit_before_any_work(tmp_path, monkeypatch):
+    from allo import capacity
+    from allo.config import TrainConfig
+    from allo.training import TrainError
+    from allo.training.runs import plan_runs
+
+    monkeypatch.setattr(capacity, "EXACT_MAX_CELLS", 50)
+    layout = tmp_path / "open.txt"
+    layout.write_text("\n".join(["." * 10] * 6))
+    cfg = TrainConfig(env_file=str(layout), data="exact", run_dir=str(tmp_path / "run"))
+    with pytest.raises(TrainError, match=r"at most 50 free cells .*, 10 over"):
+        plan_runs(cfg, None)
+    assert not (tmp_path / "run").exists()
 
 
 def test_data_ceiling_of_a_large_law_comes_from_the_same_solver(monkeypatch):

@@ -115,7 +115,10 @@ def plan_runs(cfg: TrainConfig, resume: Path | None) -> tuple[list[SeedRun], Lay
     if cfg.run_dir and len(seeds) > 1 and "{seed}" not in cfg.run_dir:
         raise TrainError("--run-dir names one run; with --seeds use --results-dir, or put "
                          "{seed} in --run-dir")
-    problem = capacity.fits(layout.num_free, len(seeds), dataset.CHUNK_ENVS)
+    pairs = capacity.expected_pairs(layout.num_free, (cfg.num_envs or dataset.BASE_ENVS)
+                                    * cfg.num_steps, cfg.gamma)
+    problem = capacity.fits(layout.num_free, len(seeds), dataset.CHUNK_ENVS, pairs=pairs,
+                            exact=cfg.data == "exact")
     if problem:
         raise TrainError(problem)
     try:  # the model, its activations, the batch, the schedule, the data collection

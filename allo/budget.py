@@ -199,6 +199,15 @@ def strict_data_ceiling(joint: Law, truth_values: np.ndarray,
     return strict_cosines(vectors, truth_vectors, truth_values)
 
 
+def ceilings(joint: Law, truth_values: np.ndarray, truth_vectors: np.ndarray, d: int,
+             layout: Layout | None = None, gamma: float = 0.8
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """(data_ceiling, strict_data_ceiling) from one solve of the data's spectrum."""
+    vectors = data_spectrum(joint, d, layout, gamma)
+    return (cosine_similarities(vectors, truth_vectors, truth_values),
+            strict_cosines(vectors, truth_vectors, truth_values))
+
+
 def growth_factor(ceiling: np.ndarray) -> int:
     """How many times more data would bring the mean ceiling to CEILING_TARGET (1: none).
 

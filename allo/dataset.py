@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from allo import sparse_law
-from allo.budget import CEILING_TARGET, MAX_GROWTH, data_ceiling, growth_factor
+from allo.budget import CEILING_TARGET, MAX_GROWTH, ceilings, growth_factor
 from allo.config import TrainConfig
 from allo.data import collect, empirical_pair_law
 from allo.layouts import Layout
@@ -97,9 +97,10 @@ def build(layout: Layout, cfg: TrainConfig, seed: int, truth_values: np.ndarray,
     """
     envs = first = cfg.num_envs or BASE_ENVS
     law = collect_law(layout, cfg, seed, envs, workers)
-    ceiling = base = data_ceiling(law, truth_values, truth_vectors, d, layout, cfg.gamma)
+    ceiling, strict = ceilings(law, truth_values, truth_vectors, d, layout, cfg.gamma)
+    base = ceiling
     if cfg.num_envs is not None:
-        return DataSet(law, envs, ceiling)
+        return DataSet(law, envs, ceiling, strict_ceiling=strict)
     cap = envs * MAX_GROWTH
     while (factor := growth_factor(ceiling)) > 1 and envs < cap:
         grown = min(cap, envs * factor)
@@ -110,11 +111,11 @@ def build(layout: Layout, cfg: TrainConfig, seed: int, truth_values: np.ndarray,
                             first_chunk=len(chunk_sizes(envs)))
         law = law * (envs / grown) + extra * ((grown - envs) / grown)
         envs = grown
-        ceiling = data_ceiling(law, truth_values, truth_vectors, d, layout, cfg.gamma)
+        ceiling, strict = ceilings(law, truth_values, truth_vectors, d, layout, cfg.gamma)
     if envs == first:
-        return DataSet(law, envs, ceiling)
+        return DataSet(law, envs, ceiling, strict_ceiling=strict)
     helps = 1.0 - np.mean(ceiling) < 0.75 * (1.0 - np.mean(base))
-    return DataSet(law, envs, ceiling, float(np.mean(base)), bool(helps))
+    return DataSet(law, envs, ceiling, float(np.mean(base)), bool(helps), strict)
 
 
 def exact(pair_law: Law, d: int) -> DataSet:

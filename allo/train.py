@@ -262,9 +262,11 @@ def collect_data(layout: Layout, cfg: TrainConfig, truth: GroundTruth, seeds: li
     else:
         with ThreadPoolExecutor(max_workers=min(len(seeds), cores)) as pool:
             built = list(pool.map(lambda seed: build(seed, 1), seeds))
-    # the strict data ceiling (cos_strict of the data's own eigenvectors, math.md 6)
-    return [dataclasses.replace(data, strict_ceiling=strict_data_ceiling(
-        data.law, values, vectors, d, layout, cfg.gamma)) for data in built]
+    # the strict data ceiling (cos_strict of the data's own eigenvectors, math.md 6),
+    # where the data set did not bring it from the same solve
+    return [data if data.strict_ceiling is not None else dataclasses.replace(
+        data, strict_ceiling=strict_data_ceiling(data.law, values, vectors, d, layout,
+                                                 cfg.gamma)) for data in built]
 
 
 def record_budget(runs: list[SeedRun], datasets: list[dataset.DataSet], budget: Budget,

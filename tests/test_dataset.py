@@ -94,9 +94,10 @@ def test_growth_goes_on_until_the_ceiling_reaches_the_target(small_chunks, monke
 
     def fake_ceiling(law, *args):
         seen.append(law)
-        return next(ceilings)
+        value = next(ceilings)
+        return value, value
 
-    monkeypatch.setattr(dataset, "data_ceiling", fake_ceiling)
+    monkeypatch.setattr(dataset, "ceilings", fake_ceiling)
     layout = load_builtin("room4")
     cfg = TrainConfig(num_steps=20, max_episode_length=20)
     said = []
@@ -116,7 +117,7 @@ def test_growth_goes_on_until_the_ceiling_reaches_the_target(small_chunks, monke
 
 
 def test_growth_stops_at_the_cap(small_chunks, monkeypatch):
-    monkeypatch.setattr(dataset, "data_ceiling", lambda *args: np.full(10, 0.97))
+    monkeypatch.setattr(dataset, "ceilings", lambda *args: (np.full(10, 0.97),) * 2)
     data = dataset.build(load_builtin("room4"), TrainConfig(num_steps=20,
                                                             max_episode_length=20), 0,
                          np.zeros(11), np.zeros((104, 11)), 10)
@@ -153,7 +154,7 @@ def test_a_growth_that_did_not_help_is_told_without_overclaiming(small_chunks, m
     """room4sym's cluster of four eigenvalues within 2e-4: 16x the data left its ceiling
     at 0.77-0.81. The note then says what did not work, and what might."""
     ceilings = iter([np.full(10, 0.81), np.full(10, 0.80)])
-    monkeypatch.setattr(dataset, "data_ceiling", lambda *args: next(ceilings))
+    monkeypatch.setattr(dataset, "ceilings", lambda *args: (next(ceilings),) * 2)
     data = dataset.build(load_builtin("room4"), TrainConfig(num_steps=20,
                                                             max_episode_length=20), 0,
                          np.zeros(11), np.zeros((104, 11)), 10)

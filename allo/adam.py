@@ -1,12 +1,12 @@
 """Adam on the learner's one flat (S, P) parameter tensor, through torch's fused kernel.
 
 It is the kernel `torch.optim.Adam(fused=True)` runs, without the optimiser's per-step
-Python bookkeeping (grouping tensors by device, lazy state, hooks): 0.07-0.11 ms of a
-1.2 ms CPU step. The learning rate is a tensor on the parameter's device, so a captured
-CUDA graph reads its current value; the moments exist from the start (zeros and step 0
-are exactly Adam's initial state), so a graph never captures their allocation. The
-kernel is private (`torch._fused_adam_`, in torch 2.4-2.13): without it the same update
-runs as public tensor ops (`step_by_tensor_ops`).
+Python bookkeeping (grouping tensors by device, lazy state, hooks), a visible share of a
+CPU step (BENCHMARKS.md, "Training"). The learning rate is a tensor on the parameter's
+device, so a captured CUDA graph reads its current value; the moments exist from the
+start (zeros and step 0 are exactly Adam's initial state), so a graph never captures
+their allocation. The kernel is private (`torch._fused_adam_`, in torch 2.4-2.13):
+without it the same update runs as public tensor ops (`step_by_tensor_ops`).
 """
 
 from __future__ import annotations

@@ -15,10 +15,9 @@ gap is skipped.
 Steps are not the only limit. The sampler draws from one finite data set, whose empirical
 pair law defines a slightly different operator; where two eigenvalues are close, its
 eigenvectors are turned against the exact ones by about (perturbation / gap), and ALLO
-learns those (obstacles, seed 0: the learned vectors match the empirical operator's to
-0.9997 and the exact ones to 0.958). `data_ceiling` measures that limit once, before
-training (about 0.4 s per 10^6 transitions on one core), and `data_advice` says how much
-more data to collect.
+learns those: the learned vectors match the empirical operator's more closely than the
+exact ones. `data_ceiling` measures that limit once, before training (BENCHMARKS.md,
+"Data ceiling"), and `data_advice` says how much more data to collect.
 """
 
 from __future__ import annotations

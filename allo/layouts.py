@@ -22,7 +22,7 @@ WALL_CHARS = frozenset("X#")
 FREE_CHARS = frozenset(" .")
 START, GOAL = "S", "G"
 # Limits: the matrix-free ground truth (allo/sparse_spectrum.py) keeps time and memory about
-# linear in the free cells; 256 x 256 open cells fit a 24 GB machine with room to spare.
+# linear in the free cells, so these limits fit a workstation (BENCHMARKS.md, "Large grids").
 MAX_SIDE = 256
 MAX_FREE_CELLS = 65536
 MAX_FILE_BYTES = 1_000_000

@@ -544,7 +544,7 @@ def _curve_subtitle(data: RunData, rows: list[dict]) -> str:
 
 
 def estimate_window(truth: np.ndarray) -> tuple[float, float]:
-    """A y-range around the ground truth: the first estimates can be 30x too large, and
+    """A y-range around the ground truth: the first estimates can be many times too large, and
     an axis fitted to them squashes the converged estimates into one line."""
     low, high = float(np.min(truth)), float(np.max(truth))
     spread = max(high - low, 0.05 * max(abs(high), 1e-3))

@@ -210,7 +210,8 @@ class WatchApp(App[None]):
     # ------------------------------------------------------------------ workers
     @work(thread=True, exclusive=True, group="plotter")
     def load_plotter(self) -> None:
-        """Import plotext (~0.35 s) after the first paint, then draw the curves."""
+        """Import plotext after the first paint (its import is a visible share of the start;
+        BENCHMARKS.md, "allo watch"), then draw the curves."""
         import plotext  # noqa: F401
 
         self.call_from_thread(self._plotter_ready)

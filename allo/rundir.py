@@ -259,7 +259,6 @@ class _Record:
     this version does not know (`extra`, kept so a newer writer's keys survive a resume)."""
 
     extra: dict[str, Any]
-    _json: dict[str, Any] | None = None  # the object as read, for the JSON view below
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> Any:
@@ -269,9 +268,7 @@ class _Record:
             if name in obj:
                 values[name] = cls._read(name, obj[name], spec.type)
         extra = {k: v for k, v in obj.items() if k not in known}
-        record = cls(**values, extra=extra)  # type: ignore[call-arg]  # a dataclass
-        record._json = dict(obj)
-        return record
+        return cls(**values, extra=extra)  # type: ignore[call-arg]  # a dataclass
 
     @classmethod
     def _read(cls, name: str, value: Any, annotation: Any) -> Any:
@@ -286,21 +283,6 @@ class _Record:
             out[spec.name] = value.to_json() if isinstance(value, _Record) else value
         out.update(self.extra)
         return out
-
-    # A JSON view for tools and tests that index run.json by key; allo itself reads the
-    # attributes (tests/test_contract.py holds that no key is spelled outside this module).
-    # The view is the object as read (or as it would be written, for one built in code).
-    def _view(self) -> dict[str, Any]:
-        return self._json if self._json is not None else self.to_json()
-
-    def __getitem__(self, key: str) -> Any:
-        return self._view()[key]
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self._view().get(key, default)
-
-    def __contains__(self, key: str) -> bool:
-        return key in self._view()
 
 
 _SCALARS: dict[str, type | tuple[type, ...]] = {

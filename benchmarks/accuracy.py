@@ -175,13 +175,13 @@ def describe(cfg: TrainConfig, entry: dict, objective: str, seed: int, outcome, 
     info, rows = reader.info(), reader.metrics()
     last = rows[-1] if rows else {}
     hit = first_hit(rows)
-    blocks = (info.get("ground_truth") or {}).get("blocks") or []
-    budget = info.get("budget") or {}  # what the data set allows, what the spectrum asks
+    blocks = (info.ground_truth or rundir.TruthInfo()).blocks or []
+    budget = info.budget or rundir.BudgetInfo()  # what the data set allows, what the spectrum asks
     return {
         "layout": entry["name"], "source": entry["source"], "objective": objective,
         "setting": setting_of(cfg),
-        "seed": (info.get("config") or {}).get("seed", seed), "status": outcome.status,
-        "steps": info.get("total_steps"),
+        "seed": (info.config or {}).get("seed", seed), "status": outcome.status,
+        "steps": info.total_steps,
         "final_step": last.get("step"),
         "final_cos": last.get("cos/mean"),
         "final_cos_per_vector": last.get("cos/per_vector"),
@@ -189,17 +189,17 @@ def describe(cfg: TrainConfig, entry: dict, objective: str, seed: int, outcome, 
         "final_cos_strict_per_vector": last.get("cos_strict/per_vector"),
         "final_eig_rel_error": last.get("eig/mean_rel_error"),
         "final_rayleigh_rel_error": last.get("eig/rayleigh_mean_rel_error"),
-        "data_ceiling": budget.get("data_ceiling"),
-        "data_ceiling_per_vector": budget.get("data_ceiling_per_vector"),
-        "data_ceiling_strict": budget.get("data_ceiling_strict"),
-        "num_envs": budget.get("num_envs"),  # grown by allo/dataset.py where it had to
-        "recommended_steps": budget.get("recommended_steps"),
+        "data_ceiling": budget.data_ceiling,
+        "data_ceiling_per_vector": budget.data_ceiling_per_vector,
+        "data_ceiling_strict": budget.data_ceiling_strict,
+        "num_envs": budget.num_envs,  # grown by allo/dataset.py where it had to
+        "recommended_steps": budget.recommended_steps,
         "steps_to_0.99": hit["step"] if hit else None,
         "seconds_to_0.99": hit["time"] if hit else None,
         "logged_steps": [r["step"] for r in rows],
         "total_s": total,
-        "timings": info.get("timings"),
-        "device": info.get("device"),
+        "timings": info.timings,
+        "device": info.device,
         # 1-based ranges of (near-)repeated ground-truth eigenvalues among the top d
         "repeated_eigenvalues": [[a + 1, b] for a, b in blocks if b - a > 1],
     }

@@ -48,7 +48,7 @@ def train_once(folder: Path, name: str, steps: int, plot_freq: int, plotting: bo
                    stderr=subprocess.DEVNULL)
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    timings = rundir.RunReader(run).info()["timings"]
+    timings = rundir.RunReader(run).info().timings or {}
     # the loop, plus waiting for the recorder thread's last writes (exports included)
     loop = timings["training"] + timings.get("recording_after_training", 0.0)
     plots = sorted(p.name for p in (run / rundir.PLOTS).glob("*.png")) if plotting else []

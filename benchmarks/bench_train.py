@@ -141,7 +141,7 @@ def bench_gpu(cfg: TrainConfig, steps: int = 2000) -> dict:
     return result
 
 
-def run_training(cfg: TrainConfig, folder: Path) -> tuple[dict, list[dict]]:
+def run_training(cfg: TrainConfig, folder: Path) -> tuple[rundir.RunInfo, list[rundir.MetricsRow]]:
     outcome = train(cfg)
     reader = rundir.RunReader(outcome.run_dir)
     return reader.info(), reader.metrics()
@@ -159,7 +159,8 @@ def bench_logging(cfg: TrainConfig, folder: Path, steps: int = 2000, pairs: int 
                                      "run_dir": str(folder / f"log{log_freq}_{pair}")})
             info, _ = run_training(run_cfg, folder)
             # waiting for the recorder to finish writing counts against logging
-            busy = info["timings"]["training"] + info["timings"]["recording_after_training"]
+            timings = info.timings or {}
+            busy = timings["training"] + timings["recording_after_training"]
             rates[log_freq].append(steps / busy)
     ratios = [fast / slow for fast, slow in zip(rates[10], rates[1000], strict=True)]
     return {"sps_log10": statistics.median(rates[10]),
@@ -184,7 +185,7 @@ def bench_accuracy(cfg: TrainConfig, folder: Path, seeds: int) -> dict:
             "steps_to_0.99": hit["step"] if hit else None,
             "seconds_to_0.99": hit["time"] if hit else None,
             "total_s": total,
-            "timings": info.get("timings"),
+            "timings": info.timings,
         })
         print(f"  seed {seed}: final mean|cos| {per_seed[-1]['final_cos']:.4f}, "
               f"0.99 at step {per_seed[-1]['steps_to_0.99']}, total {total:.1f}s",

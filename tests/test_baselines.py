@@ -177,7 +177,7 @@ def test_batched_seeds_and_resume_work_for_each_objective(tmp_path, objective):
         assert row["barrier/coef"] > 2.0
     straight = train(small_config(tmp_path, objective, "straight"))
     half = train(small_config(tmp_path, objective, "half", num_gradient_steps=60))
-    config = from_dict(rundir.RunReader(half.run_dir).info()["config"])
+    config = from_dict(rundir.RunReader(half.run_dir).info().config)
     resumed = train(dataclasses.replace(config, num_gradient_steps=120), resume=half.run_dir)
     assert resumed.status == "finished"
     assert np.abs(final(resumed.run_dir) - final(straight.run_dir)).max() <= 1e-5

@@ -155,7 +155,7 @@ def test_real_console_script_usage_error(tmp_path):
 def test_resume_continues_a_finished_run_with_more_steps(run_copy):
     result = warm().run("train", "--resume", run_copy, "--steps", "40")
     assert result.code == 0, result.stderr
-    assert rundir.RunReader(run_copy).info()["step"] == 40
+    assert rundir.RunReader(run_copy).info().step == 40
 
 
 @pytest.mark.slow
@@ -169,12 +169,12 @@ def test_a_run_that_ends_short_of_its_data_says_how_to_go_on(tmp_path):
     assert len(note) == 1 and note[0].startswith("allo: note: vectors ")
     command = note[0].split("to go on: ")[1].split()
     assert command[:3] == ["allo", "train", "--resume"] and command[3] == str(tmp_path / "run")
-    recommended = rundir.RunReader(tmp_path / "run").info()["budget"]["recommended_steps"]
+    recommended = rundir.RunReader(tmp_path / "run").info().budget.recommended_steps
     assert command[4:] == ["--steps", str(max(40, recommended))]
     # the command runs (with fewer steps than it asks for, to keep the test short)
     again = warm().run(*command[1:-1], "40")
     assert again.code == 0, again.stderr
-    assert rundir.RunReader(tmp_path / "run").info()["step"] == 40
+    assert rundir.RunReader(tmp_path / "run").info().step == 40
 
 
 def test_render_runs_blas_single_threaded_unless_the_user_chose(monkeypatch, capsys):

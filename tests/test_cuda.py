@@ -75,8 +75,8 @@ def test_short_cuda_training_learns(tmp_path):
     outcome = train(cfg)
     assert outcome.status == "finished"
     reader = rundir.RunReader(outcome.run_dir)
-    assert reader.info()["device"].startswith("cuda")
-    assert reader.info()["timings"]["capture"] > 0  # the graph was on by default
+    assert reader.info().device.startswith("cuda")
+    assert reader.info().timings["capture"] > 0  # the graph was on by default
     rows = reader.metrics()
     assert rows[-1]["cos/mean"] > rows[0]["cos/mean"]
     assert np.isfinite(reader.final()).all()
@@ -154,7 +154,7 @@ def test_a_recapture_waits_for_checkpoints_copying_from_the_device(tmp_path, mon
     monkeypatch.setattr(train_module, "save_checkpoint", slow_save)
     outcomes = train_seeds(cfg)
     assert [o.status for o in outcomes] == ["finished", "finished"]
-    assert [rundir.RunReader(o.run_dir).info()["step"] for o in outcomes] == [60, 120]
+    assert [rundir.RunReader(o.run_dir).info().step for o in outcomes] == [60, 120]
     assert rundir.checkpoint_steps(outcomes[0].run_dir)[-1] == 60
 
 

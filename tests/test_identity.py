@@ -69,7 +69,7 @@ def test_a_foreign_newest_checkpoint_falls_back_to_the_runs_own(runs, tmp_path):
     result = resume(run)
     assert result.code == 0, result.stderr
     assert "belongs to seed 4" in result.stderr
-    assert rundir.RunReader(run).info()["resumes"][-1]["step"] == 20
+    assert rundir.RunReader(run).info().resumes[-1]["step"] == 20
 
 
 def test_a_renamed_checkpoint_is_refused(runs, tmp_path):
@@ -120,12 +120,12 @@ def test_an_open_border_layout_trains_and_resumes_the_grid_of_its_file(tmp_path)
     expected = parse_layout(OPEN_LAYOUT)
     assert expected.num_free == 7 * 3 - 3
     info = rundir.RunReader(run).info()
-    assert info["env"]["num_free"] == expected.num_free and info["env"]["height"] == 3
+    assert info.env["num_free"] == expected.num_free and info.env["height"] == 3
     assert np.load(run / rundir.GT_EIGENVECTORS).shape == (expected.num_free, 3)
     result = resume(run, 40)
     assert result.code == 0, result.stderr
     reader = rundir.RunReader(run)
-    assert reader.info()["env"]["num_free"] == expected.num_free
+    assert reader.info().env["num_free"] == expected.num_free
     assert reader.final().shape == (expected.num_free, 3)
 
 

@@ -155,13 +155,13 @@ def test_image_runs_batch_seeds_resume_and_export(tmp_path, obs):
     assert [o.status for o in together] == ["finished", "finished"]
     assert np.abs(final(together[1].run_dir) - final(alone.run_dir)).max() <= 1e-5
     reader = rundir.RunReader(alone.run_dir)
-    config = reader.info()["config"]
+    config = reader.info().config
     assert config["obs"] == obs
     assert config["obs_size"] == (None if obs == "grid" else 2 * 8)
     assert final(alone.run_dir).shape == (parse_layout(SMALL).num_free, 3)
     assert reader.metrics()[-1]["step"] == 60
     half = train(small_config(tmp_path, "half", obs=obs, num_gradient_steps=30))
-    resumed_config = from_dict(rundir.RunReader(half.run_dir).info()["config"])
+    resumed_config = from_dict(rundir.RunReader(half.run_dir).info().config)
     resumed = train(dataclasses.replace(resumed_config, num_gradient_steps=60),
                     resume=half.run_dir)
     straight = train(small_config(tmp_path, "straight", obs=obs))

@@ -77,7 +77,7 @@ def test_divergence_at_the_last_step_is_recorded_as_failed(tmp_path, monkeypatch
     outcome = train(cfg)
     assert outcome.status == "failed" and outcome.exit_code == 1
     info = rundir.RunReader(outcome.run_dir).info()
-    assert info["status"] == "failed" and "diverged at step 40" in info["message"]
+    assert info.status == "failed" and "diverged at step 40" in info.message
     assert not (outcome.run_dir / rundir.FINAL_LEARNED).exists()
     assert rundir.checkpoint_steps(outcome.run_dir) == [20]  # the last good one
 

@@ -90,10 +90,10 @@ def test_exact_data_trains_on_the_exact_law(tmp_path):
     outcome = train(cfg)
     assert outcome.status == "finished"
     info = rundir.RunReader(outcome.run_dir).info()
-    assert info["config"]["data"] == "exact" and info["config"]["num_envs"] is None
-    assert info["budget"]["num_envs"] == 0
-    assert info["budget"]["data_ceiling"] == 1.0
-    assert info["budget"]["data_ceiling_strict"] == pytest.approx(1.0)
+    assert info.config["data"] == "exact" and info.config["num_envs"] is None
+    assert info.budget.num_envs == 0
+    assert info.budget.data_ceiling == 1.0
+    assert info.budget.data_ceiling_strict == pytest.approx(1.0)
     row = rundir.RunReader(outcome.run_dir).metrics()[-1]
     assert row["cos_strict/mean"] >= 0.99
     # the Rayleigh quotients use the training law: with the exact law they are exact
@@ -140,4 +140,4 @@ def test_paper_protocol_runs_end_to_end(tmp_path):
     assert outcome.status == "finished"
     row = rundir.RunReader(outcome.run_dir).metrics()[-1]
     assert len(row["cos_strict/per_vector"]) == 11
-    assert rundir.RunReader(outcome.run_dir).info()["config"]["protocol"] == "paper"
+    assert rundir.RunReader(outcome.run_dir).info().config["protocol"] == "paper"

@@ -62,7 +62,7 @@ def check_readers(run: Path) -> None:
         return
     reader = rundir.RunReader(run)
     info = reader.info()
-    assert info["status"] in rundir.STATUSES
+    assert info.status in rundir.STATUSES
     reader.env()
     if (run / rundir.GT_EIGENVECTORS).exists():
         reader.ground_truth()
@@ -166,7 +166,7 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path, reference):
     assert result.code == 0, result.stderr
     assert np.abs(final_vectors(run) - expected_final).max() <= 1e-5
     same_rows(rundir.RunReader(run).metrics(), expected_rows)
-    assert rundir.RunReader(run).info()["status"] == "finished"
+    assert rundir.RunReader(run).info().status == "finished"
     assert temporaries(run) == [], "a resume leaves no stale temporary files"
 
 
@@ -189,8 +189,8 @@ def test_sigint_sigterm_stop_checkpoint_and_resume(tmp_path, reference, sig, cod
     result = proc.wait()
     assert result.code == code, result.stderr
     info = rundir.RunReader(run).info()
-    assert info["status"] == "interrupted" and signal.Signals(sig).name in info["message"]
-    stopped = info["step"]
+    assert info.status == "interrupted" and signal.Signals(sig).name in info.message
+    stopped = info.step
     assert 0 < stopped < STEPS
     assert rundir.checkpoint_steps(run)[-1] == stopped, "a checkpoint at the stopping step"
     assert "Traceback" not in result.stderr and f"--resume {run}" in result.stderr
@@ -199,7 +199,7 @@ def test_sigint_sigterm_stop_checkpoint_and_resume(tmp_path, reference, sig, cod
     assert result.code == 0, result.stderr
     assert np.abs(final_vectors(run) - expected_final).max() <= 1e-5
     same_rows(rundir.RunReader(run).metrics(), expected_rows)
-    resumes = rundir.RunReader(run).info()["resumes"]
+    resumes = rundir.RunReader(run).info().resumes
     assert [entry["step"] for entry in resumes] == [stopped]
 
 
@@ -218,7 +218,7 @@ def test_sigterm_real_console_script(tmp_path, reference):
     finally:
         proc.kill()
     assert proc.returncode == 143, err
-    assert rundir.RunReader(run).info()["status"] == "interrupted"
+    assert rundir.RunReader(run).info().status == "interrupted"
     assert out.strip().splitlines()[-1] == str(run)
 
 
@@ -236,7 +236,7 @@ def test_readers_against_a_live_writer(tmp_path, reference):
             continue
         reader = rundir.RunReader(run)
         info = reader.info()
-        assert info["format_version"] == rundir.FORMAT_VERSION
+        assert info.format_version == rundir.FORMAT_VERSION
         reader.env()
         if (run / rundir.GT_EIGENVECTORS).exists():
             values, vectors = reader.ground_truth()
@@ -270,8 +270,8 @@ def test_divergence_fails_the_run_and_keeps_the_last_good_files(tmp_path, refere
     result = warm().run(*train_args(layout, run, STEPS, "--learning-rate", "1e6"))
     assert result.code == 1, result.stderr
     info = rundir.RunReader(run).info()
-    assert info["status"] == "failed"
-    assert "diverged" in info["message"] and "not finite" in info["message"]
+    assert info.status == "failed"
+    assert "diverged" in info.message and "not finite" in info.message
     assert "Traceback" not in result.stderr and "diverged" in result.stderr
     # the last good export and checkpoint are there and finite
     reader = rundir.RunReader(run)
@@ -311,7 +311,7 @@ def test_divergence_mid_run_keeps_good_export_and_checkpoint(tmp_path, monkeypat
     assert outcome.message.startswith("diverged at step 50: loss/total is not finite")
     reader = rundir.RunReader(outcome.run_dir)
     info = reader.info()
-    assert info["status"] == "failed" and info["message"] == outcome.message
+    assert info.status == "failed" and info.message == outcome.message
     assert reader.export_steps() == [20, 40] and reader.checkpoint_steps() == [20, 40]
     assert all(np.isfinite(reader.learned(s)).all() for s in (20, 40))
     assert reader.final() is None

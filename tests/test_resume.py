@@ -35,13 +35,13 @@ def test_stopping_early_then_resuming_matches(tmp_path, reference, first):
     layout, ref = reference
     run = tmp_path / "run"
     assert warm().run(*train_args(layout, run, first)).code == 0
-    assert rundir.RunReader(run).info()["status"] == "finished"
+    assert rundir.RunReader(run).info().status == "finished"
     result = warm().run("train", "--resume", run, "--steps", STEPS)
     assert result.code == 0, result.stderr
     assert_same_as(run, ref)
     info = rundir.RunReader(run).info()
-    assert info["step"] == STEPS and info["total_steps"] == STEPS
-    assert [r["step"] for r in info["resumes"]] == [first]
+    assert info.step == STEPS and info.total_steps == STEPS
+    assert [r["step"] for r in info.resumes] == [first]
 
 
 @pytest.mark.slow
@@ -58,7 +58,7 @@ def test_resume_from_an_older_checkpoint_drops_later_rows(tmp_path, reference):
     result = warm().run("train", "--resume", run, "--steps", STEPS)
     assert result.code == 0, result.stderr
     assert_same_as(run, ref)
-    assert rundir.RunReader(run).info()["resumes"][-1]["step"] == 80
+    assert rundir.RunReader(run).info().resumes[-1]["step"] == 80
 
 
 @pytest.mark.slow

@@ -132,7 +132,7 @@ def test_two_new_trainings_into_one_run_dir(tmp_path, trained):
     finally:
         first.signal(signal.SIGKILL)
         first.wait()
-    assert rundir.RunReader(run).info()["seed"] == 3  # the first's seed (TINY), not 9
+    assert rundir.RunReader(run).info().seed == 3  # the first's seed (TINY), not 9
 
 
 def test_run_dir_at_a_folder_of_ones_own_files_is_refused(tmp_path, trained):

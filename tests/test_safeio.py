@@ -163,7 +163,7 @@ def test_a_fifo_checkpoint_is_skipped_not_waited_on(trained, tmp_path):
     result = warm().run("train", "--resume", run, "--steps", "60")
     assert result.code == 0 and "Traceback" not in result.stderr, result.stderr
     assert "checkpoint_step_40.pt: refused, it is a FIFO" in result.stderr
-    assert rundir.RunReader(run).info()["resumes"][-1]["step"] == 20
+    assert rundir.RunReader(run).info().resumes[-1]["step"] == 20
 
 
 @pytest.mark.timeout(120)

@@ -126,7 +126,7 @@ def test_planted_checkpoint_with_a_python_object_is_refused(tmp_path, trained, a
         assert (run / rundir.METRICS_JSONL).read_bytes() == state_rows
     else:  # the older, genuine checkpoint is used
         assert result.code == 0, result.stderr
-        assert rundir.RunReader(run).info()["resumes"][-1]["step"] == 40
+        assert rundir.RunReader(run).info().resumes[-1]["step"] == 40
 
 
 def test_checkpoint_of_tensors_but_not_ours_is_refused(tmp_path, trained):

@@ -52,7 +52,7 @@ def test_two_batched_seeds_match_two_single_runs(tmp_path, objective, batch_size
         alone = train(small_config(tmp_path / f"s{seed}", seed=seed, objective=objective,
                                    batch_size=batch_size))
         batched, single = rundir.RunReader(outcome.run_dir), rundir.RunReader(alone.run_dir)
-        assert batched.info()["seed"] == seed and batched.info()["config"]["seeds"] is None
+        assert batched.info().seed == seed and batched.info().config["seeds"] is None
         np.testing.assert_allclose(batched.final(), single.final(), atol=1e-5)
         np.testing.assert_allclose(batched.learned(30), single.learned(30), atol=1e-5)
         rows_b, rows_s = batched.metrics(), single.metrics()
@@ -69,7 +69,7 @@ def resume_from(run: Path, step: int):
         if later > step:
             (run / rundir.CHECKPOINTS / rundir.checkpoint_name(later)).unlink()
     info = rundir.RunReader(run).info()
-    return train(TrainConfig(**info["config"]), resume=run)
+    return train(TrainConfig(**info.config), resume=run)
 
 
 @pytest.mark.parametrize("batch_size", [2048, None])
@@ -132,8 +132,8 @@ def test_cli_seeds_writes_one_run_per_seed(tmp_path):
     assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()
     runs = [Path(tmp_path, line) for line in lines[-2:]]
-    assert [rundir.RunReader(r).info()["seed"] for r in runs] == [2, 4]
-    assert all(rundir.RunReader(r).info()["status"] == "finished" for r in runs)
+    assert [rundir.RunReader(r).info().seed for r in runs] == [2, 4]
+    assert all(rundir.RunReader(r).info().status == "finished" for r in runs)
     for bad, why in ((["--seeds", "3-1"], "empty"), (["--seeds", "0-1", "--run-dir", "x"],
                                                      "--run-dir"),
                      (["--cuda-graph", "on", "--device", "cpu"], "CUDA")):

@@ -107,9 +107,9 @@ def test_a_default_run_goes_on_until_its_vectors_settle(tmp_path, monkeypatch, c
         assert end == settling.extension_limit(60)
     reader = rundir.RunReader(outcome.run_dir)
     info = reader.info()
-    assert info["step"] == info["total_steps"] == end > 60
-    assert info["budget"]["extension_limit"] == 120
-    assert info["config"]["num_gradient_steps"] == 60  # the schedule's length: the budget
+    assert info.step == info.total_steps == end > 60
+    assert info.budget.extension_limit == 120
+    assert info.config["num_gradient_steps"] == 60  # the schedule's length: the budget
     assert reader.metrics()[-1]["step"] == end
     np.testing.assert_array_equal(reader.final(), reader.learned(end))
     # a checkpoint every 30 steps while it goes on, the last at its end
@@ -127,8 +127,8 @@ def test_given_steps_and_ggdo_never_go_on(tmp_path, monkeypatch):
     assert seen == []
     for outcome in (given, ggdo):
         info = rundir.RunReader(outcome.run_dir).info()
-        assert info["step"] == info["total_steps"] == 60
-        assert info["budget"]["extension_limit"] is None
+        assert info.step == info.total_steps == 60
+        assert info.budget.extension_limit is None
 
 
 @pytest.mark.slow
@@ -140,7 +140,7 @@ def test_batched_seeds_go_on_each_as_it_would_alone(tmp_path, monkeypatch):
         alone = train(small_config(tmp_path / f"s{seed}", seed=seed, num_gradient_steps=None,
                                    learning_rate=3e-3))
         batched, single = rundir.RunReader(outcome.run_dir), rundir.RunReader(alone.run_dir)
-        assert batched.info()["step"] == single.info()["step"] > 60
+        assert batched.info().step == single.info().step > 60
         np.testing.assert_allclose(batched.final(), single.final(), atol=1e-5)
         assert [r["step"] for r in batched.metrics()] == [r["step"] for r in single.metrics()]
 
@@ -149,12 +149,12 @@ def test_a_resume_goes_on_where_the_run_left_off(tmp_path, monkeypatch):
     small_budget(monkeypatch, 60)
     outcome = train(small_config(tmp_path, num_gradient_steps=None, learning_rate=3e-3))
     run = outcome.run_dir
-    end = rundir.RunReader(run).info()["step"]
+    end = rundir.RunReader(run).info().step
     assert end > 90, "the test needs a run that went on past step 90"
     full = rundir.RunReader(run).final()
     resumed = resume_from(run, 90)
     assert resumed.status == "finished"
-    assert rundir.RunReader(run).info()["step"] == end
+    assert rundir.RunReader(run).info().step == end
     np.testing.assert_allclose(rundir.RunReader(run).final(), full, atol=1e-5)
 
 
@@ -215,13 +215,13 @@ def test_seeds_that_end_apart_each_match_their_lone_run(tmp_path, monkeypatch):
 
     monkeypatch.setattr("allo.train.narrowed", spy)
     together = train_seeds(cfg)
-    ends = [rundir.RunReader(o.run_dir).info()["step"] for o in together]
+    ends = [rundir.RunReader(o.run_dir).info().step for o in together]
     assert ends == [60, 120]
     assert kept == [[1]]  # seed 0 stopped costing compute at step 60
     for seed, outcome in zip((0, 1), together, strict=True):
         alone = train(small_config(tmp_path / f"s{seed}", seed=seed, num_gradient_steps=None))
         batched, single = rundir.RunReader(outcome.run_dir), rundir.RunReader(alone.run_dir)
-        assert batched.info()["step"] == single.info()["step"] == ends[seed]
+        assert batched.info().step == single.info().step == ends[seed]
         np.testing.assert_allclose(batched.final(), single.final(), atol=1e-5)
         assert [r["step"] for r in batched.metrics()] == [r["step"] for r in single.metrics()]
         assert batched.metrics()[-1]["cos/mean"] == pytest.approx(

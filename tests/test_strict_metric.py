@@ -124,7 +124,7 @@ def test_a_training_logs_cos_strict_and_records_the_strict_ceiling(tmp_path):
     final = np.load(outcome.run_dir / rundir.FINAL_LEARNED)
     assert row["cos_strict/per_vector"] == pytest.approx(
         strict_cosines(final, vectors, values).tolist(), abs=1e-6)
-    budget = reader.info()["budget"]
-    assert 0.0 <= budget["data_ceiling_strict"] <= 1.0
-    assert len(budget["data_ceiling_strict_per_vector"]) == 4
+    budget = reader.info().budget
+    assert 0.0 <= budget.data_ceiling_strict <= 1.0
+    assert len(budget.data_ceiling_strict_per_vector) == 4
     assert f"strict {row['cos_strict/mean']:.4f}" in format_row(row)

@@ -60,10 +60,10 @@ def test_run_directory_is_complete_and_consistent(small_layout, tmp_path):
                                 log_freq=50, plot_freq=100, checkpoint_freq=100))
     reader = rundir.RunReader(outcome.run_dir)
     info = reader.info()
-    assert info["status"] == "finished" and info["step"] == 200
-    assert info["eigenvalue_convention"] == "laplacian_I_minus_T"
-    assert info["config"]["num_gradient_steps"] == 200
-    n = info["env"]["num_free"]
+    assert info.status == "finished" and info.step == 200
+    assert info.eigenvalue_convention == "laplacian_I_minus_T"
+    assert info.config["num_gradient_steps"] == 200
+    n = info.env["num_free"]
     values, vectors = reader.ground_truth()
     assert values.shape == (3,) and vectors.shape == (n, 3)
     assert reader.export_steps() == [100, 200]
@@ -150,7 +150,7 @@ def test_a_dead_network_is_a_failed_run_not_a_finished_one(small_layout, tmp_pat
     assert outcome.status == "failed" and outcome.exit_code == 1
     assert "collapsed at step 40" in outcome.message
     info = rundir.RunReader(outcome.run_dir).info()
-    assert info["status"] == "failed" and "dead ReLUs" in info["message"]
+    assert info.status == "failed" and "dead ReLUs" in info.message
     assert rundir.checkpoint_steps(outcome.run_dir)[-1] == 20  # the last good one stays
 
 

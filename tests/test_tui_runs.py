@@ -224,7 +224,7 @@ def test_group_statistics_equal_allo_compare(tmp_path: Path) -> None:
         reader = rundir.RunReader(path.parent)
         info = reader.info()
         summaries.append(grouping.RunSummary(str(path.parent), path.parent.name,
-                                             info["status"], grouping.setting(info),
+                                             info.status, grouping.setting(info),
                                              reader.metrics(), None))
         tracker = RunTracker(path.parent)
         tracker.poll()

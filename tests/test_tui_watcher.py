@@ -115,7 +115,7 @@ def test_finish_switches_to_final_export(tmp_path: Path) -> None:
     run.finish()
     news = watcher.poll()
     info = [m for m in news if isinstance(m, InfoChanged)][0]
-    assert info.info["status"] == "finished"
+    assert info.info.status == "finished"
     assert [m.step for m in news if isinstance(m, ExportLanded)] == ["final"]
 
 

@@ -110,6 +110,7 @@ def trained(grid_truth):
     return get
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("objective", ["ggdo", "sqp", "cqp", "omm", "lora"])
 def test_each_recovers_the_top_eigenvectors_with_exact_expectations(objective, grid_truth,
                                                                     trained):
@@ -123,6 +124,7 @@ def test_each_recovers_the_top_eigenvectors_with_exact_expectations(objective, g
     np.testing.assert_allclose(rayleigh, grid_truth.eigenvalues[:d], atol=1e-4)
 
 
+@pytest.mark.slow
 def test_omm_vectors_are_orthonormal_and_lora_vectors_carry_the_eigenvalues(grid_truth,
                                                                            trained):
     """OMM's minimisers are rho-orthonormal eigenvectors; LoRA's are sqrt(1 - lambda_i) e_i,
@@ -153,6 +155,7 @@ def small_config(tmp_path, objective: str, name: str, **changes):
     return TrainConfig(**values)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("objective", ["sqp", "cqp", "omm", "lora"])
 def test_batched_seeds_and_resume_work_for_each_objective(tmp_path, objective):
     """A seed trains the same beside another as alone, and a run stopped at step 60 and

@@ -94,6 +94,7 @@ def test_readme_lists_every_bound():
     assert f"`MAX_SEEDS` = {bounds.MAX_SEEDS} seeds" in readme
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("flags,needle", [
     (["--seed", "-1"], "--seed -1: outside its range"),
     (["--seed", str(2**63)], "--seed"),
@@ -115,6 +116,7 @@ def test_the_cli_refuses_in_one_line_before_any_work(tmp_path, flags, needle):
     assert not run.exists()
 
 
+@pytest.mark.slow
 def test_a_resume_checks_the_recorded_config_too(tmp_path):
     layout = layout_file(tmp_path)
     result = warm().run(*train_args(layout, tmp_path / "run", 20))

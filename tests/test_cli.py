@@ -152,6 +152,7 @@ def test_real_console_script_usage_error(tmp_path):
     assert result.returncode == 2 and one_line_error(result.stderr), result.stderr
 
 
+@pytest.mark.slow
 def test_resume_continues_a_finished_run_with_more_steps(run_copy):
     result = warm().run("train", "--resume", run_copy, "--steps", "40")
     assert result.code == 0, result.stderr

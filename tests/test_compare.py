@@ -25,7 +25,6 @@ def summary(name: str, config: dict, cos: list[float], steps=None, wall=1.0) -> 
     return RunSummary(name, name, "finished", config, rows, wall)
 
 
-@pytest.mark.slow
 def test_t_quantiles_match_tables():
     for df, expected in ((1, 12.7062), (2, 4.3027), (4, 2.7764), (9, 2.2622), (30, 2.0423)):
         assert t_quantile(0.975, df) == pytest.approx(expected, abs=1e-4)

@@ -104,6 +104,7 @@ def test_page_size_puts_curve_panels_side_by_side(run):
     assert build(run, "learning_curves", size="page").ncols == 2
 
 
+@pytest.mark.slow
 def test_every_kind_in_the_table_is_made_by_render(run, tmp_path):
     assert render([str(run), "--out", str(tmp_path), "--dpi", "40"]) == 0
     made = {p.stem.split("_step_")[0] for p in tmp_path.glob("*.png")}

@@ -156,6 +156,7 @@ def tiny_with(flags: list[str]) -> list[str]:
     return out
 
 
+@pytest.mark.slow
 @fuzz(10)
 @given(flags=flag_sets())
 def test_flags_at_and_past_their_edges(tmp_path_factory, flags):
@@ -210,6 +211,7 @@ def layouts(draw):
     return around + "\n".join(rows) + draw(st.sampled_from(["", "\n", "\n\n"]))
 
 
+@pytest.mark.slow
 @fuzz(6)
 @given(text=layouts())
 def test_open_border_layouts_train_and_resume_their_own_grid(tmp_path_factory, text):
@@ -366,6 +368,7 @@ def damage(run_path: Path, sibling: Path, kind: str, name: str, detail: str) -> 
             record.write_text(DEEP)
 
 
+@pytest.mark.slow
 @fuzz(10)
 @given(plan=damages(), command=st.sampled_from(["watch", "render", "compare", "resume"]))
 def test_damaged_run_directories(base_runs, tmp_path_factory, plan, command):
@@ -392,6 +395,7 @@ def test_damaged_run_directories(base_runs, tmp_path_factory, plan, command):
 # ----------------------------------------------------------------------- concurrency
 
 
+@pytest.mark.slow
 @fuzz(2)
 @given(writers=st.integers(2, 3))
 def test_concurrent_resumes_one_writes(base_runs, tmp_path_factory, writers):
@@ -419,6 +423,7 @@ def test_concurrent_resumes_one_writes(base_runs, tmp_path_factory, writers):
 # ----------------------------------------------------------------------- studies
 
 
+@pytest.mark.slow
 @fuzz(5)
 @given(text=st.one_of(
     st.text(max_size=200),

@@ -140,6 +140,7 @@ def test_render_commands_of_the_guide(tmp_path, capsys, flags):
     assert any((run.path / "plots").glob("*.png"))
 
 
+@pytest.mark.slow
 def test_a_real_training_in_the_older_spelling(tmp_path):
     """The guide's development command, shortened, trains and exports as typed."""
     layout = layout_file(tmp_path)

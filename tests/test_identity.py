@@ -48,6 +48,7 @@ def resume(run: Path, steps: int = 60):
     return warm().run("train", "--resume", run, "--steps", str(steps))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("source,why", [("seed4", "belongs to seed 4, this run is seed 3"),
                                         ("other", "trained on another layout")])
 def test_a_checkpoint_copied_from_another_run_is_refused(runs, tmp_path, source, why):
@@ -63,6 +64,7 @@ def test_a_checkpoint_copied_from_another_run_is_refused(runs, tmp_path, source,
     assert (run / rundir.METRICS_JSONL).read_bytes() == rows  # nothing written
 
 
+@pytest.mark.slow
 def test_a_foreign_newest_checkpoint_falls_back_to_the_runs_own(runs, tmp_path):
     run = copy_run(runs, tmp_path)
     shutil.copy(ckpt(runs["seed4"], 40), ckpt(run, 40))
@@ -72,6 +74,7 @@ def test_a_foreign_newest_checkpoint_falls_back_to_the_runs_own(runs, tmp_path):
     assert rundir.RunReader(run).info().resumes[-1]["step"] == 20
 
 
+@pytest.mark.slow
 def test_a_renamed_checkpoint_is_refused(runs, tmp_path):
     run = copy_run(runs, tmp_path)
     ckpt(run, 40).unlink()
@@ -81,6 +84,7 @@ def test_a_renamed_checkpoint_is_refused(runs, tmp_path):
     assert "holds step 20, not the step 40 of its name" in result.stderr
 
 
+@pytest.mark.slow
 def test_an_edited_config_does_not_resume_the_checkpoint(runs, tmp_path):
     run = copy_run(runs, tmp_path)
     info = json.loads((run / rundir.RUN_JSON).read_text())
@@ -91,6 +95,7 @@ def test_an_edited_config_does_not_resume_the_checkpoint(runs, tmp_path):
     assert "another configuration" in result.stderr
 
 
+@pytest.mark.slow
 def test_an_edited_layout_text_is_refused(runs, tmp_path):
     run = copy_run(runs, tmp_path)
     info = json.loads((run / rundir.RUN_JSON).read_text())
@@ -101,6 +106,7 @@ def test_an_edited_layout_text_is_refused(runs, tmp_path):
     assert "disagree" in result.stderr
 
 
+@pytest.mark.slow
 def test_a_consistently_edited_layout_meets_the_ground_truth(runs, tmp_path):
     """run.json rewritten to another grid of the same size, checkpoints gone: the ground
     truth on disk belongs to the original grid, so nothing resumes."""
@@ -115,6 +121,7 @@ def test_a_consistently_edited_layout_meets_the_ground_truth(runs, tmp_path):
     assert "gt_eigenvalues.npy is not the spectrum of the layout" in result.stderr
 
 
+@pytest.mark.slow
 def test_an_open_border_layout_trains_and_resumes_the_grid_of_its_file(tmp_path):
     run = train(tmp_path, "open", OPEN_LAYOUT, 20)
     expected = parse_layout(OPEN_LAYOUT)

@@ -80,6 +80,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, env=env, timeout=120)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("flags, words", [
     (["room4", "--obs", "pixels", "--obs-size", "8"], "too small"),
     (["room4", "--obs", "grid", "--obs-size", "30"], "--obs-size sets the image"),
@@ -144,6 +145,7 @@ def small_config(tmp_path, name: str, **changes) -> TrainConfig:
     return TrainConfig(**values)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("obs", ["pixels", "grid", "both"])
 def test_image_runs_batch_seeds_resume_and_export(tmp_path, obs):
     def final(run) -> np.ndarray:
@@ -169,6 +171,7 @@ def test_image_runs_batch_seeds_resume_and_export(tmp_path, obs):
     assert np.abs(final(resumed.run_dir) - final(straight.run_dir)).max() <= 1e-5
 
 
+@pytest.mark.slow
 def test_a_pixel_run_learns(tmp_path):
     """Pixels in, eigenvectors out: a small grid's top 3 from its images alone."""
     outcome = train(small_config(tmp_path, "learn", num_gradient_steps=1500, log_freq=500,

@@ -60,6 +60,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, env=env, timeout=120)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("flags, words", [
     (["--protocol", "paper", "--data", "exact"], "cannot be honoured"),
     (["--data", "exact", "--batch-size", "64"], "drop --batch-size"),
@@ -80,6 +81,7 @@ def test_a_config_value_outside_the_choices_is_refused_from_python_too():
         TrainConfig(objective="nope").validate()
 
 
+@pytest.mark.slow
 def test_exact_data_trains_on_the_exact_law(tmp_path):
     layout = tmp_path / "room.txt"
     layout.write_text(ROOM)

@@ -263,6 +263,7 @@ def test_readers_against_a_live_writer(tmp_path, reference):
     assert reads > 10 and exports_read > 3, (reads, exports_read)
 
 
+@pytest.mark.slow
 def test_divergence_fails_the_run_and_keeps_the_last_good_files(tmp_path, reference):
     layout = reference[0]
     run = tmp_path / "run"

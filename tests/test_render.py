@@ -65,6 +65,7 @@ def test_all_figures_and_summary(run, capsys):
     assert "8 made, 0 up to date, 0 not yet possible" in out
 
 
+@pytest.mark.slow
 def test_png_in_parallel(run, capsys):
     assert render(run, "--jobs", "2", "--dpi", "40", "--skip-metrics") == 0
     assert {p for p in plots(run)} == {n.replace(".svg", ".png") for n in ALL_SVG} - {
@@ -258,6 +259,7 @@ def synthetic_export(run: Path, step: int) -> None:
     rundir.atomic_save_npy(run / rundir.export_name(step), vectors)
 
 
+@pytest.mark.slow
 def test_quiet_prints_nothing(run, capsys):
     assert render(run, "--format", "svg", "--latest-only", "--quiet") == 0
     captured = capsys.readouterr()

@@ -29,6 +29,7 @@ def run(tmp_path_factory) -> Path:
     return make_run(tmp_path_factory.mktemp("startup") / "run", d=3, total_steps=300, exports=3)
 
 
+@pytest.mark.slow
 def test_import_agg_restores_kwdoc_and_gc_and_keeps_pictures_documented_later():
     code = (
         "import gc\n"
@@ -129,6 +130,7 @@ ENTRY = (
 )
 
 
+@pytest.mark.slow
 def test_render_exits_without_teardown_and_delivers_its_output(run):
     result = python(ENTRY, "render", str(run), "--format", "text", "--latest-only")
     assert result.returncode == 0, result.stderr
@@ -193,6 +195,7 @@ def test_render_measures_idle_cpus_only_for_the_default_jobs(run, monkeypatch, a
     assert (seen["idle_since"] is not None) == measured
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", [["render", "--format", "text"], ["envs"]])
 def test_a_reader_that_closes_the_pipe_gets_no_traceback(run, command):
     """`allo render RUN --format text | head -3`: the rest of the output has no reader."""

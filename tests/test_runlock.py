@@ -98,6 +98,7 @@ def trained(tmp_path_factory):
     return layout, folder / "run"
 
 
+@pytest.mark.slow
 def test_two_resumes_of_one_run_the_second_is_refused(tmp_path, trained):
     _, original = trained
     run = shutil.copytree(original, tmp_path / "run")
@@ -119,6 +120,7 @@ def test_two_resumes_of_one_run_the_second_is_refused(tmp_path, trained):
     runlock.RunLock(run).release()  # SIGKILL left no stale lock
 
 
+@pytest.mark.slow
 def test_two_new_trainings_into_one_run_dir(tmp_path, trained):
     layout, _ = trained
     run = tmp_path / "run"
@@ -135,6 +137,7 @@ def test_two_new_trainings_into_one_run_dir(tmp_path, trained):
     assert rundir.RunReader(run).info().seed == 3  # the first's seed (TINY), not 9
 
 
+@pytest.mark.slow
 def test_run_dir_at_a_folder_of_ones_own_files_is_refused(tmp_path, trained):
     layout, _ = trained
     folder = tmp_path / "mine"

@@ -152,6 +152,7 @@ def trained(tmp_path_factory):
     return folder / "run"
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_a_fifo_checkpoint_is_skipped_not_waited_on(trained, tmp_path):
     from trainproc import warm
@@ -166,6 +167,7 @@ def test_a_fifo_checkpoint_is_skipped_not_waited_on(trained, tmp_path):
     assert rundir.RunReader(run).info().resumes[-1]["step"] == 20
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_a_fifo_metrics_file_stops_a_resume_in_one_line(trained, tmp_path):
     from trainproc import one_line_error, warm
@@ -178,6 +180,7 @@ def test_a_fifo_metrics_file_stops_a_resume_in_one_line(trained, tmp_path):
     assert "metrics.jsonl: refused" in result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("kind", ["fifo", "devzero"])
 def test_an_env_file_that_is_not_a_file_is_one_line(tmp_path, kind):

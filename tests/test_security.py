@@ -108,6 +108,7 @@ def _plant_checkpoint(run: Path, step: int, obj) -> Path:
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("alone", [True, False])
 def test_planted_checkpoint_with_a_python_object_is_refused(tmp_path, trained, alone):
     run = shutil.copytree(trained, tmp_path / "run")
@@ -129,6 +130,7 @@ def test_planted_checkpoint_with_a_python_object_is_refused(tmp_path, trained, a
         assert rundir.RunReader(run).info().resumes[-1]["step"] == 40
 
 
+@pytest.mark.slow
 def test_checkpoint_of_tensors_but_not_ours_is_refused(tmp_path, trained):
     torch = pytest.importorskip("torch")
     run = shutil.copytree(trained, tmp_path / "run")

@@ -333,6 +333,7 @@ def test_relative_layouts_fall_back_to_the_current_directory(tmp_path, monkeypat
     assert [j.layout.name for j in load_study(path).jobs] == ["h"]
 
 
+@pytest.mark.slow
 def test_a_run_folder_without_run_json_is_started_afresh(tmp_path):
     path = study_file(tmp_path, f'layouts = ["grids/small.txt"]\n[grid]\nsteps = 20\n{TINY}')
     results = tmp_path / "results"

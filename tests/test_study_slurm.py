@@ -195,6 +195,7 @@ def test_slurm_unreachable_is_one_line(tmp_path, capsys, monkeypatch):
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.slow
 def test_bad_slurm_option_is_one_line(cluster, tmp_path, capsys):
     path = study(tmp_path, steps=20)
     code = cli.main([str(path), "--executor", "slurm", "--slurm-option", "account",

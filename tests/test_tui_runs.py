@@ -71,6 +71,7 @@ def folder_app(folder: Path):
 
 
 # ------------------------------------------------------------------- live table
+@pytest.mark.slow
 @sync
 async def test_runs_appear_progress_finish_fail_and_stall(tmp_path: Path) -> None:
     a = study_run(tmp_path, "small", "allo", 0, total=300)
@@ -103,6 +104,7 @@ async def test_runs_appear_progress_finish_fail_and_stall(tmp_path: Path) -> Non
         assert rows["small/allo_s0"]["ETA"] == "—"
 
 
+@pytest.mark.slow
 @sync
 async def test_a_broken_run_shows_in_its_row_only(tmp_path: Path) -> None:
     make_study(tmp_path, seeds=1, layouts=("small",), total=100)
@@ -124,6 +126,7 @@ async def test_a_broken_run_shows_in_its_row_only(tmp_path: Path) -> None:
         assert table_text(screen)["small/allo_s0"]["status"] == "finished"
 
 
+@pytest.mark.slow
 @sync
 async def test_overlay_selection_colours_hide_isolate_and_groups(tmp_path: Path) -> None:
     make_study(tmp_path, seeds=2, layouts=("small",), total=200)
@@ -162,6 +165,7 @@ async def test_overlay_selection_colours_hide_isolate_and_groups(tmp_path: Path)
         assert overlay.state.view.x_window == (0.5, 1.0) and overlay.state.view.cursor < 1
 
 
+@pytest.mark.slow
 @sync
 async def test_filter_sort_and_open_a_run_and_come_back(tmp_path: Path) -> None:
     make_study(tmp_path, seeds=2, layouts=("small",), total=100)
@@ -259,6 +263,7 @@ def test_group_statistics_equal_allo_compare(tmp_path: Path) -> None:
     assert got[3] == 3
 
 
+@pytest.mark.slow
 def test_tracker_reads_only_new_bytes_and_keeps_memory_bounded(tmp_path: Path) -> None:
     run = study_run(tmp_path, "small", "allo", 0, total=20000)
     run.advance(200, log_freq=10)

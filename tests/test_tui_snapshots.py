@@ -129,19 +129,23 @@ class TestRunsScreen:
         runs = sorted(p.parent for p in folder.rglob("run.json"))
         return make_app(runs[0], runs, poll_seconds=0.05, folder=folder)
 
+    @pytest.mark.slow
     def test_table_100x30(self, snap_compare, tmp_path, monkeypatch) -> None:
         app = self.app(tmp_path, monkeypatch)
         assert snap_compare(app, terminal_size=(100, 30), run_before=runs_ready())
 
+    @pytest.mark.slow
     def test_overlay_100x30(self, snap_compare, tmp_path, monkeypatch) -> None:
         app = self.app(tmp_path, monkeypatch)
         keys = ["space", "space", "down", "down", "space", "space"]
         assert snap_compare(app, terminal_size=(100, 30), run_before=runs_ready(keys))
 
+    @pytest.mark.slow
     def test_groups_80x24(self, snap_compare, tmp_path, monkeypatch) -> None:
         app = self.app(tmp_path, monkeypatch)
         assert snap_compare(app, terminal_size=(80, 24), run_before=runs_ready(["a", "g"]))
 
+    @pytest.mark.slow
     def test_table_80x24(self, snap_compare, tmp_path, monkeypatch) -> None:
         app = self.app(tmp_path, monkeypatch)
         assert snap_compare(app, terminal_size=(80, 24), run_before=runs_ready(["v"]))

@@ -94,6 +94,7 @@ def test_new_run_into_an_existing_run_is_refused(capsys, finished_run):
     assert code == 2 and one_line_error(err) and "--resume" in err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "flags, needle",
     [
@@ -113,6 +114,7 @@ def test_changing_a_fixed_flag_on_resume_is_refused(capsys, run_copy, flags, nee
     assert (run_copy / "run.json").read_bytes() == before, "nothing written"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "damage, needle",
     [

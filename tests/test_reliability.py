@@ -281,6 +281,7 @@ def test_divergence_fails_the_run_and_keeps_the_last_good_files(tmp_path, refere
     assert not (run / rundir.FINAL_LEARNED).exists()
 
 
+@pytest.mark.slow
 def test_divergence_mid_run_keeps_good_export_and_checkpoint(tmp_path, monkeypatch, reference):
     """NaN injected into the duals after step 45 is caught at the log step 50."""
     torch = pytest.importorskip("torch")
@@ -324,6 +325,7 @@ def _tiny_cli(layout: Path, run: Path, steps: int = 100) -> list[str]:
     return train_args(layout, run, steps)[1:]  # without the "train" subcommand
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("after", [0, 3, 12])
 def test_disk_full_is_one_line_and_leaves_no_partial_files(tmp_path, monkeypatch, capsys,
                                                          reference, after):
@@ -356,6 +358,7 @@ def test_disk_full_is_one_line_and_leaves_no_partial_files(tmp_path, monkeypatch
         check_readers(run)
 
 
+@pytest.mark.slow
 def test_unwritable_results_dir_is_one_line(tmp_path, capsys, reference):
     """A results 'directory' that is a file (chmod does not stop root, this does)."""
     from allo import train_cli

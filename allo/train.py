@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from allo import capacity, dataset, identity, rundir, runlock, sparse_law
-from allo.budget import Budget, advice, recommend, strict_data_ceiling
+from allo.budget import Budget, advice, recommend, separation_tolerance, strict_data_ceiling
 from allo.config import TrainConfig
 from allo.data import DataLawWeights, weight_source
 from allo.encoder import observation_inputs
@@ -113,7 +113,9 @@ def _train(cfg: TrainConfig, resume: Path | None, progress: Progress | None,
                          f"{reachable} cells of layout {layout.name!r}")
 
     # steps: as asked, or as many as the spectrum's closest pair needs (allo/budget.py)
-    budget = recommend(truth.eigenvalues, cfg.num_eigenvectors, sampled=bool(cfg.batch_size))
+    tol = separation_tolerance(cfg.data)
+    budget = recommend(truth.eigenvalues, cfg.num_eigenvectors, sampled=bool(cfg.batch_size),
+                       tol=tol)
     chosen = cfg.num_gradient_steps is not None
     if not chosen:
         cfg = dataclasses.replace(cfg, num_gradient_steps=budget.steps)
@@ -123,6 +125,7 @@ def _train(cfg: TrainConfig, resume: Path | None, progress: Progress | None,
     if resume is None:
         for line in (advice(budget, budget.steps if cfg.num_gradient_steps is None
                             else cfg.num_gradient_steps, chosen),
+                     None if cfg.data == "exact" else
                      near_repeat_note(truth.eigenvalues[:reachable], cfg.num_eigenvectors)):
             if line:
                 say(f"allo: note: {line}")
@@ -166,7 +169,7 @@ def _train(cfg: TrainConfig, resume: Path | None, progress: Progress | None,
     handoff = RenderHandoff(cfg.plot_during_training)
     values = truth.eigenvalues[:block_complete_width(truth.eigenvalues, cfg.num_eigenvectors)]
     blocks = [range(b.start, min(b.stop, cfg.num_eigenvectors))
-              for b in eigenspace_blocks(values) if b.start < cfg.num_eigenvectors]
+              for b in eigenspace_blocks(values, tol) if b.start < cfg.num_eigenvectors]
     assert cfg.num_gradient_steps is not None
     outputs = RunOutputs(runs, cfg, Settling(cfg.num_gradient_steps, limit, laws, blocks),
                          handoff.export_landed, say, timings)

@@ -17,6 +17,7 @@ from allo.budget import (
     data_advice,
     data_ceiling,
     recommend,
+    separation_tolerance,
     smallest_gap,
     unsettled_advice,
 )
@@ -161,3 +162,17 @@ def test_vectors_still_turning_are_named_with_the_command_that_goes_on():
     assert short.startswith("vectors 1, 2, 3, 4 (and 2 more)")
     assert "this run did 300 steps; its spectrum asks for 8000" in short
     assert short.endswith("--steps 8000")
+
+
+def test_exact_data_budgets_for_near_repeats_that_collected_data_scores_as_one():
+    """A 0.3% gap (GridRoomSym-4's lambda_7, lambda_8) is one eigenspace for collected data
+    but must be separated on --data exact, where cos_strict scores each vector alone."""
+    values = np.array([0.0, 0.03, 0.06, 0.333, 0.3333, 0.37])
+    collected = recommend(values, d=5, tol=separation_tolerance("collected"))
+    exact = recommend(values, d=5, tol=separation_tolerance("exact"))
+    assert collected.pair != (4, 5) and collected.steps == MIN_STEPS
+    assert exact.pair == (4, 5) and exact.gap == pytest.approx(0.0003)
+    assert exact.steps >= STEPS_TIMES_GAP / 0.0003 > collected.steps
+    # exact repeats stay one eigenspace either way
+    repeated = np.array([0.0, 0.1, 0.1, 0.3, 0.5])
+    assert recommend(repeated, d=4, tol=0.0).pair == recommend(repeated, d=4).pair

@@ -143,3 +143,32 @@ def test_paper_protocol_runs_end_to_end(tmp_path):
     row = rundir.RunReader(outcome.run_dir).metrics()[-1]
     assert len(row["cos_strict/per_vector"]) == 11
     assert rundir.RunReader(outcome.run_dir).info().config["protocol"] == "paper"
+
+
+# two rooms (3 x 3 and 3 x 5) joined by a door: lambda_7 and lambda_8 are 0.33% apart, a
+# near-repeat that collected data scores as one eigenspace but --data exact must separate
+TWO_ROOMS = ("XXXXXXXXXXX\nX   X     X\nX         X\nX   X     X\nXXXXXXXXXXX\n")
+
+
+@pytest.mark.slow
+def test_exact_data_separates_a_near_repeat_by_cos_strict(tmp_path, monkeypatch):
+    """The budget and the settling check count the near-repeat's gap on exact data (with
+    the floor lowered so the gap, not MIN_STEPS, sets the steps: fails without that)."""
+    from allo import budget
+
+    monkeypatch.setattr(budget, "MIN_STEPS", 1000)
+    layout = tmp_path / "two.txt"
+    layout.write_text(TWO_ROOMS)
+    cfg = TrainConfig(env_file=str(layout), run_dir=str(tmp_path / "run"), data="exact",
+                      num_eigenvectors=8, log_freq=1000, plot_freq=100000,
+                      checkpoint_freq=100000)
+    outcome = train(cfg)
+    assert outcome.status == "finished"
+    reader = rundir.RunReader(outcome.run_dir)
+    values = np.load(Path(outcome.run_dir) / "gt_eigenvalues.npy")
+    assert 0.0 < (values[7] - values[6]) / values[7] < 0.005  # the near-repeat
+    strict = reader.metrics()[-1]["cos_strict/per_vector"]
+    assert min(strict) >= 0.99, strict
+    recorded = reader.info().budget
+    assert recorded is not None
+    assert recorded.recommended_steps >= budget.STEPS_TIMES_GAP / (values[7] - values[6])

@@ -45,6 +45,12 @@ class RunResult:
     steps_to: float  # NaN when it never reached THRESHOLD
     seconds_to: float
     status: str
+    ceiling_strict: float = math.nan  # the strict score of the data set's own eigenvectors
+
+
+# Quantities that live in [0, 1]: their intervals are clipped there, as the figures' bands
+# are (with n = 2-3 seeds a t-interval of |cos| can pass 1 or 0 by far).
+BOUNDED = frozenset({"final_cos", "final_strict", "ceiling_strict"})
 
 
 @dataclass
@@ -62,6 +68,14 @@ class Cell:
             return math.nan, math.nan, 0
         mean, low, high = (float(x) for x in mean_interval(values))
         return mean, (high - low) / 2.0, n
+
+    def interval(self, attr: str) -> tuple[float, float, float, int]:
+        """(mean, low, high, n): the 95% interval, clipped to [0, 1] for BOUNDED ones."""
+        mean, half, n = self.stat(attr)
+        low, high = mean - half, mean + half
+        if attr in BOUNDED and math.isfinite(half):
+            low, high = max(0.0, low), min(1.0, high)
+        return mean, low, high, n
 
 
 def is_study_dir(path: Path | str) -> bool:
@@ -93,9 +107,11 @@ def run_result(path: Path) -> RunResult | None:
     crossed = np.flatnonzero(cos >= THRESHOLD)
     step_to = float(steps[crossed[0]]) if len(crossed) else math.nan
     time_to = times.get(int(step_to)) if len(crossed) else None
+    ceiling = info.budget.data_ceiling_strict if info.budget is not None else None
     return RunResult(final(COS), final(STRICT), final(ERR), step_to,
                      float(time_to) if isinstance(time_to, (int, float)) else math.nan,
-                     rundir.effective_status(info))
+                     rundir.effective_status(info),
+                     float(ceiling) if isinstance(ceiling, (int, float)) else math.nan)
 
 
 def load_groups(folder: Path) -> dict[str, dict]:
@@ -185,12 +201,22 @@ def fmt(mean: float, half: float, digits: int = 4) -> str:
     return f"{mean:.{digits}f} ± {half:.{digits}f}"
 
 
+def fmt_clipped(cell: Cell, attr: str, digits: int = 4) -> str:
+    """mean ± half-width, or mean [low, high] where the interval was clipped to [0, 1]."""
+    mean, low, high, _ = cell.interval(attr)
+    _, half, _ = cell.stat(attr)
+    if not (math.isfinite(half) and (mean - half < low or mean + half > high)):
+        return fmt(mean, half, digits)
+    return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
 def cos_text(cell: Cell) -> str:
-    mean, half, n = cell.stat("final_cos")
-    text = f"{fmt(mean, half)} (n={n})" if n else "-"
-    strict, strict_half, m = cell.stat("final_strict")
-    if m:
-        text += f"; strict {fmt(strict, strict_half)}"
+    n = cell.stat("final_cos")[2]
+    text = f"{fmt_clipped(cell, 'final_cos')} (n={n})" if n else "-"
+    if cell.stat("final_strict")[2]:
+        text += f"; strict {fmt_clipped(cell, 'final_strict')}"
+    if cell.stat("ceiling_strict")[2]:
+        text += f"; ceiling {cell.stat('ceiling_strict')[0]:.4f}"
     return text
 
 
@@ -241,7 +267,9 @@ def markdown(cells: list[Cell], reference: dict | None = None) -> str:
 
 
 NOTE = ("Final mean |cos| to the ground truth: mean ± half-width of a 95% Student-t interval "
-        "over seeds (n seeds); strict: rotation within exactly repeated eigenvalues only. "
+        "over seeds (n seeds), as mean [low, high] where it is clipped to [0, 1]; strict: "
+        "rotation within exactly repeated eigenvalues only (cos_strict); ceiling: the strict "
+        "score of the data set's own eigenvectors (the strict data ceiling), mean over seeds. "
         "Steps / seconds to 0.99: first logged step with mean |cos| >= 0.99, over the seeds "
         "that reached it (k/n); seconds are training time.")
 
@@ -252,11 +280,14 @@ def csv_text(cells: list[Cell], reference: dict | None = None) -> str:
     writer = csv.writer(out, lineterminator="\n")
     options = list(dict.fromkeys(k for c in cells for k in c.options))
     quantities = (("cos", "final_cos"), ("cos_strict", "final_strict"),
+                  ("ceiling_strict", "ceiling_strict"),
                   ("eig_error", "final_err"), ("steps_to_0.99", "steps_to"),
                   ("seconds_to_0.99", "seconds_to"))
     head = ["layout", "setting", *options, "runs"]
-    for name, _ in quantities:
+    for name, attr in quantities:
         head += [f"{name}_mean", f"{name}_ci95_half", f"{name}_n"]
+        if attr in BOUNDED:  # the interval clipped to [0, 1]
+            head += [f"{name}_ci95_low", f"{name}_ci95_high"]
     writer.writerow(head + (["published", "published_metric"] if reference else []))
     for cell in cells:
         row: list = [cell.layout, cell.setting, *(cell.options.get(k) for k in options),
@@ -264,6 +295,9 @@ def csv_text(cells: list[Cell], reference: dict | None = None) -> str:
         for _, attr in quantities:
             mean, half, n = cell.stat(attr)
             row += [_num(mean), _num(half), n]
+            if attr in BOUNDED:
+                _, low, high, _ = cell.interval(attr)
+                row += [_num(low), _num(high)]
         if reference:
             found = reference.get((cell.layout, cell.setting.split()[0]))
             row += [found[0], found[1]] if found else ["", ""]
@@ -308,6 +342,9 @@ def tex_cell(cell: Cell, attr: str) -> str:
         return "--"
     if not math.isfinite(half):
         return f"{mean:.4f}"
+    _, low, high, _ = cell.interval(attr)
+    if mean - half < low or mean + half > high:  # clipped to [0, 1]
+        return f"${mean:.4f}\\,[{low:.4f}, {high:.4f}]$"
     return f"${mean:.4f} \\pm {half:.4f}$"
 
 

@@ -19,12 +19,15 @@ REFERENCE = "layout,objective,obs,seeds,metric,value\nsmall,allo,xy,60,cos_stric
 
 
 def make_run(folder: Path, name: str, cos: list[float], strict: list[float] | None = None,
-             err: float = 0.01, status: str = "finished") -> None:
+             err: float = 0.01, status: str = "finished", ceiling: float | None = None
+             ) -> None:
     """A run directory with metric rows every 100 steps (time = step / 50 s)."""
     run = folder / "runs" / name
     run.mkdir(parents=True)
-    (run / "run.json").write_text(json.dumps({"format_version": 1, "status": status,
-                                              "config": {}, "heartbeat": 0}))
+    info: dict = {"format_version": 1, "status": status, "config": {}, "heartbeat": 0}
+    if ceiling is not None:
+        info["budget"] = {"data_ceiling_strict": ceiling}
+    (run / "run.json").write_text(json.dumps(info))
     rows = []
     for i, value in enumerate(cos):
         row = {"step": 100 * (i + 1), "time": 2.0 * (i + 1), "cos/mean": value,
@@ -38,7 +41,7 @@ def make_run(folder: Path, name: str, cos: list[float], strict: list[float] | No
 def make_study(folder: Path, with_strict: bool = True) -> None:
     """small x {allo, ggdo} x 3 seeds, and maze x allo x 1 seed (no interval)."""
     runs = {}
-    finals = {"allo": [0.995, 0.991, 0.999], "ggdo": [0.90, 0.95, 0.85]}
+    finals = {"allo": [0.995, 0.991, 0.999], "ggdo": [0.90, 0.91, 0.89]}
     for objective, values in finals.items():
         config = {"layout": "small", "layout_sha256": "x", "objective": objective,
                   "num_gradient_steps": 300}
@@ -46,7 +49,7 @@ def make_study(folder: Path, with_strict: bool = True) -> None:
             name = f"small__{objective}__h__s{seed}"
             curve = [0.5, 0.992 if seed == 0 and objective == "allo" else 0.9, final]
             make_run(folder, name, curve, [c - 0.001 for c in curve] if with_strict else None,
-                     err=0.01 * (seed + 1))
+                     err=0.01 * (seed + 1), ceiling=0.998 if with_strict else None)
             runs[name] = {"config": config, "job": f"small__{objective}__h", "seed": seed,
                           "run_dir": f"runs/{name}", "status": "finished"}
     make_run(folder, "maze__allo__h__s0", [0.2, 0.5, 0.7])
@@ -92,7 +95,12 @@ def test_markdown_csv_latex_and_reference(tmp_path, capsys):
     lines = md.splitlines()
     assert lines[0] == "| layout | allo | allo (published) | ggdo | ggdo (published) |"
     small = next(line for line in lines if line.startswith("| small |"))
-    assert f"{mean:.4f} ± {half:.4f} (n=3); strict {mean - 0.001:.4f}" in small
+    # the interval passes 1: clipped to [0, 1], as the figures' bands are
+    assert mean + half > 1.0
+    assert (f"{mean:.4f} [{mean - half:.4f}, 1.0000] (n=3); strict {mean - 0.001:.4f} "
+            f"[{mean - 0.001 - half:.4f}, 1.0000]; ceiling 0.9980") in small
+    ggdo_mean, ggdo_half = interval([0.90, 0.91, 0.89])
+    assert f"{ggdo_mean:.4f} ± {ggdo_half:.4f} (n=3)" in small  # inside [0, 1]: symmetric
     assert "| 0.9912 |" in small and "| 0.9073 |" in small  # xy values, not pixels
     maze = next(line for line in lines if line.startswith("| maze |"))
     assert "0.7000 (n=1)" in maze and "| - |" in maze
@@ -104,6 +112,9 @@ def test_markdown_csv_latex_and_reference(tmp_path, capsys):
     row = next(r for r in rows if r["layout"] == "small" and r["setting"] == "allo")
     assert float(row["cos_mean"]) == pytest.approx(mean, abs=1e-6)
     assert float(row["cos_ci95_half"]) == pytest.approx(half, rel=1e-5)
+    assert float(row["cos_ci95_low"]) == pytest.approx(mean - half, rel=1e-5)
+    assert float(row["cos_ci95_high"]) == 1.0
+    assert float(row["ceiling_strict_mean"]) == pytest.approx(0.998)
     assert row["cos_n"] == "3" and row["published"] == "0.9912"
     assert float(row["steps_to_0.99_mean"]) == pytest.approx(800 / 3, rel=1e-5)
 
@@ -111,7 +122,8 @@ def test_markdown_csv_latex_and_reference(tmp_path, capsys):
     tex = capsys.readouterr().out
     assert "\\toprule" in tex and "\\midrule" in tex and "\\bottomrule" in tex
     assert "mean |cos|" in tex  # maze has no strict score, so cells show mean |cos|
-    assert f"${mean:.4f} \\pm {half:.4f}$" in tex
+    assert f"${mean:.4f}\\,[{mean - half:.4f}, 1.0000]$" in tex
+    assert f"${ggdo_mean:.4f} \\pm {ggdo_half:.4f}$" in tex
 
 
 def test_strict_column_only_where_logged(tmp_path, capsys):

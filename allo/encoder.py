@@ -70,6 +70,29 @@ class ConvMLP(MLP):
         self.conv_layers = len(channels)
         self.encoded: tuple[list[torch.Tensor], torch.Tensor] | None = None
 
+    @torch.no_grad()
+    def calibrate(self, images: torch.Tensor) -> None:
+        """Scale each conv layer so its outputs vary across cells with unit RMS, biases 0.
+
+        An image differs from its neighbour cell's only in the agent's few pixels, so under
+        the default law the features barely vary across cells, the MLP starts almost
+        constant over the grid and the orthogonality terms drive the vectors to collapse
+        (dead ReLUs). Rescaled, the features vary as much as (x, y) do. Each seed's
+        layer is scaled by its own RMS: a seed starts alike alone or beside others."""
+        seeds, count = self.num_seeds, images.shape[0]
+        hidden = images.repeat(1, seeds, 1, 1)
+        for k in range(self.conv_layers):
+            weight = self.extra[f"encoder.weights.{k}"]
+            self.extra[f"encoder.biases.{k}"].zero_()
+            out = F.conv2d(hidden, weight.reshape(-1, *weight.shape[2:]), stride=2, padding=1,
+                           groups=seeds)
+            per_seed = out.reshape(count, seeds, -1)
+            spread = (per_seed - per_seed.mean(dim=0, keepdim=True)).square().mean(dim=(0, 2))
+            scale = 1.0 / spread.sqrt().clamp(min=1e-12)  # (S,)
+            weight.mul_(scale.view(seeds, 1, 1, 1, 1))
+            hidden = (out.reshape(count, seeds, -1) * scale.view(1, seeds, 1)
+                      ).reshape(out.shape).relu()
+
     def encoder_views(self, flat_views: dict[str, torch.Tensor]) -> list[torch.Tensor]:
         return [flat_views[f"encoder.{kind}.{k}"] for k in range(self.conv_layers)
                 for kind in ("weights", "biases")]
@@ -141,5 +164,7 @@ def network(cfg: TrainConfig, seeds: list[int], device: torch.device,
     if not isinstance(inputs, ImageInputs):
         return MLP(seeds, d, cfg.hidden_layers, cfg.hidden_size, device=device)
     shape = tuple(inputs.images.shape[1:])
-    return ConvMLP(seeds, d, cfg.hidden_layers, cfg.hidden_size, (shape[0], shape[1], shape[2]),
-                   parse_channels(cfg.conv_channels), inputs.xy is not None, device)
+    model = ConvMLP(seeds, d, cfg.hidden_layers, cfg.hidden_size, (shape[0], shape[1], shape[2]),
+                    parse_channels(cfg.conv_channels), inputs.xy is not None, device)
+    model.calibrate(inputs.images)
+    return model

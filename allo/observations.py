@@ -11,7 +11,8 @@
 
 Images are scaled to [0, 1] (the official code divides by 255), centred on the mean
 image over the free cells (allo.encoder.observation_inputs; allo's choice, not the
-official code's) and go through a small ConvNet (allo/encoder.py) before the MLP. Every
+official code's) and go through a small ConvNet (allo/encoder.py, calibrated before the
+first step so its features vary across cells) before the MLP. Every
 free cell's observation is rendered once per run, (N, 3, H, W), and the network evaluates
 all of them every step, as for xy.
 """

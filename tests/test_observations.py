@@ -13,7 +13,7 @@ import torch
 
 from allo import observations, rundir
 from allo.config import TrainConfig, from_dict
-from allo.encoder import ConvMLP, ImageInputs
+from allo.encoder import ConvMLP, ImageInputs, network, observation_inputs
 from allo.layouts import load_builtin, parse_layout
 from allo.train import train, train_seeds
 
@@ -131,6 +131,30 @@ def test_the_convnets_gradient_is_autograds(with_xy):
     # a seed's network is its own: seed 5 alone gives the same outputs
     alone = ConvMLP([5], 4, 2, 16, tuple(images.shape[1:]), [4, 6], with_xy)
     torch.testing.assert_close(alone(observed)[0], model(observed)[1])
+
+
+def output_spread(outputs: torch.Tensor) -> torch.Tensor:
+    """Per seed, the RMS over cells and outputs of an (S, N, d) table minus its cell mean."""
+    return (outputs - outputs.mean(dim=1, keepdim=True)).square().mean(dim=(1, 2)).sqrt()
+
+
+def test_calibrated_convnet_starts_as_varied_over_cells_as_the_xy_network():
+    """Under the default law alone the image network starts almost constant over the grid
+    (the agent is a few pixels of each image), which collapsed pixel runs; calibrated,
+    its outputs vary across cells about as much as the (x, y) network's."""
+    layout, cpu, seeds = load_builtin("room4"), torch.device("cpu"), [0, 1, 2]
+    pixels = observation_inputs(TrainConfig(obs="pixels"), layout, cpu)
+    xy = observation_inputs(TrainConfig(), layout, cpu)
+    assert isinstance(pixels, ImageInputs)
+    calibrated = network(TrainConfig(obs="pixels"), seeds, cpu, pixels)
+    reference = output_spread(network(TrainConfig(), seeds, cpu, xy)(xy))
+    ratio = output_spread(calibrated(pixels)) / reference
+    assert torch.all((ratio > 0.3) & (ratio < 3.0)), ratio
+    raw = ConvMLP(seeds, 10, 4, 256, tuple(pixels.images.shape[1:]), [16, 16], False)
+    assert torch.all(output_spread(raw(pixels)) / reference < 0.1)  # what calibration fixes
+    # each seed is calibrated on its own: seed 2 alone starts where it does beside others
+    alone = network(TrainConfig(obs="pixels"), [2], cpu, pixels)
+    torch.testing.assert_close(alone(pixels)[0], calibrated(pixels)[2])
 
 
 def small_config(tmp_path, name: str, **changes) -> TrainConfig:

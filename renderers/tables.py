@@ -59,6 +59,7 @@ class Cell:
     setting: str
     options: dict
     runs: list[RunResult] = field(default_factory=list)
+    unfinished: int = 0  # runs with metrics that did not finish (interrupted, running, failed)
 
     def stat(self, attr: str) -> tuple[float, float, int]:
         """(mean, half-width of the 95% interval (NaN for n < 2), n) of one quantity."""
@@ -142,7 +143,10 @@ def load_cells(folder: Path) -> list[Cell]:
         config = group["config"]
         options = {k: config.get(k) for k in varying}
         cell = Cell(str(config.get("layout", "?")), setting_label(config, varying), options)
-        cell.runs = [r for r in (run_result(p) for p in group["runs"]) if r is not None]
+        results = [r for r in (run_result(p) for p in group["runs"]) if r is not None]
+        # a table reports final numbers: an interrupted or running run's last row is not one
+        cell.runs = [r for r in results if r.status == rundir.Status.FINISHED]
+        cell.unfinished = len(results) - len(cell.runs)
         cells.append(cell)
     return cells
 
@@ -217,6 +221,8 @@ def cos_text(cell: Cell) -> str:
         text += f"; strict {fmt_clipped(cell, 'final_strict')}"
     if cell.stat("ceiling_strict")[2]:
         text += f"; ceiling {cell.stat('ceiling_strict')[0]:.4f}"
+    if cell.unfinished:
+        text += f"; {cell.unfinished} not finished"
     return text
 
 
@@ -269,7 +275,8 @@ def markdown(cells: list[Cell], reference: dict | None = None) -> str:
 NOTE = ("Final mean |cos| to the ground truth: mean ± half-width of a 95% Student-t interval "
         "over seeds (n seeds), as mean [low, high] where it is clipped to [0, 1]; strict: "
         "rotation within exactly repeated eigenvalues only (cos_strict); ceiling: the strict "
-        "score of the data set's own eigenvectors (the strict data ceiling), mean over seeds. "
+        "score of the data set's own eigenvectors (the strict data ceiling), mean over seeds; "
+        "only finished runs count. "
         "Steps / seconds to 0.99: first logged step with mean |cos| >= 0.99, over the seeds "
         "that reached it (k/n); seconds are training time.")
 

@@ -53,6 +53,10 @@ def make_study(folder: Path, with_strict: bool = True) -> None:
             runs[name] = {"config": config, "job": f"small__{objective}__h", "seed": seed,
                           "run_dir": f"runs/{name}", "status": "finished"}
     make_run(folder, "maze__allo__h__s0", [0.2, 0.5, 0.7])
+    make_run(folder, "maze__allo__h__s1", [0.1, 0.2], status="interrupted")
+    runs["maze__allo__h__s1"] = {"config": {"layout": "maze", "objective": "allo",
+                                            "num_gradient_steps": 300},
+                                 "job": "maze__allo__h", "run_dir": "runs/maze__allo__h__s1"}
     runs["maze__allo__h__s0"] = {"config": {"layout": "maze", "objective": "allo",
                                             "num_gradient_steps": 300},
                                  "job": "maze__allo__h", "run_dir": "runs/maze__allo__h__s0"}
@@ -104,6 +108,7 @@ def test_markdown_csv_latex_and_reference(tmp_path, capsys):
     assert "| 0.9912 |" in small and "| 0.9073 |" in small  # xy values, not pixels
     maze = next(line for line in lines if line.startswith("| maze |"))
     assert "0.7000 (n=1)" in maze and "| - |" in maze
+    assert "1 not finished" in maze  # the interrupted seed's last row is not a final
     assert "never (0/3)" in md and "(1/3)" not in md.split("| small | allo |")[1].split("\n")[0]
 
     assert compare.main([str(tmp_path), "--format", "csv", "--reference", str(ref),

@@ -27,7 +27,7 @@ G_k = U^T D_k U; a lower-triangular mask Low (k <= j).
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -177,38 +177,49 @@ def _nested_terms(table: torch.Tensor, weights: Weights, omm: bool) -> Terms:
     return terms
 
 
-@torch.no_grad()
-def omm_step(table: torch.Tensor, weights: Weights) -> tuple[Terms, torch.Tensor]:
-    """OMM's terms and d/dU = (-4 S U + 2 S U (G1 * Low)^T + 2 D1 U (A * Low)^T) diag(c)."""
+class NestedParts(NamedTuple):
+    """What OMM's and LoRA's closed forms share: c, Low, L_W U, S U, A and D1 U, G1."""
+
+    c: torch.Tensor
+    lower: torch.Tensor
+    lap_table: torch.Tensor
+    pair_table: torch.Tensor
+    a: torch.Tensor
+    weighted1: torch.Tensor
+    g1: torch.Tensor
+
+
+def nested_parts(table: torch.Tensor, weights: Weights) -> NestedParts:
     d = table.shape[-1]
     c, _ = nested_weights(d, table.device, table.dtype)
     lower, _ = triangle_and_identity(d, table.device, table.dtype)
     lap_table = weights_laplacian_table(table, weights)
     pair_table = pair_product(table, weights, lap_table)
-    a = product(table.transpose(-1, -2), pair_table)
     weighted1 = weighted_rows(table, weights.states1)
-    g1 = product(weighted1.transpose(-1, -2), table)
-    terms = nested_terms_from(quadratic_form(table, lap_table), a, g1, a)
-    gradient = plus_product(-4.0 * pair_table, pair_table,
-                            2.0 * (g1 * lower).transpose(-1, -2))
-    gradient = plus_product(gradient, weighted1, 2.0 * (a * lower).transpose(-1, -2))
-    return terms, gradient * c
+    return NestedParts(c, lower, lap_table, pair_table,
+                       product(table.transpose(-1, -2), pair_table), weighted1,
+                       product(weighted1.transpose(-1, -2), table))
+
+
+@torch.no_grad()
+def omm_step(table: torch.Tensor, weights: Weights) -> tuple[Terms, torch.Tensor]:
+    """OMM's terms and d/dU = (-4 S U + 2 S U (G1 * Low)^T + 2 D1 U (A * Low)^T) diag(c)."""
+    p = nested_parts(table, weights)
+    terms = nested_terms_from(quadratic_form(table, p.lap_table), p.a, p.g1, p.a)
+    gradient = plus_product(-4.0 * p.pair_table, p.pair_table,
+                            2.0 * (p.g1 * p.lower).transpose(-1, -2))
+    gradient = plus_product(gradient, p.weighted1, 2.0 * (p.a * p.lower).transpose(-1, -2))
+    return terms, gradient * p.c
 
 
 @torch.no_grad()
 def lora_step(table: torch.Tensor, weights: Weights) -> tuple[Terms, torch.Tensor]:
     """LoRA's terms and d/dU = (-4 S U + 2 D1 U (G2 * Low)^T + 2 D2 U (G1 * Low)^T) diag(c)."""
-    d = table.shape[-1]
-    c, _ = nested_weights(d, table.device, table.dtype)
-    lower, _ = triangle_and_identity(d, table.device, table.dtype)
-    lap_table = weights_laplacian_table(table, weights)
-    pair_table = pair_product(table, weights, lap_table)
-    a = product(table.transpose(-1, -2), pair_table)
-    weighted1 = weighted_rows(table, weights.states1)
+    p = nested_parts(table, weights)
     weighted2 = weighted_rows(table, weights.states2)
-    g1 = product(weighted1.transpose(-1, -2), table)
     g2 = product(weighted2.transpose(-1, -2), table)
-    terms = nested_terms_from(quadratic_form(table, lap_table), a, g1, g2)
-    gradient = plus_product(-4.0 * pair_table, weighted1, 2.0 * (g2 * lower).transpose(-1, -2))
-    gradient = plus_product(gradient, weighted2, 2.0 * (g1 * lower).transpose(-1, -2))
-    return terms, gradient * c
+    terms = nested_terms_from(quadratic_form(table, p.lap_table), p.a, p.g1, g2)
+    gradient = plus_product(-4.0 * p.pair_table, p.weighted1,
+                            2.0 * (g2 * p.lower).transpose(-1, -2))
+    gradient = plus_product(gradient, weighted2, 2.0 * (p.g1 * p.lower).transpose(-1, -2))
+    return terms, gradient * p.c

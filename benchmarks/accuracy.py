@@ -1,5 +1,11 @@
 """Accuracy across layouts: ALLO beside GGDO and the other baselines (a benchmark, not a test).
 
+The published grids' table (../shared/reference-layouts, 5 seeds, four settings) is the
+study files benchmarks/studies/accuracy-{paper,defaults,pixels,exact}.toml, run by
+`allo study` and tabulated by `allo compare STUDY --format md`; this script is the
+in-process runner for the built-in and benchmarks/layouts grids. Both train with the same
+`TrainConfig` presets (`apply_protocol`), so a setting means the same run in either.
+
     python benchmarks/accuracy.py                          # every layout, 5 seeds, allo + ggdo
     python benchmarks/accuracy.py --seeds 1 --layouts room4,maze19 --objectives allo
     python benchmarks/accuracy.py --reference              # also ../shared/reference-layouts

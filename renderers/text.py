@@ -8,6 +8,7 @@ go through plotext, imported only when a curve figure is drawn.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,7 @@ import numpy as np
 from renderers import axes, colors
 from renderers.base import GridCurveRenderer
 from renderers.figures import CurveFigure, GridFigure, Line
+from renderers.shrink import factor_to_fit, shrunk
 
 RESET = "\x1b[0m"
 HALF = "▀"
@@ -75,8 +77,10 @@ class TextRenderer(GridCurveRenderer):
         return lines
 
     def grid(self, figure: GridFigure) -> bytes:
-        height, width = figure.walls.shape
         colour = self.options.color
+        figure = fitted(figure, factor_to_fit(figure.walls.shape[1], 1 if colour else 2,
+                                              max(self.options.width, 12)))
+        height, width = figure.walls.shape
         scale = 2 if colour and width <= 24 else 1
         cell_w = scale if colour else 2
         panel_w = max(width * cell_w, 12)
@@ -212,3 +216,16 @@ def _shown(y_axis, values) -> np.ndarray:
     if y_axis.scale == "symlog":
         return axes.symlog(values, y_axis.linthresh)
     return values
+
+
+def fitted(figure: GridFigure, factor: int) -> GridFigure:
+    """The figure with each `factor` x `factor` block of cells as one (renderers.shrink),
+    so a large layout's panel fits the text width; the subtitle says how much smaller."""
+    if factor <= 1:
+        return figure
+    walls = ~np.isfinite(shrunk(np.where(figure.walls, np.nan, 0.0), factor))
+    panels = [panel if panel.blank else dataclasses.replace(
+        panel, values=shrunk(np.where(figure.walls, np.nan, panel.values), factor))
+        for panel in figure.panels]
+    return dataclasses.replace(figure, walls=walls, panels=panels,
+                               subtitle=f"{figure.subtitle} · 1/{factor} size")

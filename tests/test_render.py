@@ -429,3 +429,28 @@ def test_a_figure_of_one_panel_is_as_wide_as_its_heading(run, tmp_path, kind):
     heading = pixels[: pixels.shape[0] // 8]  # title and subtitle rows
     dark_columns = np.nonzero((heading < 128).any(axis=0))[0]
     assert dark_columns.size and dark_columns.max() < pixels.shape[1] - 8
+
+
+@pytest.mark.parametrize("color", [True, False])
+def test_text_grids_of_a_large_layout_are_shrunk_to_the_width(color):
+    """A 256 x 256 layout's panels fit the text width (blocks of cells averaged, walls
+    where walls are most of a block) instead of printing every cell."""
+    import re
+
+    from renderers.figures import GridFigure, GridPanel
+    from renderers.text import TextRenderer
+
+    side = 256
+    walls = np.zeros((side, side), dtype=bool)
+    walls[:, side // 2] = True  # a wall down the middle, one cell wide
+    values = np.where(walls, np.nan, np.linspace(-1, 1, side)[None, :].repeat(side, 0))
+    figure = GridFigure("kind", "title", "sub", [GridPanel(values, "e1")], 1, walls, 1.0)
+    renderer = TextRenderer(RenderOptions(color=color, width=80))
+    text = renderer.grid(figure).decode()
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line) for line in text.splitlines()]
+    assert max(len(line) for line in lines) <= 80
+    assert "1/7 size" in text if not color else "1/4 size" in text
+    assert len(lines) < 80  # not one line per grid row
+    if not color:  # the left half negative, the right positive; the thin wall is averaged
+        body = [line for line in lines if line.startswith(("-", "+"))]
+        assert body and body[0].startswith("-9") and body[0].rstrip().endswith("+9")

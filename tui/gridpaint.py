@@ -16,6 +16,7 @@ from rich.style import Style
 from rich.text import Text
 
 from renderers.colors import MONO_RAMP, MONO_WALL, mono_char, terminal_rgb
+from renderers.shrink import shrunk
 
 UPPER_HALF = "▀"
 __all__ = ["MONO_RAMP", "MONO_WALL", "colorbar", "paint", "painted_size", "shrunk"]
@@ -90,26 +91,6 @@ def painted_size(height: int, width: int, color: bool = True, shrink: int = 1
     """(columns, rows) that `paint` uses for a grid of this shape, `shrink`-fold smaller."""
     height, width = -(-height // shrink), -(-width // shrink)
     return width, (height + 1) // 2 if color else height
-
-
-def shrunk(grid: np.ndarray, factor: int) -> np.ndarray:
-    """Each `factor` x `factor` block of cells as one: the mean of its free cells, or a
-    wall where walls are most of it; for a layout too big for the terminal."""
-    if factor <= 1:
-        return grid
-    height, width = grid.shape
-    padded = np.full((-(-height // factor) * factor, -(-width // factor) * factor), np.nan)
-    padded[:height, :width] = grid
-    blocks = padded.reshape(padded.shape[0] // factor, factor, padded.shape[1] // factor,
-                            factor).swapaxes(1, 2).reshape(padded.shape[0] // factor,
-                                                           padded.shape[1] // factor, -1)
-    free = np.isfinite(blocks)
-    total = np.where(free, blocks, 0.0).sum(axis=-1)
-    count = free.sum(axis=-1)
-    inside = np.ones_like(padded, dtype=bool)  # padding beyond the layout counts as wall
-    inside[height:, :] = inside[:, width:] = False
-    cells = inside.reshape(blocks.shape[0], factor, blocks.shape[1], factor).sum(axis=(1, 3))
-    return np.where(2 * count >= cells, total / np.maximum(count, 1), np.nan)
 
 
 def colorbar(width: int, color: bool | str = True) -> Text:

@@ -19,8 +19,9 @@ up to CHUNK_ENVS environments has the same data as before chunking; chunk k > 0 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,19 +67,36 @@ def chunk_law(layout: Layout, cfg: TrainConfig, seed: int, index: int, envs: int
 
 def collect_law(layout: Layout, cfg: TrainConfig, seed: int, num_envs: int,
                 workers: int = 1, first_chunk: int = 0) -> Law:
-    """Pair law of chunks first_chunk.. of a num_envs data set (weighted by size)."""
+    """Pair law of chunks first_chunk.. of a num_envs data set (weighted by size), summed
+    in chunk order as the chunks arrive."""
     sizes = chunk_sizes(num_envs)[first_chunk:]
     jobs = [(first_chunk + i, envs) for i, envs in enumerate(sizes)]
-    if workers > 1 and len(jobs) > 1:  # numpy and torch release the GIL in the heavy parts
-        with ThreadPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
-            laws = list(pool.map(lambda job: chunk_law(layout, cfg, seed, *job), jobs))
-    else:
-        laws = [chunk_law(layout, cfg, seed, *job) for job in jobs]
     total = sum(sizes)
-    law = laws[0] * (sizes[0] / total)
-    for part, envs in zip(laws[1:], sizes[1:], strict=True):  # in order, as sum() adds
-        law = law + part * (envs / total)
+    law: Law | None = None
+    for envs, part in zip(sizes, chunk_laws(layout, cfg, seed, jobs, workers), strict=True):
+        weighted = part * (envs / total)
+        law = weighted if law is None else law + weighted
+    assert law is not None
     return law
+
+
+def chunk_laws(layout: Layout, cfg: TrainConfig, seed: int, jobs: list[tuple[int, int]],
+               workers: int) -> Iterator[Law]:
+    """The chunks' laws in order, at most `workers` built ahead of the sum: a large
+    layout's chunk law is hundreds of MB, so they are never all held at once."""
+    if workers <= 1 or len(jobs) <= 1:
+        for job in jobs:
+            yield chunk_law(layout, cfg, seed, *job)
+        return
+    # numpy and scipy release the GIL in the heavy parts
+    with ThreadPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
+        pending: deque[Future[Law]] = deque()
+        for job in jobs:
+            pending.append(pool.submit(chunk_law, layout, cfg, seed, *job))
+            if len(pending) >= workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def build(layout: Layout, cfg: TrainConfig, seed: int, truth_values: np.ndarray,

@@ -163,3 +163,26 @@ def test_a_growth_that_did_not_help_is_told_without_overclaiming(small_chunks, m
     line = data_notes([0], [data])[-1]
     assert "did not raise that" in line and "may be too close" in line
     assert f"--num-envs {1000 * MAX_GROWTH * MAX_GROWTH}" in line
+
+
+def test_chunk_laws_are_summed_as_they_arrive_not_all_held(monkeypatch):
+    """A large layout's chunk law is hundreds of MB: at most `workers` are built ahead of
+    the sum, and the sum is the same as adding them all in order."""
+    import weakref
+
+    from scipy import sparse
+
+    alive, most = [0], [0]
+
+    def fake_chunk_law(layout, cfg, seed, index, envs):
+        part = sparse.csr_matrix(np.full((3, 3), float(index + 1)))
+        alive[0] += 1
+        most[0] = max(most[0], alive[0])
+        weakref.finalize(part, lambda: alive.__setitem__(0, alive[0] - 1))
+        return part
+
+    monkeypatch.setattr(dataset, "chunk_law", fake_chunk_law)
+    monkeypatch.setattr(dataset, "CHUNK_ENVS", 10)
+    law = dataset.collect_law(load_builtin("room4"), small_cfg(), 0, 200, workers=2)
+    np.testing.assert_allclose(law.toarray(), np.full((3, 3), np.mean(np.arange(1, 21))))
+    assert most[0] <= 4  # two building, one being added, one just returned

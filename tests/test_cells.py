@@ -163,3 +163,52 @@ def test_when_the_network_runs_on_the_batch_cells():
     default = learner(False)
     assert Learner(default.cfg, SEEDS, torch.device("cpu"), default.sampler,
                    default.coords).rows is not None  # 4 x 16 < 104 cells: on cells
+
+
+def cells_config(tmp_path, name: str, **changes) -> TrainConfig:
+    # room4 (104 cells) with batches of 16: 4 x 16 = 64 rows < 104, so steps run on cells
+    values = {"env": "room4", "run_dir": str(tmp_path / name), "batch_size": 16,
+              "num_envs": 50, "hidden_size": 32, "num_gradient_steps": 120,
+              "lr_final_fraction": 1.0, "lr_warmup_steps": 5, "log_freq": 10, "plot_freq": 40,
+              "checkpoint_freq": 40, "device": "cpu", "threads": 1, **changes}
+    return TrainConfig(**values)
+
+
+@pytest.mark.slow
+def test_a_run_on_sampled_cells_logs_resumes_and_batches_seeds(tmp_path):
+    """allo train on the cells path: every logged row scores the table of its own step,
+    a resumed run ends where an uninterrupted one does, and a seed trained beside another
+    ends where it ends alone (CPU, to 1e-5)."""
+    import dataclasses
+
+    import numpy as np
+
+    from allo import rundir
+    from allo.config import from_dict
+    from allo.metrics import quality_row
+    from allo.train import train, train_seeds
+
+    def final(run) -> np.ndarray:
+        return np.load(run / rundir.FINAL_LEARNED)
+
+    straight = train(cells_config(tmp_path, "straight"))
+    assert straight.status == "finished"
+    rows = rundir.RunReader(straight.run_dir).metrics()
+    assert [r["step"] for r in rows] == list(range(10, 121, 10))
+    assert all(r["cos/mean"] is not None for r in rows)
+    # a row scores its own step's table, not a later step's forward: step 30 (no export
+    # there) is the final table of a run of 30 steps (the same rates: constant after 5)
+    short = train(cells_config(tmp_path, "short", num_gradient_steps=30))
+    values = np.load(straight.run_dir / "gt_eigenvalues.npy")
+    vectors = np.load(straight.run_dir / "gt_eigenvectors.npy")
+    scored = quality_row(final(short.run_dir), np.zeros(10), vectors, values, 10)
+    assert scored["cos/mean"] == pytest.approx(rows[2]["cos/mean"], abs=1e-6)
+    half = train(cells_config(tmp_path, "half", num_gradient_steps=60))
+    config = from_dict(rundir.RunReader(half.run_dir).info().config)
+    resumed = train(dataclasses.replace(config, num_gradient_steps=120), resume=half.run_dir)
+    assert resumed.status == "finished"
+    assert np.abs(final(resumed.run_dir) - final(straight.run_dir)).max() <= 1e-5
+    together = train_seeds(cells_config(tmp_path, "pair", run_dir=None, seeds="0,1",
+                                        results_dir=str(tmp_path / "pair")))
+    alone = train(cells_config(tmp_path, "alone", seed=1))
+    assert np.abs(final(together[1].run_dir) - final(alone.run_dir)).max() <= 1e-5

@@ -17,13 +17,20 @@ import torch
 from allo.objective import Weights
 
 ROWS_PER_PAIR = 4  # s, s', c1, c2
+# The whole-table step adds N x N work to its N forwards (the batch's pair histogram and
+# the product with its L_W): in forwards of one cell, about N^2 / TABLE_SCALE, the scale
+# fitted to `bench_cells.py --step-cost` (BENCHMARKS.md, "Large grids").
+TABLE_SCALE = 800
 
 
 def use_cells(batch_size: int | None, num_cells: int, obs: str) -> bool:
-    """Whether a step runs the network on its batch's cells: with a batch whose rows are
-    fewer than the cells (else every cell once is cheaper), for (x, y) inputs (an image
+    """Whether a step runs the network on its batch's cells: where its 4B rows cost less
+    than the whole table's step, N forwards plus its N x N work (so a batch of the paper's
+    1024 pairs weighs the table up to about 1450 cells), for (x, y) inputs (an image
     encoder's inputs are not gathered by cell)."""
-    return bool(batch_size) and obs == "xy" and ROWS_PER_PAIR * (batch_size or 0) < num_cells
+    if not batch_size or obs != "xy":
+        return False
+    return ROWS_PER_PAIR * batch_size < num_cells * (1.0 + num_cells / TABLE_SCALE)
 
 
 def row_weights(num_seeds: int, batch_size: int, device: torch.device) -> Weights:

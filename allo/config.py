@@ -118,7 +118,9 @@ class TrainConfig:
                                        "per constraint batch), as in the paper; default: the "
                                        "exact expectation over the whole data set each step "
                                        "(no sampling noise; the network runs on every cell "
-                                       "anyway, so it costs no more)", bounds=(1, 10**7),
+                                       "anyway, so it costs no more); on a large grid a "
+                                       "batch's step runs the network on its own cells only "
+                                       "(docs/math.md section 16)", bounds=(1, 10**7),
                                    why="three batches of pairs per seed and step on the "
                                        "device (memory checked too)")
     learning_rate: float = arg(3e-3, "Adam learning rate of the network at step 0",

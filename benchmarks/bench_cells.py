@@ -144,8 +144,11 @@ def step_cost(sizes: list[int], batches: list[int], rounds: int, steps: int) -> 
         for batch in [None, *batches]:
             cfg = TrainConfig(batch_size=batch, num_gradient_steps=10**6)
             sampler = weight_source([law], [0], torch.device("cpu"), batch)
-            learners["exact" if batch is None else f"b{batch}"] = Learner(
-                cfg, [0], torch.device("cpu"), sampler, coords)
+            name = "exact" if batch is None else f"b{batch}"
+            learners[name] = Learner(cfg, [0], torch.device("cpu"), sampler, coords)
+            if batch is not None and learners[name].rows is None:  # also on cells
+                learners[f"{name}/cells"] = Learner(cfg, [0], torch.device("cpu"), sampler,
+                                                    coords, on_cells=True)
         spent = dict.fromkeys(learners, 0.0)
         for _ in range(rounds):
             for name, learner in learners.items():

@@ -157,7 +157,9 @@ def test_the_batch_constraint_is_unbiased():
 
 def test_when_the_network_runs_on_the_batch_cells():
     assert use_cells(256, 1088, "xy")
-    assert not use_cells(256, 1024, "xy")  # 4 x 256 rows: every cell once is no dearer
+    assert not use_cells(256, 200, "xy")  # 1024 rows: every cell once is cheaper
+    assert not use_cells(1024, 1088, "xy")  # --protocol paper on GridRoom-64: the table
+    assert use_cells(1024, 2500, "xy")  # its N x N work outweighs 4096 rows
     assert not use_cells(None, 10**5, "xy")  # the exact expectation needs every cell
     assert not use_cells(16, 10**5, "pixels")  # images are not gathered by cell
     default = learner(False)

@@ -93,6 +93,18 @@ def fits(num_free: int, num_seeds: int, chunk_envs: int, memory: int | None = No
             "over: use fewer --seeds, a smaller layout or less data (--num-envs)")
 
 
+def max_pairs(num_free: int, num_seeds: int, chunk_envs: int, memory: int | None = None
+              ) -> int | None:
+    """The most nonzero pairs per seed's law that fit (a data set grows no further);
+    None below the dense limit or where the machine's memory is unknown."""
+    memory = machine_memory() if memory is None else memory
+    if memory is None or num_free <= DENSE_MAX_CELLS:
+        return None
+    workers = min(num_seeds, os.cpu_count() or 1)
+    room = int(MEMORY_SHARE * memory) - TRUTH_BYTES_PER_CELL * num_free - BUILDER_BYTES * workers
+    return max(0, room // (BYTES_PER_PAIR * num_seeds))
+
+
 def check_pairs(num_free: int, num_seeds: int, chunk_envs: int, pairs: int,
                 memory: int | None = None) -> str | None:
     """fits(), with a built data set's real count of nonzero pairs (the largest seed's)."""

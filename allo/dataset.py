@@ -101,9 +101,11 @@ def chunk_laws(layout: Layout, cfg: TrainConfig, seed: int, jobs: list[tuple[int
 
 def build(layout: Layout, cfg: TrainConfig, seed: int, truth_values: np.ndarray,
           truth_vectors: np.ndarray, d: int, workers: int = 1,
-          announce: Callable[[str], None] | None = None) -> DataSet:
+          announce: Callable[[str], None] | None = None, max_pairs: int | None = None
+          ) -> DataSet:
     """The seed's data set: --num-envs as given, or BASE_ENVS grown until its ceiling
-    reaches CEILING_TARGET or the data set is MAX_GROWTH times larger.
+    reaches CEILING_TARGET or the data set is MAX_GROWTH times larger, or its law would
+    hold more than `max_pairs` nonzero pairs (what memory allows, allo.capacity.max_pairs).
 
     Each step grows by the factor the ceiling asks for (1 - |cos| falls like 1 / data where
     the data's error is small against the gaps) and keeps all data collected so far. It
@@ -122,6 +124,16 @@ def build(layout: Layout, cfg: TrainConfig, seed: int, truth_values: np.ndarray,
     cap = envs * MAX_GROWTH
     while (factor := growth_factor(ceiling)) > 1 and envs < cap:
         grown = min(cap, envs * factor)
+        fits = affordable(sparse_law.as_sparse(law).nnz, envs, grown, max_pairs)
+        if fits < grown:
+            if announce:
+                announce(f"seed {seed}: data ceiling {np.mean(ceiling):.3f} with {envs} "
+                         f"environments asks for {grown}; memory allows about {fits} "
+                         f"(allo/capacity.py), so {'it stays' if fits <= envs else 'it grows'}"
+                         f" at {max(fits, envs)}")
+            if fits <= envs:
+                break
+            grown = cap = fits
         if announce:
             announce(f"seed {seed}: data ceiling {np.mean(ceiling):.3f} with {envs} "
                      f"environments (target {CEILING_TARGET}); growing it to {grown}")
@@ -134,6 +146,15 @@ def build(layout: Layout, cfg: TrainConfig, seed: int, truth_values: np.ndarray,
         return DataSet(law, envs, ceiling, strict_ceiling=strict)
     helps = 1.0 - np.mean(ceiling) < 0.75 * (1.0 - np.mean(base))
     return DataSet(law, envs, ceiling, float(np.mean(base)), bool(helps), strict)
+
+
+def affordable(pairs: int, envs: int, grown: int, max_pairs: int | None) -> int:
+    """The most environments (whole chunks, at most `grown`) whose law fits `max_pairs`,
+    taking nonzero pairs to grow at most in proportion to the data (each chunk adds at
+    most a chunk's worth of new pairs)."""
+    if max_pairs is None or pairs <= 0 or pairs * grown <= max_pairs * envs:
+        return grown
+    return max(envs, envs * max_pairs // pairs // CHUNK_ENVS * CHUNK_ENVS)
 
 
 def exact(pair_law: Law, d: int) -> DataSet:

@@ -250,9 +250,11 @@ def collect_data(layout: Layout, cfg: TrainConfig, truth: GroundTruth, seeds: li
     values, vectors = truth.eigenvalues[:width], truth.eigenvectors[:, :width]
     cores = os.cpu_count() or 1
 
+    most = capacity.max_pairs(layout.num_free, len(seeds), dataset.CHUNK_ENVS)
+
     def build(seed: int, workers: int) -> dataset.DataSet:
         return dataset.build(layout, cfg, seed, values, vectors, d, workers,
-                             announce=lambda line: say(f"allo: {line}"))
+                             announce=lambda line: say(f"allo: {line}"), max_pairs=most)
 
     if cfg.data == "exact":  # the law collection estimates (docs/math.md (6)), no data
         from allo.pair_operator import PairLawOperator  # O(K N^2): N <= EXACT_MAX_CELLS

@@ -186,3 +186,35 @@ def test_chunk_laws_are_summed_as_they_arrive_not_all_held(monkeypatch):
     law = dataset.collect_law(load_builtin("room4"), small_cfg(), 0, 200, workers=2)
     np.testing.assert_allclose(law.toarray(), np.full((3, 3), np.mean(np.arange(1, 21))))
     assert most[0] <= 4  # two building, one being added, one just returned
+
+
+def test_growth_stops_where_memory_would_run_out(small_chunks, monkeypatch):
+    """A data set grows no further than its law's nonzero pairs fit (max_pairs), and says
+    so; the pairs are taken to grow at most in proportion to the data."""
+    monkeypatch.setattr(dataset, "ceilings", lambda *args: (np.full(10, 0.96),) * 2)
+    layout, cfg = load_builtin("room4"), TrainConfig(num_steps=20, max_episode_length=20)
+    base = dataset.collect_law(layout, cfg, 0, 1000).nnz
+    said: list[str] = []
+    data = dataset.build(layout, cfg, 0, np.zeros(11), np.zeros((104, 11)), 10,
+                         announce=said.append, max_pairs=3 * base + 1)
+    assert data.num_envs == 3000  # 0.96 asks for 8x; memory allows 3x
+    assert "asks for 8000; memory allows about 3000" in said[0]
+    assert said[1].endswith("growing it to 3000")
+    kept = dataset.build(layout, cfg, 0, np.zeros(11), np.zeros((104, 11)), 10,
+                         announce=said.append, max_pairs=base)
+    assert kept.num_envs == 1000 and "it stays at 1000" in said[-1]
+    assert dataset.affordable(100, 1000, 8000, None) == 8000
+    assert dataset.affordable(100, 1000, 8000, 10**6) == 8000
+
+
+def test_the_memory_allows_pairs_in_proportion_to_its_size():
+    from allo import capacity
+
+    gib = 2**30
+    assert capacity.max_pairs(1000, 1, 4000, 24 * gib) is None  # dense: sized by N^2
+    one = capacity.max_pairs(65536, 1, 4000, 24 * gib)
+    assert one is not None and one > 65536 * capacity.PAIRS_PER_CELL  # the plan fits
+    two = capacity.max_pairs(65536, 2, 4000, 24 * gib)
+    assert two is not None and two < one // 2 + 1
+    assert capacity.fits(65536, 1, 4000, 24 * gib, pairs=one) is None
+    assert capacity.fits(65536, 1, 4000, 24 * gib, pairs=one + 10**6) is not None

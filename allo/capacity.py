@@ -28,9 +28,10 @@ CHUNK_BYTES_PER_CELL = 8
 # (16); the sparse W and 2 L_W of the exact expectation (12 + 2 x 12), and their scipy
 # forms while built (36).
 BYTES_PER_PAIR = 124
-# Nonzero pairs per cell the estimate assumes before the data exists: open rooms and mazes
-# with the default data and gamma hold 600 to 930 (BENCHMARKS.md, "Scale"); the margin
-# covers more data or more reach. The real count is checked once the data is built.
+# Nonzero pairs per cell the estimate assumes before the data exists: above the most that
+# open rooms and mazes hold with the default data and gamma (BENCHMARKS.md, "Large
+# grids"), with a margin for more data or more reach. The real count is checked once the
+# data is built.
 PAIRS_PER_CELL = 1500
 # Bytes per cell of the ground truth (the K x N power coefficients, the solver's blocks).
 TRUTH_BYTES_PER_CELL = 4096

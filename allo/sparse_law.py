@@ -12,7 +12,7 @@ sums to 1 and moves less than that cut.
 Two builders give the same law: `dense_rows` (allo/data.py, the recursion over the whole
 row of each transition, O(transitions x N)) for small layouts, and `enumerated` here
 (O(transitions x MAX_OFFSET), memory O(nonzero pairs)) above DENSE_MAX_CELLS, where
-it is faster (BENCHMARKS.md, "Scale").
+it is faster (BENCHMARKS.md, "Large grids").
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from allo.spectrum import SERIES_TOLERANCE
 # and the exact expectation (allo.data.DataLawWeights) multiplies dense N x N tables; above
 # it the pairs are enumerated and L_W is a sparse CSR product. Both builders and both
 # products cost about the same here on one CPU thread; above it the sparse ones win and
-# dense memory grows like N^2 (BENCHMARKS.md, "Scale").
+# dense memory grows like N^2 (BENCHMARKS.md, "Large grids").
 DENSE_MAX_CELLS = 2500
 # Raw (source, target, weight) entries handled at once: bounds the builder's scratch memory.
 BLOCK_ENTRIES = 1 << 22

@@ -333,3 +333,12 @@ def test_strict_cos_column_only_when_a_run_logs_it(tmp_path: Path) -> None:
     text = summarize_runs(tmp_path)
     assert "strict" in text.splitlines()[2] and "0.7500" in text
     assert "strict |cos| 0.75 (n=1)" in text
+
+
+def test_settings_column_leaves_the_layout_to_its_own_column() -> None:
+    from tui.runstable import differing_keys
+
+    configs = [{"env_file": "/grids/GridRoom-4.txt", "objective": "allo", "data": "exact"},
+               {"env_file": "/grids/GridMaze-7.txt", "objective": "ggdo", "data": "exact"},
+               {"env": "room4", "objective": "allo", "data": "sampled"}]
+    assert differing_keys(configs) == ["data"]

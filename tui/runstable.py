@@ -116,8 +116,8 @@ def run_config(info: RunInfo | None) -> dict:
 
 def differing_keys(configs: list[dict]) -> list[str]:
     """Config keys whose values differ between runs (the table's 'settings' column),
-    without the layout and objective, which have columns of their own."""
-    keys = sorted({k for c in configs for k in c} - {"env", "objective"})
+    without the layout (a name or a file) and objective, which have columns of their own."""
+    keys = sorted({k for c in configs for k in c} - {"env", "env_file", "objective"})
     return [k for k in keys if len({json.dumps(c.get(k), sort_keys=True) for c in configs}) > 1]
 
 

@@ -296,6 +296,7 @@ def y_ticks(lo: float, hi: float, log: bool, rows: int) -> tuple[list[float], li
         values = [v for v in nice_ticks(lo, hi, asked) if lo - 1e-12 <= v <= hi + 1e-12]
         if len(values) <= most:
             break
+    values = _thinned(values, most)  # even the roundest ticks can outnumber a short panel's rows
     return values, [format_tick(v) for v in values]
 
 

@@ -150,10 +150,11 @@ def grid_figure(figure: GridFigure, size: str, dpi: int):
         ax.text(0.5, 1.0 + 0.02 * width / height, tex_safe(panel.title), transform=ax.transAxes,
                 ha="center", va="bottom", fontsize=title_font, linespacing=1.1)
         if figure.row_labels and col == 0 and row < len(figure.row_labels):
-            label = figure.row_labels[row]
-            ax.text(-0.06, 0.5, label, transform=ax.transAxes, rotation=90, ha="right",
-                    va="center", fontsize=fit(label, panel_h * 72, st.font, bold=True),
-                    weight="bold")
+            # one size for every row label, the longest one's fit, so rows read as peers
+            label_font = min(fit(text, panel_h * 72, st.font, bold=True)
+                             for text in figure.row_labels)
+            ax.text(-0.06, 0.5, figure.row_labels[row], transform=ax.transAxes, rotation=90,
+                    ha="right", va="center", fontsize=label_font, weight="bold")
     _colour_bar(fig, figure, st, fig_h, top, bar_w, lib)
     return fig
 

@@ -71,6 +71,16 @@ def test_a_wide_final_comparison_wraps_into_alternating_rows(run):
     assert titles == ["e1", "e2", "e3", "e4"] * 2 + ["e5", "e6", "e7"] * 2
 
 
+def test_row_labels_share_one_size(run):
+    from renderers import mpldraw
+
+    figure = build(run, "final_comparison")
+    drawn = mpldraw.grid_figure(figure, "column", 100)
+    labels = [t for ax in drawn.axes for t in ax.texts if t.get_text() in figure.row_labels]
+    assert {t.get_text() for t in labels} == {"ground truth", "learned"}
+    assert len({t.get_fontsize() for t in labels}) == 1
+
+
 @pytest.mark.parametrize("fmt", ["png", "svg", "pdf", "text"])
 def test_a_wrapped_figure_draws_in_every_format(run, tmp_path, fmt):
     assert render([str(run), "--format", fmt, "--skip-learned", "--skip-metrics",

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
+from trainproc import allo_subprocess
 
 from allo import observations, rundir
 from allo.config import TrainConfig, from_dict
@@ -74,12 +72,6 @@ def test_the_image_size_is_checked_against_the_grid():
     assert observations.obs_size(layout, None) == 2 * 13
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([sys.executable, "-m", "allo.cli", "train", *args],
-                          capture_output=True, text=True, env=env, timeout=120)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("flags, words", [
     (["room4", "--obs", "pixels", "--obs-size", "8"], "too small"),
@@ -89,7 +81,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
     (["room4", "--obs", "pixels", "--cuda-graph", "on"], "--cuda-graph on"),
 ])
 def test_bad_observation_flags_are_one_line_exit_2(tmp_path, flags, words):
-    done = run_cli("--results-dir", str(tmp_path), *flags)
+    done = allo_subprocess("train", "--results-dir", str(tmp_path), *flags)
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and words in lines[0]

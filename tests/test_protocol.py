@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from trainproc import allo_subprocess
 
 from allo import rundir
 from allo.config import TrainConfig, paper_settings, preset
@@ -54,12 +52,6 @@ def test_the_protocol_follows_the_objective():
     assert "lr_barrier" not in paper_settings("ggdo")  # GGDO's barrier is fixed
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([sys.executable, "-m", "allo.cli", "train", *args],
-                          capture_output=True, text=True, env=env, timeout=120)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("flags, words", [
     (["--protocol", "paper", "--data", "exact"], "cannot be honoured"),
@@ -69,7 +61,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
     (["--data", "nonsense"], "invalid choice"),
 ])
 def test_bad_protocol_and_data_flags_are_one_line_exit_2(tmp_path, flags, words):
-    done = run_cli("--results-dir", str(tmp_path), *flags)
+    done = allo_subprocess("train", "--results-dir", str(tmp_path), *flags)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and words in lines[0]

@@ -98,23 +98,34 @@ def one(kind: str, cells: int, dense: bool) -> dict:
     return row
 
 
+MAZE_MAX_CELLS = 32761  # a 255 x 255 maze has about 32000 free cells
+
+
+def cases(sizes: list[int]) -> list[tuple[str, int]]:
+    """(kind, cells) of every open room and maze the sizes ask for."""
+    return [(kind, cells) for kind in ("open", "maze") for cells in sizes
+            if kind == "open" or cells <= MAZE_MAX_CELLS]
+
+
+def in_fresh_process(call: str) -> dict:
+    """A call of this module's (e.g. "one('open', 100, True)") in a fresh interpreter, so
+    each size's time and peak memory are its own; its printed JSON row."""
+    code = (f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
+            f"import bench_scale; print(json.dumps(bench_scale.{call}))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def ground_truth_rows(sizes: list[int], dense_max: int) -> list[dict]:
     rows = []
-    for kind in ("open", "maze"):
-        for cells in sizes:
-            if kind == "maze" and cells > 32761:
-                continue  # a 255 x 255 maze has about 32000 free cells
-            code = (f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
-                    f"from bench_scale import one; "
-                    f"print(json.dumps(one({kind!r}, {cells}, {cells <= dense_max})))")
-            done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                                  check=True)
-            row = json.loads(done.stdout.strip().splitlines()[-1])
-            rows.append(row)
-            print(f"{row['kind']:<5}{row['cells']:>7} cells  {row['seconds']:8.2f} s  "
-                  f"{row['peak_mb']:8.0f} MB peak"
-                  + (f"  dense {row['dense_seconds']:.2f} s" if "dense_seconds" in row else ""),
-                  flush=True)
+    for kind, cells in cases(sizes):
+        row = in_fresh_process(f"one({kind!r}, {cells}, {cells <= dense_max})")
+        rows.append(row)
+        print(f"{row['kind']:<5}{row['cells']:>7} cells  {row['seconds']:8.2f} s  "
+              f"{row['peak_mb']:8.0f} MB peak"
+              + (f"  dense {row['dense_seconds']:.2f} s" if "dense_seconds" in row else ""),
+              flush=True)
     return rows
 
 
@@ -139,20 +150,12 @@ def data_one(kind: str, cells: int, envs: int) -> dict:
 
 def data_rows(sizes: list[int], envs: int) -> list[dict]:
     rows = []
-    for kind in ("open", "maze"):
-        for cells in sizes:
-            if kind == "maze" and cells > 32761:
-                continue
-            code = (f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
-                    f"from bench_scale import data_one; "
-                    f"print(json.dumps(data_one({kind!r}, {cells}, {envs})))")
-            done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                                  check=True)
-            row = json.loads(done.stdout.strip().splitlines()[-1])
-            rows.append(row)
-            print(f"{row['kind']:<5}{row['cells']:>7} cells  collect {row['collect_seconds']:6.2f}"
-                  f" s  law {row['law_seconds']:7.2f} s  {row['pairs_per_cell']:6.0f} pairs/cell"
-                  f"  {row['law_mb']:7.0f} MB law  {row['peak_mb']:7.0f} MB peak", flush=True)
+    for kind, cells in cases(sizes):
+        row = in_fresh_process(f"data_one({kind!r}, {cells}, {envs})")
+        rows.append(row)
+        print(f"{row['kind']:<5}{row['cells']:>7} cells  collect {row['collect_seconds']:6.2f}"
+              f" s  law {row['law_seconds']:7.2f} s  {row['pairs_per_cell']:6.0f} pairs/cell"
+              f"  {row['law_mb']:7.0f} MB law  {row['peak_mb']:7.0f} MB peak", flush=True)
     return rows
 
 

@@ -62,7 +62,7 @@ def chunk_law(layout: Layout, cfg: TrainConfig, seed: int, index: int, envs: int
               ) -> Law:
     experience = collect(layout, envs, cfg.num_steps, cfg.max_episode_length,
                          chunk_seed(seed, index))
-    return empirical_pair_law(experience, cfg.gamma, layout.num_free)
+    return empirical_pair_law(experience, cfg.discount, layout.num_free)
 
 
 def collect_law(layout: Layout, cfg: TrainConfig, seed: int, num_envs: int,
@@ -117,7 +117,7 @@ def build(layout: Layout, cfg: TrainConfig, seed: int, truth_values: np.ndarray,
     """
     envs = first = cfg.num_envs or BASE_ENVS
     law = collect_law(layout, cfg, seed, envs, workers)
-    ceiling, strict = ceilings(law, truth_values, truth_vectors, d, layout, cfg.gamma)
+    ceiling, strict = ceilings(law, truth_values, truth_vectors, d, layout, cfg.discount)
     base = ceiling
     if cfg.num_envs is not None:
         return DataSet(law, envs, ceiling, strict_ceiling=strict)
@@ -141,7 +141,7 @@ def build(layout: Layout, cfg: TrainConfig, seed: int, truth_values: np.ndarray,
                             first_chunk=len(chunk_sizes(envs)))
         law = law * (envs / grown) + extra * ((grown - envs) / grown)
         envs = grown
-        ceiling, strict = ceilings(law, truth_values, truth_vectors, d, layout, cfg.gamma)
+        ceiling, strict = ceilings(law, truth_values, truth_vectors, d, layout, cfg.discount)
     if envs == first:
         return DataSet(law, envs, ceiling, strict_ceiling=strict)
     helps = 1.0 - np.mean(ceiling) < 0.75 * (1.0 - np.mean(base))

@@ -37,7 +37,8 @@ def config_hash(cfg: Any) -> str:
         if f.name in left_out:
             continue
         value = getattr(cfg, f.name)
-        if str(f.type) == "float" and isinstance(value, int) and not isinstance(value, bool):
+        floating = str(f.type) in ("float", "float | None")
+        if floating and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         fixed[f.name] = value
     return _digest(fixed)

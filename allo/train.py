@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from allo import capacity, dataset, identity, rundir, runlock, sparse_law
+from allo import capacity, dataset, discount, identity, rundir, runlock, sparse_law
 from allo.budget import Budget, advice, recommend, separation_tolerance, strict_data_ceiling
 from allo.config import TrainConfig
 from allo.data import DataLawWeights, weight_source
@@ -104,8 +104,7 @@ def _train(cfg: TrainConfig, resume: Path | None, progress: Progress | None,
     phase = time.perf_counter()
     if layout.num_free >= LONG_PREPARATION_CELLS:  # tens of seconds or more: say so
         say(f"allo: computing the exact ground truth of {layout.num_free} cells ...")
-    truth = ground_truth(layout, cfg.gamma, cfg.num_steps, cfg.max_episode_length,
-                         count=cfg.num_eigenvectors + 1)
+    cfg, truth, budget, discount_note = exact_spectrum(layout, cfg, runs)
     timings["ground_truth"] = time.perf_counter() - phase
     reachable = int(truth.support.sum())
     if reachable < cfg.num_eigenvectors:
@@ -114,16 +113,13 @@ def _train(cfg: TrainConfig, resume: Path | None, progress: Progress | None,
 
     # steps: as asked, or as many as the spectrum's closest pair needs (allo/budget.py)
     tol = separation_tolerance(cfg.data)
-    budget = recommend(truth.eigenvalues, cfg.num_eigenvectors, sampled=bool(cfg.batch_size),
-                       tol=tol)
     chosen = cfg.num_gradient_steps is not None
     if not chosen:
-        cfg = dataclasses.replace(cfg, num_gradient_steps=budget.steps)
-        for seed_run in runs:
-            seed_run.cfg = dataclasses.replace(seed_run.cfg, num_gradient_steps=budget.steps)
+        cfg = with_fields(cfg, runs, num_gradient_steps=budget.steps)
     limit = going_on_limit(cfg, chosen, resume)
     if resume is None:
-        for line in (advice(budget, budget.steps if cfg.num_gradient_steps is None
+        for line in (discount_note,
+                     advice(budget, budget.steps if cfg.num_gradient_steps is None
                             else cfg.num_gradient_steps, chosen),
                      None if cfg.data == "exact" else
                      near_repeat_note(truth.eigenvalues[:reachable], cfg.num_eigenvectors)):
@@ -181,6 +177,39 @@ def _train(cfg: TrainConfig, resume: Path | None, progress: Progress | None,
                     progress, announce)
     handoff.finish([r.run for r in runs if r.status == rundir.Status.FINISHED])
     return outcomes
+
+
+def exact_spectrum(layout: Layout, cfg: TrainConfig, runs: list[SeedRun]
+                   ) -> tuple[TrainConfig, GroundTruth, Budget, str | None]:
+    """The exact ground truth and its step budget, at --gamma or, where it is not given,
+    at the discount allo/discount.py chooses; the config (and each seed's) with that
+    discount, and the line that says why where it is not the usual one."""
+    gamma = cfg.discount
+    d, tol, sampled = cfg.num_eigenvectors, separation_tolerance(cfg.data), bool(cfg.batch_size)
+
+    def at(discount_: float) -> tuple[GroundTruth, Budget]:
+        truth = ground_truth(layout, discount_, cfg.num_steps, cfg.max_episode_length,
+                             count=d + 1)
+        return truth, recommend(truth.eigenvalues, d, sampled=sampled, tol=tol)
+
+    truth, budget = at(gamma)
+    choice = None
+    if discount.may_choose(layout, cfg.gamma, cfg.batch_size):
+        choice = discount.choose(truth.eigenvalues, d, tol)
+    if choice is not None:
+        other, other_budget = at(choice.gamma)
+        choice = discount.keep(choice, other_budget)
+        if choice is not None:
+            truth, budget, gamma = other, other_budget, choice.gamma
+    cfg = with_fields(cfg, runs, gamma=gamma)
+    return cfg, truth, budget, choice.note() if choice is not None else None
+
+
+def with_fields(cfg: TrainConfig, runs: list[SeedRun], **fields: Any) -> TrainConfig:
+    """cfg, and each seed's own config, with the values settled before training."""
+    for seed_run in runs:
+        seed_run.cfg = dataclasses.replace(seed_run.cfg, **fields)
+    return dataclasses.replace(cfg, **fields)
 
 
 def loop(cfg: TrainConfig, outputs: RunOutputs, batch: Batch, step: int, elapsed: float,
@@ -260,7 +289,7 @@ def collect_data(layout: Layout, cfg: TrainConfig, truth: GroundTruth, seeds: li
         from allo.pair_operator import PairLawOperator  # O(K N^2): N <= EXACT_MAX_CELLS
 
         law = truth.pair_law if truth.pair_law is not None else PairLawOperator(
-            layout, cfg.gamma, cfg.num_steps, cfg.max_episode_length).dense()  # sparse truth
+            layout, cfg.discount, cfg.num_steps, cfg.max_episode_length).dense()  # sparse truth
         return [dataset.exact(law, d) for _ in seeds]
     if len(seeds) == 1:
         built = [build(seeds[0], cores)]
@@ -271,7 +300,7 @@ def collect_data(layout: Layout, cfg: TrainConfig, truth: GroundTruth, seeds: li
     # where the data set did not bring it from the same solve
     return [data if data.strict_ceiling is not None else dataclasses.replace(
         data, strict_ceiling=strict_data_ceiling(data.law, values, vectors, d, layout,
-                                                 cfg.gamma)) for data in built]
+                                                 cfg.discount)) for data in built]
 
 
 def record_budget(runs: list[SeedRun], datasets: list[dataset.DataSet], budget: Budget,

@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_flush_denormal(True)
     layout = load_builtin(args.layout)
     defaults = TrainConfig()
-    truth = ground_truth(layout, defaults.gamma, defaults.num_steps,
+    truth = ground_truth(layout, defaults.discount, defaults.num_steps,
                          defaults.max_episode_length)
     kinds = [k.strip() for k in args.obs.split(",") if k.strip()]
     rates: dict[str, list[float]] = {k: [] for k in kinds}

@@ -65,7 +65,7 @@ def matmul_flops(n: int, d: int, hidden: int, layers: int) -> float:
 def make_learner(cfg: TrainConfig, device: torch.device, seeds: int = 1) -> Learner:
     layout = load_builtin("room4")
     data = collect(layout, cfg.num_envs or BASE_ENVS, cfg.num_steps, cfg.max_episode_length, 0)
-    law = empirical_pair_law(data, cfg.gamma, layout.num_free)
+    law = empirical_pair_law(data, cfg.discount, layout.num_free)
     seed_list = list(range(seeds))
     cfg = dataclasses.replace(cfg, num_gradient_steps=cfg.num_gradient_steps or 12000)
     sampler = weight_source([law] * seeds, seed_list, device, cfg.batch_size)

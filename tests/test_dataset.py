@@ -27,7 +27,7 @@ def test_chunks_split_the_environments_and_chunk_0_keeps_the_plain_seed():
 
 def test_a_one_chunk_data_set_is_the_plain_collection():
     layout, cfg = load_builtin("room4"), small_cfg()
-    plain = empirical_pair_law(collect(layout, 300, 200, 200, seed=3), cfg.gamma,
+    plain = empirical_pair_law(collect(layout, 300, 200, 200, seed=3), cfg.discount,
                                layout.num_free)
     np.testing.assert_array_equal(dataset.collect_law(layout, cfg, 3, 300).toarray(),
                                   plain.toarray())
@@ -48,7 +48,7 @@ def test_the_law_of_chunks_is_the_law_of_their_union(monkeypatch):
         episode_last=np.concatenate([p.episode_last + o for p, o in zip(parts, offsets,
                                                                          strict=True)]))
     np.testing.assert_allclose(law.toarray(),
-                               empirical_pair_law(union, cfg.gamma, layout.num_free).toarray(),
+                               empirical_pair_law(union, cfg.discount, layout.num_free).toarray(),
                                atol=1e-12)
     assert law.sum() == pytest.approx(1.0)
 

@@ -116,7 +116,7 @@ def test_exact_data_is_the_ground_truths_law(tmp_path, monkeypatch):
     from allo.layouts import load_layout_file
     from allo.spectrum import ground_truth
 
-    truth = ground_truth(load_layout_file(str(layout)), cfg.gamma, cfg.num_steps,
+    truth = ground_truth(load_layout_file(str(layout)), cfg.discount, cfg.num_steps,
                          cfg.max_episode_length)
     from allo.sparse_law import dense
 

@@ -116,7 +116,7 @@ def plan_runs(cfg: TrainConfig, resume: Path | None) -> tuple[list[SeedRun], Lay
         raise TrainError("--run-dir names one run; with --seeds use --results-dir, or put "
                          "{seed} in --run-dir")
     pairs = capacity.expected_pairs(layout.num_free, (cfg.num_envs or dataset.BASE_ENVS)
-                                    * cfg.num_steps, cfg.gamma)
+                                    * cfg.num_steps, cfg.discount)
     problem = capacity.fits(layout.num_free, len(seeds), dataset.CHUNK_ENVS, pairs=pairs,
                             exact=cfg.data == "exact")
     if problem:
@@ -204,7 +204,7 @@ def start_run(seed_run: SeedRun, layout: Layout, truth: GroundTruth, device: tor
             elapsed=0.0, device=describe_device(device),
             versions={"allo": __version__, "python": platform.python_version(),
                       "torch": torch.__version__, "numpy": np.__version__},
-            config=dataclasses.asdict(cfg), d=d, gamma=cfg.gamma, objective=cfg.objective,
+            config=dataclasses.asdict(cfg), d=d, gamma=cfg.discount, objective=cfg.objective,
             seed=cfg.seed, trained_with_seeds=seeds, eigenvalue_convention=CONVENTION,
             env=layout.record(),
             ground_truth=rundir.TruthInfo(

@@ -10,8 +10,9 @@ run until its first metrics row with mean |cos| >= 0.99 (then stopped: SIGTERM, 
 trainer's clean interrupt) or until --cap seconds of training. A setting is `exact` (the
 default expectation) or `bB[:lrX][:sN][:flag=value]`: --batch-size B, --learning-rate X,
 --steps N, and any other `allo train` flag.
-The time reported is the row's own training time (metrics.jsonl `time`), without the
-ground truth and data collection, which bench_scale.py measures.
+The time reported is the row's own training time (metrics.jsonl `time`); the time from
+launch adds the ground truth and the data collection (run.json timings). `gamma=0.8` as a
+setting pins the discount a layout would otherwise choose (allo/discount.py).
 
     python benchmarks/bench_cells.py --step-cost 544,1088,2500,4096 --batches 64,256,1024
 
@@ -108,9 +109,12 @@ def run_one(name: str, setting: str, cap: float, seed: int) -> dict:
     return {"layout": name, "cells": (info.env or {}).get("num_free"), "setting": setting,
             "batch_size": config.get("batch_size"),
             "steps_budget": config.get("num_gradient_steps"),
-            "learning_rate": config.get("learning_rate"),
+            "learning_rate": config.get("learning_rate"), "gamma": config.get("gamma"),
             "step_to_099": first["step"] if first else None,
             "seconds_to_099": round(first["time"], 1) if first else None,
+            "seconds_from_launch_to_099": round(first["time"] + sum(
+                (info.timings or {}).get(phase, 0.0) for phase in ("ground_truth", "data")), 1)
+            if first else None,
             "last_step": last["step"], "last_seconds": round(last["time"], 1),
             "last_cos_mean": last["cos/mean"], "steps_per_second": round(
                 last["step"] / max(last["time"], 1e-9), 1),

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
-from renderers import colors
+from renderers import colors, shrink
 from tui import chart, gridpaint, runinfo
 from tui.series import BoundedSeries, MetricStore, ema, minmax_downsample, rows_to_columns
 
@@ -258,6 +258,28 @@ def test_shrunk_grids_average_free_cells_and_keep_mostly_wall_blocks_as_walls() 
     assert gridpaint.shrunk(grid, 1) is grid
     assert gridpaint.painted_size(32, 32, shrink=2) == (16, 8)
     assert gridpaint.painted_size(21, 21, shrink=3) == (7, 4)
+
+
+def test_shrunk_rooms_keep_their_one_cell_walls_and_doors() -> None:
+    """Four rooms with one-cell walls, 4x smaller: each wall is 1 cell of a 4-cell block
+    (a quarter), which the majority rule alone drew as free."""
+    grid = np.zeros((41, 41))
+    grid[0, :] = grid[-1, :] = grid[:, 0] = grid[:, -1] = np.nan
+    grid[21, :] = np.nan  # on a block's first row
+    grid[:, 18] = np.nan  # inside a block
+    grid[21, 9] = grid[30, 18] = 0.0  # doors
+    small = gridpaint.shrunk(grid, 4)
+    walls = np.isnan(small)
+    assert walls[5, [0, 1, 3, 5, 7, 8, 9, 10]].all() and not walls[5, 2]  # door at column 9
+    assert walls[[1, 2, 3, 6, 8], 4].all() and not walls[7, 4]  # door at row 30
+    assert not walls[0, 1:4].any() and not walls[1:4, 0].any()  # the outer wall: no edge
+    # a maze (walls 44% of the grid) keeps the majority rule: its walls cross most
+    # blocks, and its half-free blocks stay free
+    maze = np.zeros((40, 40))
+    maze[::2, :] = np.nan
+    maze[:, ::8] = 0.0
+    assert np.isnan(maze).mean() > shrink.ROOMY
+    assert np.isfinite(gridpaint.shrunk(maze, 4)).all()
 
 
 def test_paint_monochrome_uses_signed_glyphs() -> None:

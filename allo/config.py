@@ -29,6 +29,9 @@ BIG = 10**9  # counts that only name things (experiment numbers, episode cut-off
 # The offset law's discount where --gamma is not given and the layout does not ask for a
 # larger one (allo/discount.py).
 DEFAULT_GAMMA = 0.8
+# Steps between eigenvector exports where --plot-freq is not given and the run's exports
+# fit allo.training.outputs.EXPORTS_BYTES.
+EXPORT_EVERY = 1000
 
 
 def arg(default: Any, help: str, *aliases: str, choices: tuple | None = None,
@@ -153,8 +156,11 @@ class TrainConfig:
     # logging, exports, checkpoints
     log_freq: int = arg(100, "steps between metric rows in metrics.jsonl", bounds=(1, 10**8),
                         why="a step count")
-    plot_freq: int = arg(1000, "steps between eigenvector exports (learned_eigenvectors_step_S)",
-                         bounds=(1, 10**8), why="a step count")
+    plot_freq: int | None = arg(None, "steps between eigenvector exports "
+                                      "(learned_eigenvectors_step_S; default: 1000, or more "
+                                      "where the run's exports would pass 64 MB: a large "
+                                      "grid's export is MBs)",
+                                bounds=(1, 10**8), why="a step count")
     checkpoint_freq: int = arg(1000, "steps between checkpoints (one is always written at the end)",
                                bounds=(1, 10**8), why="a step count")
     plot_during_training: bool = arg(False, "render PNGs of each export in a separate process")
@@ -164,6 +170,12 @@ class TrainConfig:
         """gamma, or DEFAULT_GAMMA where it is not given (`allo.train` may choose a larger
         one for the layout before it collects any data: allo/discount.py)."""
         return DEFAULT_GAMMA if self.gamma is None else self.gamma
+
+    @property
+    def export_every(self) -> int:
+        """plot_freq, or EXPORT_EVERY where it is not given (`allo.train` may space a large
+        grid's exports further: allo/training/outputs.py)."""
+        return EXPORT_EVERY if self.plot_freq is None else self.plot_freq
 
     def validate(self) -> None:
         """Raise ValueError with one line for the first value outside its documented

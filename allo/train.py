@@ -40,7 +40,7 @@ from allo.spectrum import GroundTruth, ground_truth
 from allo.training import TrainError
 from allo.training.batch import Batch, first_batch, graphed_batch, narrowed, use_cuda_graph
 from allo.training.checkpoint import load_checkpoint
-from allo.training.outputs import EXIT_CODES, RunOutputs, Settling
+from allo.training.outputs import EXIT_CODES, RunOutputs, Settling, export_interval
 from allo.training.runs import (
     Outcome,
     SeedRun,
@@ -116,6 +116,10 @@ def _train(cfg: TrainConfig, resume: Path | None, progress: Progress | None,
     chosen = cfg.num_gradient_steps is not None
     if not chosen:
         cfg = with_fields(cfg, runs, num_gradient_steps=budget.steps)
+    if cfg.plot_freq is None:  # a large grid's exports are MBs each
+        assert cfg.num_gradient_steps is not None
+        cfg = with_fields(cfg, runs, plot_freq=export_interval(
+            layout.num_free, cfg.num_eigenvectors, cfg.num_gradient_steps))
     limit = going_on_limit(cfg, chosen, resume)
     if resume is None:
         for line in (discount_note,
@@ -250,7 +254,7 @@ def loop(cfg: TrainConfig, outputs: RunOutputs, batch: Batch, step: int, elapsed
                     shown = row
 
                 # export and checkpoint (a seed at its end gets both when it concludes)
-                if step % cfg.plot_freq == 0:
+                if step % cfg.export_every == 0:
                     outputs.export(step, batch)
                     if announce:
                         outputs.announce(announce)

@@ -11,7 +11,8 @@ from synthetic import SyntheticRun
 from trainproc import TINY, layout_file
 
 from allo import rundir
-from allo.config import TrainConfig
+from allo.config import EXPORT_EVERY, TrainConfig
+from allo.training.outputs import EXPORTS_BYTES, export_interval
 
 
 def test_disk_full_during_a_checkpoint_is_one_line_saying_what_was_kept(
@@ -151,3 +152,16 @@ def test_compare_on_a_full_disk_keeps_the_good_files(tmp_path, capsys, monkeypat
     assert "comparison_table.txt" in line  # what was written before the failure
     after = {p.name: p.read_bytes() for p in out.iterdir() if not p.name.startswith(".")}
     assert after["comparison.json"] == before["comparison.json"]  # never truncated
+
+
+def test_a_large_grids_exports_are_spaced_to_fit_their_budget():
+    """Without --plot-freq: every 1000 steps, unless N x d float32 exports would pass
+    EXPORTS_BYTES over the run; then as often as fits, in whole thousands."""
+    assert export_interval(104, 10, 8000) == EXPORT_EVERY == 1000
+    assert export_interval(15633, 10, 60000) == 1000  # 60 x 0.6 MB
+    every = export_interval(65536, 10, 60000)  # 2.6 MB each
+    assert every == 3000 and every % EXPORT_EVERY == 0
+    assert 60000 // every * 65536 * 10 * 4 <= EXPORTS_BYTES
+    assert 60000 // (every - EXPORT_EVERY) * 65536 * 10 * 4 > EXPORTS_BYTES
+    assert export_interval(65536, 10, 8000) == 1000
+    assert TrainConfig().export_every == 1000 and TrainConfig(plot_freq=7).export_every == 7

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from allo import settling
-from allo.config import TrainConfig
+from allo.config import EXPORT_EVERY, TrainConfig
 from allo.evaluator import Evaluator
 from allo.objective import Terms
 from allo.recorder import Recorder, to_host
@@ -36,6 +36,17 @@ from allo.training.checkpoint import save_checkpoint
 from allo.training.runs import Outcome, SeedRun, first_row, format_rows
 
 HEARTBEAT_SECONDS = 1.0  # run.json's heartbeat is rewritten at most this often
+# Without --plot-freq, exports come every EXPORT_EVERY steps unless a run's budget of
+# exports (N x d float32 each) would pass EXPORTS_BYTES; then as often as that allows, in
+# whole EXPORT_EVERY steps. Only grids of tens of thousands of cells reach it.
+EXPORTS_BYTES = 64 * 2**20
+
+
+def export_interval(num_free: int, d: int, steps: int) -> int:
+    """Steps between exports where --plot-freq is not given."""
+    exports_fitting = max(1, EXPORTS_BYTES // (num_free * d * 4))
+    rounds = -(-steps // (exports_fitting * EXPORT_EVERY))
+    return EXPORT_EVERY * max(1, rounds)
 EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 HostValues = Callable[[], dict[str, np.ndarray]]
@@ -263,7 +274,7 @@ class RunOutputs:
             self.log(step, batch, terms, sps, only=targets)
         self.checkpoint(step, batch, targets)
         self.export(step, batch, final=True, only=targets)
-        if step % self.cfg.plot_freq != 0:
+        if step % self.cfg.export_every != 0:
             self.export(step, batch, only=targets)
         spent, training = self.spent(), time.perf_counter() - self.clock
         for i in targets:

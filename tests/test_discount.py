@@ -51,20 +51,21 @@ def test_a_layout_at_the_floor_keeps_the_default():
     assert discount.choose(values, 10, REPEAT_TOLERANCE) is None
 
 
-def test_the_smallest_discount_that_reaches_the_floor_is_taken():
-    # lambda at 0.8 for mu of a large room: gaps of about 2e-4, budget 4 / g = 20000
+def test_the_largest_discount_that_keeps_the_eigenspaces_is_taken():
+    # lambda at 0.8 for mu of a large room: gaps of about 3e-4, 36000 steps; 0.95 would
+    # come near the floor (9000), 0.99 spreads the gaps most (2000)
     mu = np.array([0.0, 1e-4, 1.5e-4, 2.2e-4, 3e-4, 4e-4, 5e-4, 6e-4, 7e-4, 8e-4, 9e-4])
     values = discount.at_discount(mu, DEFAULT_GAMMA)
     assert recommend(values, 10).needed > MIN_STEPS
+    needed = [recommend(discount.at_discount(mu, g), 10).needed for g in discount.CANDIDATES]
+    assert needed == sorted(needed, reverse=True) and needed[-1] < MIN_STEPS
     choice = discount.choose(values, 10, REPEAT_TOLERANCE)
-    assert choice is not None and choice.steps_at_default == recommend(values, 10).needed
-    needed = {g: recommend(discount.at_discount(mu, g), 10).needed for g in discount.CANDIDATES}
-    first = next(g for g in discount.CANDIDATES if needed[g] <= MIN_STEPS)
-    assert (choice.gamma, choice.steps) == (first, needed[first])
-    assert first > discount.CANDIDATES[0]  # the example asks for more than the first step
+    assert choice is not None and choice.gamma == max(discount.CANDIDATES) == 0.99
+    assert choice.steps_at_default == recommend(values, 10).needed
+    assert choice.steps == recommend(discount.at_discount(mu, 0.99), 10).needed
 
 
-def test_no_candidate_reaching_the_floor_takes_the_fewest_steps():
+def test_a_layout_too_slow_for_every_candidate_still_takes_the_largest():
     mu = np.array([0.0, 1e-6, 2e-6, 3e-6, 4e-6, 5e-6, 6e-6, 7e-6, 8e-6, 9e-6, 1e-5])
     choice = discount.choose(discount.at_discount(mu, DEFAULT_GAMMA), 10, REPEAT_TOLERANCE)
     assert choice is not None and choice.gamma == 0.99 and choice.steps > MIN_STEPS
@@ -72,11 +73,15 @@ def test_no_candidate_reaching_the_floor_takes_the_fewest_steps():
 
 def test_a_discount_that_would_merge_two_eigenspaces_is_not_taken():
     """A larger discount compresses the upper spectrum: mu 0.5 and 0.51 are 0.7% apart at
-    0.8 and within REPEAT_TOLERANCE at 0.9 and above, where the budget would skip them."""
+    0.8 and within REPEAT_TOLERANCE at 0.9 and above, where the budget would skip them;
+    mu 0.2 and 0.21 (4.5% at 0.8) merge only at 0.99, so 0.95 is taken."""
     mu = np.array([0.0, 1e-4, 2e-4, 3e-4, 4e-4, 5e-4, 6e-4, 7e-4, 8e-4, 0.5, 0.51])
     values = discount.at_discount(mu, DEFAULT_GAMMA)
     assert recommend(values, 10).needed > MIN_STEPS
     assert discount.choose(values, 10, REPEAT_TOLERANCE) is None
+    mu[-2:] = [0.2, 0.21]
+    choice = discount.choose(discount.at_discount(mu, DEFAULT_GAMMA), 10, REPEAT_TOLERANCE)
+    assert choice is not None and choice.gamma == 0.95
 
 
 def test_a_spectrum_that_does_no_better_keeps_the_default():

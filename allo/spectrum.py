@@ -30,8 +30,11 @@ SUPPORT_FLOOR = 1e-15
 SIGN_TIE = 1e-6
 # Up to this many free cells the dense path (N x N matrices, numpy's eigh) is used when the
 # caller says how many eigenpairs it needs; above it, the matrix-free one
-# (allo/sparse_spectrum.py), whose time and memory grow about linearly in N.
+# (allo/sparse_spectrum.py), whose time and memory grow about linearly in N. Set at
+# gamma 0.8; the dense series costs N^3 per term and a larger gamma needs more terms
+# (`dense_is_cheaper`).
 DENSE_MAX_CELLS = 600
+DENSE_REFERENCE_GAMMA = 0.8
 
 
 @dataclass
@@ -118,7 +121,7 @@ def pair_law(layout: Layout, gamma: float, num_steps: int, max_len: int) -> np.n
     weights = horizon_weights(layout, num_steps, max_len)
     n = layout.num_free
     # Offset law truncated at tau steps: M(1) = P, M(tau + 1) = (1 - g) P + g P M(tau).
-    exact_terms = int(np.ceil(np.log(SERIES_TOLERANCE) / np.log(gamma))) + 1
+    exact_terms = int(np.ceil(np.log(SERIES_TOLERANCE) / np.log(gamma))) + 1  # series_terms
     joint = np.zeros((n, n))
     offsets = transitions.copy()
     for tau in range(1, min(len(weights), exact_terms) + 1):
@@ -138,13 +141,26 @@ def ground_truth(
     """Eigen-decomposition of L = I - T for the law allo's sampler really draws from.
 
     `count`: the eigenpairs needed (the top `count` and the rest of the last one's
-    eigenspace); above DENSE_MAX_CELLS cells they come from the matrix-free operator.
+    eigenspace); where the dense series costs more than at DENSE_MAX_CELLS cells and
+    gamma 0.8 (`dense_is_cheaper`) they come from the matrix-free operator.
     Without it, every eigenpair, densely."""
-    if count is not None and layout.num_free > DENSE_MAX_CELLS:
+    if count is not None and not dense_is_cheaper(layout.num_free, gamma, max_len):
         from allo.sparse_spectrum import sparse_ground_truth  # scipy only where needed
 
         return sparse_ground_truth(layout, gamma, num_steps, max_len, count)
     return operator_spectrum(pair_law(layout, gamma, num_steps, max_len))
+
+
+def series_terms(gamma: float, max_len: int) -> int:
+    """Dense N x N products `pair_law` runs before the closed-form tail."""
+    return min(max_len, int(np.ceil(np.log(SERIES_TOLERANCE) / np.log(gamma))) + 1)
+
+
+def dense_is_cheaper(num_free: int, gamma: float, max_len: int) -> bool:
+    """Whether the dense path costs no more than it did at DENSE_MAX_CELLS cells and
+    gamma 0.8: up to 600 cells at 0.8, about 320 at 0.99 with 1000-step episodes."""
+    reference = series_terms(DENSE_REFERENCE_GAMMA, 1000)
+    return num_free**3 * series_terms(gamma, max_len) <= DENSE_MAX_CELLS**3 * reference
 
 
 def operator_spectrum(joint: np.ndarray) -> GroundTruth:

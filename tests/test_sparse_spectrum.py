@@ -215,3 +215,14 @@ def test_data_ceiling_of_a_large_law_comes_from_the_same_solver(monkeypatch):
     sparse = budget.data_ceiling(law, values, vectors, 10, layout, 0.8)
     assert dense.min() < 0.999  # a small data set: the ceiling is not trivially 1
     np.testing.assert_allclose(sparse, dense, rtol=0, atol=1e-9)
+
+
+def test_the_dense_path_is_kept_where_its_series_costs_no_more_than_at_the_reference():
+    """600 cells at gamma 0.8 (146 dense products) is the measured crossover; at 0.99 the
+    series runs 1000 products (the 1000-step episodes cut it), so about 320 cells."""
+    assert spectrum.dense_is_cheaper(600, 0.8, 1000)
+    assert not spectrum.dense_is_cheaper(601, 0.8, 1000)
+    assert spectrum.series_terms(0.99, 1000) == 1000 and spectrum.series_terms(0.8, 1000) == 146
+    assert spectrum.dense_is_cheaper(310, 0.99, 1000)
+    assert not spectrum.dense_is_cheaper(544, 0.99, 1000)  # GridRoom-32
+    assert spectrum.dense_is_cheaper(544, 0.99, 50)  # short episodes: few terms

@@ -19,6 +19,7 @@ up to CHUNK_ENVS environments has the same data as before chunking; chunk k > 0 
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -65,15 +66,22 @@ def chunk_law(layout: Layout, cfg: TrainConfig, seed: int, index: int, envs: int
     return empirical_pair_law(experience, cfg.discount, layout.num_free)
 
 
+class Stopped(Exception):
+    """The collection was asked to stop (`stop` was set) between two chunks."""
+
+
 def collect_law(layout: Layout, cfg: TrainConfig, seed: int, num_envs: int,
-                workers: int = 1, first_chunk: int = 0) -> Law:
+                workers: int = 1, first_chunk: int = 0,
+                stop: threading.Event | None = None) -> Law:
     """Pair law of chunks first_chunk.. of a num_envs data set (weighted by size), summed
-    in chunk order as the chunks arrive."""
+    in chunk order as the chunks arrive. `stop`, once set, ends it with Stopped before
+    the next chunk: a large grid's data takes minutes, and Ctrl-C must not wait for it."""
     sizes = chunk_sizes(num_envs)[first_chunk:]
     jobs = [(first_chunk + i, envs) for i, envs in enumerate(sizes)]
     total = sum(sizes)
     law: Law | None = None
-    for envs, part in zip(sizes, chunk_laws(layout, cfg, seed, jobs, workers), strict=True):
+    parts = chunk_laws(layout, cfg, seed, jobs, workers, stop)
+    for envs, part in zip(sizes, parts, strict=True):
         weighted = part * (envs / total)
         law = weighted if law is None else law + weighted
     assert law is not None
@@ -81,17 +89,24 @@ def collect_law(layout: Layout, cfg: TrainConfig, seed: int, num_envs: int,
 
 
 def chunk_laws(layout: Layout, cfg: TrainConfig, seed: int, jobs: list[tuple[int, int]],
-               workers: int) -> Iterator[Law]:
+               workers: int, stop: threading.Event | None = None) -> Iterator[Law]:
     """The chunks' laws in order, at most `workers` built ahead of the sum: a large
     layout's chunk law is hundreds of MB, so they are never all held at once."""
+
+    def go_on() -> None:
+        if stop is not None and stop.is_set():
+            raise Stopped
+
     if workers <= 1 or len(jobs) <= 1:
         for job in jobs:
+            go_on()
             yield chunk_law(layout, cfg, seed, *job)
         return
     # numpy and scipy release the GIL in the heavy parts
     with ThreadPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
         pending: deque[Future[Law]] = deque()
         for job in jobs:
+            go_on()
             pending.append(pool.submit(chunk_law, layout, cfg, seed, *job))
             if len(pending) >= workers:
                 yield pending.popleft().result()
@@ -101,8 +116,8 @@ def chunk_laws(layout: Layout, cfg: TrainConfig, seed: int, jobs: list[tuple[int
 
 def build(layout: Layout, cfg: TrainConfig, seed: int, truth_values: np.ndarray,
           truth_vectors: np.ndarray, d: int, workers: int = 1,
-          announce: Callable[[str], None] | None = None, max_pairs: int | None = None
-          ) -> DataSet:
+          announce: Callable[[str], None] | None = None, max_pairs: int | None = None,
+          stop: threading.Event | None = None) -> DataSet:
     """The seed's data set: --num-envs as given, or BASE_ENVS grown until its ceiling
     reaches CEILING_TARGET or the data set is MAX_GROWTH times larger, or its law would
     hold more than `max_pairs` nonzero pairs (what memory allows, allo.capacity.max_pairs).
@@ -113,10 +128,11 @@ def build(layout: Layout, cfg: TrainConfig, seed: int, truth_values: np.ndarray,
     noisy draw that can even fall as data grows (rooms16 seed 2: 0.9965 at 16000
     environments, 0.9858 at 64000, 0.9926 at 128000), so only the target or the cap ends
     it. Whether the growth cut 1 - |cos| by a quarter is recorded for the note.
-    `announce` gets a line before each growth step (they can take a minute).
+    `announce` gets a line before each growth step (they can take a minute); `stop` ends
+    the collection between chunks (Stopped).
     """
     envs = first = cfg.num_envs or BASE_ENVS
-    law = collect_law(layout, cfg, seed, envs, workers)
+    law = collect_law(layout, cfg, seed, envs, workers, stop=stop)
     ceiling, strict = ceilings(law, truth_values, truth_vectors, d, layout, cfg.discount)
     base = ceiling
     if cfg.num_envs is not None:
@@ -138,7 +154,7 @@ def build(layout: Layout, cfg: TrainConfig, seed: int, truth_values: np.ndarray,
             announce(f"seed {seed}: data ceiling {np.mean(ceiling):.3f} with {envs} "
                      f"environments (target {CEILING_TARGET}); growing it to {grown}")
         extra = collect_law(layout, cfg, seed, grown, workers,
-                            first_chunk=len(chunk_sizes(envs)))
+                            first_chunk=len(chunk_sizes(envs)), stop=stop)
         law = law * (envs / grown) + extra * ((grown - envs) / grown)
         envs = grown
         ceiling, strict = ceilings(law, truth_values, truth_vectors, d, layout, cfg.discount)

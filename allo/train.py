@@ -18,8 +18,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -140,7 +141,11 @@ def _train(cfg: TrainConfig, resume: Path | None, progress: Progress | None,
         plural = "s" if len(seeds) > 1 else ""
         say(f"allo: ground truth done in {timings['ground_truth']:.1f} s; collecting the "
             f"data of {len(seeds)} seed{plural} ...")
-    datasets = collect_data(layout, cfg, truth, seeds, say)
+    try:
+        with stoppable():  # minutes on a large grid: Ctrl-C ends the runs interrupted
+            datasets = collect_data(layout, cfg, truth, seeds, say)
+    except PreparationStopped as stopped:
+        return stopped_before_training(runs, stopped.signum, timings)
     laws = [data.law for data in datasets]
     problem = capacity.check_pairs(layout.num_free, len(seeds), dataset.CHUNK_ENVS,
                                    max(sparse_law.as_sparse(law).nnz for law in laws))
@@ -284,10 +289,12 @@ def collect_data(layout: Layout, cfg: TrainConfig, truth: GroundTruth, seeds: li
     cores = os.cpu_count() or 1
 
     most = capacity.max_pairs(layout.num_free, len(seeds), dataset.CHUNK_ENVS)
+    stop = threading.Event()  # set when the main thread stops: the builders end too
 
     def build(seed: int, workers: int) -> dataset.DataSet:
         return dataset.build(layout, cfg, seed, values, vectors, d, workers,
-                             announce=lambda line: say(f"allo: {line}"), max_pairs=most)
+                             announce=lambda line: say(f"allo: {line}"), max_pairs=most,
+                             stop=stop)
 
     if cfg.data == "exact":  # the law collection estimates (docs/math.md (6)), no data
         from allo.pair_operator import PairLawOperator  # O(K N^2): N <= EXACT_MAX_CELLS
@@ -298,8 +305,14 @@ def collect_data(layout: Layout, cfg: TrainConfig, truth: GroundTruth, seeds: li
     if len(seeds) == 1:
         built = [build(seeds[0], cores)]
     else:
-        with ThreadPoolExecutor(max_workers=min(len(seeds), cores)) as pool:
+        pool = ThreadPoolExecutor(max_workers=min(len(seeds), cores))
+        try:
             built = list(pool.map(lambda seed: build(seed, 1), seeds))
+        except BaseException:
+            stop.set()  # the other seeds' builders end at their next chunk
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
     # the strict data ceiling (cos_strict of the data's own eigenvectors, math.md 6),
     # where the data set did not bring it from the same solve
     return [data if data.strict_ceiling is not None else dataclasses.replace(
@@ -375,6 +388,53 @@ class StopRequest:
     def __exit__(self, *exc: object) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
+
+
+class PreparationStopped(Exception):
+    """SIGINT or SIGTERM arrived before the training loop (which stops at a step)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def stoppable() -> Iterator[None]:
+    """SIGINT / SIGTERM raise PreparationStopped in the main thread (elsewhere, where
+    handlers cannot be set, the defaults stay)."""
+
+    def handle(signum: int, frame: object) -> None:
+        raise PreparationStopped(signum)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, handle) for sig in EXIT_CODES}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def stopped_before_training(runs: list[SeedRun], signum: int,
+                            timings: dict[str, float]) -> list[Outcome]:
+    """Each run ends interrupted where it stood (step 0, or its checkpoint on a resume);
+    its data is collected again, identically, when it resumes."""
+    outcomes = []
+    stopping = signal.Signals(signum)
+    for seed_run in runs:
+        assert seed_run.writer is not None
+        info = seed_run.writer.info
+        step = info.step if info is not None and info.step is not None else 0
+        elapsed = info.elapsed if info is not None and info.elapsed is not None else 0.0
+        message = (f"stopped by {stopping.name} while collecting its data, before training"
+                   + (f" on from step {step}" if step else ""))
+        seed_run.writer.interrupt(message, step, elapsed, timings)
+        seed_run.status = rundir.Status.INTERRUPTED
+        outcomes.append(Outcome(seed_run.run, rundir.Status.INTERRUPTED, EXIT_CODES[stopping],
+                                None, 0.0, message))
+    return outcomes
 
 
 class RenderHandoff:

@@ -223,6 +223,37 @@ def test_sigterm_real_console_script(tmp_path, reference):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_stop_while_collecting_data_ends_every_seed_interrupted_at_once(tmp_path, reference,
+                                                                         sig, code):
+    """Two seeds' data sets are built side by side (minutes on a large grid): a signal
+    before the first step ends both within seconds, each run interrupted with a message,
+    not left 'running' while the collection finishes."""
+    layout = reference[0]
+    runs = [tmp_path / "run0", tmp_path / "run1"]
+    argv = [*train_args(layout, tmp_path / "run{seed}", 100), "--seeds", "0,1",
+            "--num-envs", "2000000"]
+    proc = subprocess.Popen([sys.executable, "-m", "allo.cli", *argv], env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for(lambda: all((run / rundir.RUN_JSON).exists() for run in runs),
+                        timeout=90)
+        time.sleep(1.0)  # inside the collection
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == code, err
+    assert "Traceback" not in err
+    for run in runs:
+        info = rundir.RunReader(run).info()
+        assert info.status == "interrupted" and info.step == 0
+        assert f"stopped by {signal.Signals(sig).name} while collecting" in info.message
+        assert f"--resume {run}" in err and str(run) in out.splitlines()
+        assert not (run / rundir.METRICS_JSONL).exists() or metric_steps(run) == []
+
+
+@pytest.mark.slow
 def test_readers_against_a_live_writer(tmp_path, reference):
     """Every reader, in a loop, over a training's whole length: no error, no torn read."""
     layout = reference[0]

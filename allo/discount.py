@@ -81,11 +81,10 @@ def choose(eigenvalues: np.ndarray, d: int, tol: float) -> Choice | None:
 
     The largest candidate that needs fewer steps wins, not the first to reach the floor:
     the floor is the least a cascade of d vectors needs, while a swapped pair turns at
-    the rate of its gap whatever the budget says (BENCHMARKS.md, "Large grids": GridMaze-32
-    at 0.95 left two seeds of five swapped at twice its budget, at 0.99 both passed 0.99
-    by step 7000). A candidate must keep the same eigenspaces: a larger discount
-    compresses the upper spectrum, and must not merge two eigenvalues into one
-    near-repeat the budget skips."""
+    the rate of its gap whatever the budget says (docs/math.md section 8 gives the
+    GridMaze-32 runs that showed it). A candidate must keep the same eigenspaces: a
+    larger discount compresses the upper spectrum, and must not merge two eigenvalues
+    into one near-repeat the budget skips."""
     values = np.asarray(eigenvalues, dtype=np.float64)
     values = values[np.isfinite(values)][: d + 1]
     base = recommend(values, d, tol=tol)

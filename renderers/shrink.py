@@ -59,9 +59,10 @@ def _separating_rows(walls: np.ndarray, free: np.ndarray, factor: int) -> np.nda
     above[1:] = free[:-1]
     below = np.zeros_like(free)
     below[:-1] = free[1:]
-    full = _blocks(walls, factor).all(axis=3)  # (rows, cols, f)
-    return (full & _blocks(above, factor).any(axis=3)
-            & _blocks(below, factor).any(axis=3)).any(axis=2)
+    full = np.all(_blocks(walls, factor), axis=3)  # (rows, cols, f)
+    between = full & np.any(_blocks(above, factor), axis=3) & np.any(_blocks(below, factor),
+                                                                       axis=3)
+    return np.asarray(np.any(between, axis=2))
 
 
 def factor_to_fit(width: int, cell_width: int, columns: int) -> int:

@@ -196,8 +196,8 @@ def exact_spectrum(layout: Layout, cfg: TrainConfig, runs: list[SeedRun]
     gamma = cfg.discount
     d, tol, sampled = cfg.num_eigenvectors, separation_tolerance(cfg.data), bool(cfg.batch_size)
 
-    def at(discount_: float) -> tuple[GroundTruth, Budget]:
-        truth = ground_truth(layout, discount_, cfg.num_steps, cfg.max_episode_length,
+    def at(candidate: float) -> tuple[GroundTruth, Budget]:
+        truth = ground_truth(layout, candidate, cfg.num_steps, cfg.max_episode_length,
                              count=d + 1)
         return truth, recommend(truth.eigenvalues, d, sampled=sampled, tol=tol)
 

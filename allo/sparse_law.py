@@ -22,7 +22,7 @@ from typing import TypeAlias
 import numpy as np
 from scipy import sparse
 
-from allo.spectrum import SERIES_TOLERANCE
+from allo.spectrum import offset_terms
 
 # Up to this many cells a law may be dense: `empirical_pair_law` runs the dense recursion
 # and the exact expectation (allo.data.DataLawWeights) multiplies dense N x N tables; above
@@ -40,7 +40,7 @@ Law: TypeAlias = "np.ndarray | sparse.csr_matrix"  # a pair law: dense (tests) o
 
 def max_offset(gamma: float) -> int:
     """Offsets kept before the tail goes to the last one (the exact truth's series cut)."""
-    return int(np.ceil(np.log(SERIES_TOLERANCE) / np.log(gamma))) + 1
+    return offset_terms(gamma)
 
 
 def enumerated(source: np.ndarray, target: np.ndarray, episode_last: np.ndarray,

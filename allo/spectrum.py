@@ -121,7 +121,7 @@ def pair_law(layout: Layout, gamma: float, num_steps: int, max_len: int) -> np.n
     weights = horizon_weights(layout, num_steps, max_len)
     n = layout.num_free
     # Offset law truncated at tau steps: M(1) = P, M(tau + 1) = (1 - g) P + g P M(tau).
-    exact_terms = int(np.ceil(np.log(SERIES_TOLERANCE) / np.log(gamma))) + 1  # series_terms
+    exact_terms = offset_terms(gamma)
     joint = np.zeros((n, n))
     offsets = transitions.copy()
     for tau in range(1, min(len(weights), exact_terms) + 1):
@@ -151,9 +151,15 @@ def ground_truth(
     return operator_spectrum(pair_law(layout, gamma, num_steps, max_len))
 
 
+def offset_terms(gamma: float) -> int:
+    """Offsets before g^k falls below SERIES_TOLERANCE: the series `pair_law` sums term by
+    term (and the offsets the data's sparse law enumerates, allo/sparse_law.py)."""
+    return int(np.ceil(np.log(SERIES_TOLERANCE) / np.log(gamma))) + 1
+
+
 def series_terms(gamma: float, max_len: int) -> int:
     """Dense N x N products `pair_law` runs before the closed-form tail."""
-    return min(max_len, int(np.ceil(np.log(SERIES_TOLERANCE) / np.log(gamma))) + 1)
+    return min(max_len, offset_terms(gamma))
 
 
 def dense_is_cheaper(num_free: int, gamma: float, max_len: int) -> bool:

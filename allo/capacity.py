@@ -101,8 +101,7 @@ def max_pairs(num_free: int, num_seeds: int, chunk_envs: int, memory: int | None
     memory = machine_memory() if memory is None else memory
     if memory is None or num_free <= DENSE_MAX_CELLS:
         return None
-    workers = min(num_seeds, os.cpu_count() or 1)
-    room = int(MEMORY_SHARE * memory) - TRUTH_BYTES_PER_CELL * num_free - BUILDER_BYTES * workers
+    room = int(MEMORY_SHARE * memory) - training_bytes(num_free, num_seeds, chunk_envs, pairs=0)
     return max(0, room // (BYTES_PER_PAIR * num_seeds))
 
 

@@ -373,11 +373,10 @@ class StopRequest:
 
     def __init__(self) -> None:
         self.signal: int | None = None
-        self._previous: dict[int, Any] = {}
+        self._handlers = stop_handlers(self._handle)
 
     def __enter__(self) -> StopRequest:
-        for sig in EXIT_CODES:
-            self._previous[sig] = signal.signal(sig, self._handle)
+        self._handlers.__enter__()
         return self
 
     def _handle(self, signum: int, frame: object) -> None:
@@ -386,7 +385,17 @@ class StopRequest:
         self.signal = signum
 
     def __exit__(self, *exc: object) -> None:
-        for sig, handler in self._previous.items():
+        self._handlers.__exit__(None, None, None)
+
+
+@contextlib.contextmanager
+def stop_handlers(handle: Callable[[int, Any], None]) -> Iterator[None]:
+    """`handle` for SIGINT and SIGTERM while inside; the previous handlers after."""
+    previous = {sig: signal.signal(sig, handle) for sig in EXIT_CODES}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
             signal.signal(sig, handler)
 
 
@@ -409,12 +418,8 @@ def stoppable() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {sig: signal.signal(sig, handle) for sig in EXIT_CODES}
-    try:
+    with stop_handlers(handle):
         yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def stopped_before_training(runs: list[SeedRun], signum: int,

@@ -164,3 +164,30 @@ def test_exact_data_separates_a_near_repeat_by_cos_strict(tmp_path, monkeypatch)
     recorded = reader.info().budget
     assert recorded is not None
     assert recorded.recommended_steps >= budget.STEPS_TIMES_GAP / (values[7] - values[6])
+
+
+@pytest.mark.slow
+def test_the_duals_relax_to_the_eigenvalues_over_two_b_over_the_dual_step(tmp_path):
+    """docs/math.md 13: near the primal's equilibrium h_ii = -(2 lambda_i + beta_ii) / (2 b),
+    so the estimate -beta_ii / 2 approaches lambda_i as 1 - exp(-t / tau), tau = 2 b / eta.
+    On the exact law with a fixed barrier the fitted tau matches (why the paper preset's
+    eigenvalues are far off after 50000 steps)."""
+    layout = tmp_path / "room.txt"
+    layout.write_text(ROOM)
+    barrier, dual_step = 2.0, 1e-3
+    cfg = TrainConfig(env_file=str(layout), run_dir=str(tmp_path / "run"), data="exact",
+                      hidden_size=64, hidden_layers=2, num_eigenvectors=4,
+                      num_gradient_steps=3000, log_freq=500, plot_freq=3000,
+                      checkpoint_freq=3000, learning_rate=0.01, lr_warmup_steps=1,
+                      barrier_initial=barrier, lr_barrier=0.0, lr_duals=dual_step)
+    outcome = train(cfg)
+    assert outcome.status == "finished"
+    rows = {row["step"]: row for row in rundir.RunReader(outcome.run_dir).metrics()}
+    truth = np.load(Path(outcome.run_dir) / "gt_eigenvalues.npy")[1:4]
+    # after the primal's transient: the gap to each eigenvalue shrinks by exp(-2000 / tau)
+    early = truth - np.asarray(rows[1000]["eig/estimate"][1:4])
+    late = truth - np.asarray(rows[3000]["eig/estimate"][1:4])
+    assert np.all(early * late > 0) and np.all(np.abs(late) < np.abs(early))
+    fitted = 2000 / np.log(early / late)
+    tau = 2 * barrier / dual_step
+    assert np.allclose(fitted, tau, rtol=0.05), (fitted, tau)

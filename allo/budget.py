@@ -287,3 +287,30 @@ def unsettled_advice(cos: list[float], ceiling: list[float], steps: int, run_dir
     return (f"vectors {names}{more} ended at |cos| {got}, below what this data set allows "
             f"({allowed}): they are still turning ({why}); to go on: allo train --resume "
             f"{run_dir} --steps {max(2 * steps, recommended or 0)}")
+
+
+# ALLO's dual estimates are within exp(-3), 5%, of the eigenvalues after three relaxation times.
+DUAL_RELAXED_TIMES = 3.0
+
+
+def dual_relaxation_steps(barrier: float, lr_duals: float) -> float:
+    """tau = 2 b / eta: the steps over which ALLO's estimates -beta_ii / 2 approach the
+    eigenvalues (docs/math.md section 13)."""
+    return 2.0 * barrier / lr_duals
+
+
+def unrelaxed_duals_advice(steps: int, barrier: float, lr_duals: float) -> str | None:
+    """One line after an ALLO run too short for its duals to reach the eigenvalues; else
+    None. allo's defaults relax within tens of steps; the paper's preset needs about
+    5e5, ten times its own 50000, and its eig/estimate then looks like a failure when
+    only the duals are slow."""
+    if lr_duals <= 0 or barrier <= 0:
+        return None
+    tau = dual_relaxation_steps(barrier, lr_duals)
+    if steps >= DUAL_RELAXED_TIMES * tau:
+        return None
+    covered = 1.0 - math.exp(-steps / tau)
+    return (f"the duals' eigenvalue estimates (eig/estimate) approach the eigenvalues over "
+            f"2 b / lr_duals = {tau:.0f} steps at this run's barrier {barrier:.3g}; after "
+            f"{steps} steps they are roughly {covered:.0%} of the way (docs/math.md section "
+            "13); the Rayleigh quotients (eig/rayleigh) do not depend on them")

@@ -97,6 +97,17 @@ def unsettled_note(run_dir: Path, row: dict | None) -> str | None:
     return unsettled_advice(cos, ceiling, steps, str(run_dir), budget.recommended_steps)
 
 
+def duals_note(cfg: TrainConfig, row: dict | None) -> str | None:
+    """Whether an ALLO run ended before its duals could reach the eigenvalues."""
+    from allo.budget import unrelaxed_duals_advice
+    from allo.rundir import Metric
+
+    barrier = (row or {}).get(Metric.BARRIER_COEF)
+    if cfg.objective != "allo" or row is None or barrier is None:
+        return None
+    return unrelaxed_duals_advice(int(row[Metric.STEP]), float(barrier), cfg.lr_duals)
+
+
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -128,10 +139,10 @@ def main(argv: list[str]) -> int:
         status = f"seed {seed} {outcome.status}" if len(outcomes) > 1 else outcome.status
         if outcome.status == "finished":
             print(f"{status}: {quality}  train {outcome.wall:.1f}s  total {wall:.1f}s")
-            line = unsettled_note(outcome.run_dir, row)
-            if line:
-                who = f"seed {seed}: " if len(outcomes) > 1 else ""
-                print(f"allo: note: {who}{line}", file=sys.stderr)
+            who = f"seed {seed}: " if len(outcomes) > 1 else ""
+            for line in (unsettled_note(outcome.run_dir, row), duals_note(cfg, row)):
+                if line:
+                    print(f"allo: note: {who}{line}", file=sys.stderr)
         else:
             info_line = f"{status}: {quality}"
             if outcome.message:  # what diverged, or which signal stopped it

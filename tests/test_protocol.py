@@ -191,3 +191,25 @@ def test_the_duals_relax_to_the_eigenvalues_over_two_b_over_the_dual_step(tmp_pa
     fitted = 2000 / np.log(early / late)
     tau = 2 * barrier / dual_step
     assert np.allclose(fitted, tau, rtol=0.05), (fitted, tau)
+
+
+def test_a_run_too_short_for_its_duals_is_told_so_and_a_default_one_is_not():
+    from allo.budget import MIN_STEPS, unrelaxed_duals_advice
+
+    paper = paper_settings("allo")
+    line = unrelaxed_duals_advice(50000, 14.0, paper["lr_duals"])
+    assert line is not None and "560000 steps" in line and "9% of the way" in line
+    defaults = TrainConfig()
+    assert unrelaxed_duals_advice(MIN_STEPS, defaults.barrier_max, defaults.lr_duals) is None
+    assert unrelaxed_duals_advice(50000, 14.0, 0.0) is None  # no dual ascent, no estimate
+
+
+@pytest.mark.slow
+def test_allo_train_notes_a_paper_run_whose_duals_have_not_relaxed(tmp_path):
+    layout = tmp_path / "room.txt"
+    layout.write_text(ROOM)
+    done = allo_subprocess("train", "--env-file", layout, "--protocol", "paper",
+                           "--steps", "20", "--num-envs", "100",
+                           "--results-dir", tmp_path / "results", timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "approach the eigenvalues over" in done.stderr

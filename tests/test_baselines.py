@@ -67,7 +67,7 @@ def test_nested_weights_count_each_entry_in_every_level_that_holds_it():
 
 
 def train_table(objective: str, truth, d: int, steps: int = 1500, lr: float = 0.05,
-                seed: int = 0) -> tuple[np.ndarray, torch.Tensor]:
+                seed: int = 0, barrier: float = 1.0) -> tuple[np.ndarray, torch.Tensor]:
     """Adam on the table itself, fed each step's closed-form gradient, exact laws."""
     pairs = torch.tensor(truth.pair_law)
     rho = torch.tensor(truth.rho)
@@ -75,21 +75,21 @@ def train_table(objective: str, truth, d: int, steps: int = 1500, lr: float = 0.
     torch.manual_seed(seed)
     table = torch.nn.Parameter(torch.randn(len(rho), d, dtype=torch.float64) * 0.1)
     optimizer = torch.optim.Adam([table], lr=lr)
-    barrier = torch.tensor(1.0, dtype=torch.float64)
+    b = torch.tensor(barrier, dtype=torch.float64)
     for step in range(steps):
         optimizer.param_groups[0]["lr"] = lr * (1 - 0.95 * step / steps)
         if objective in ("sqp", "cqp"):
             step_of = sqp_step if objective == "sqp" else cqp_step
-            terms, gradient = step_of(table.detach(), weights, barrier)
-            barrier = torch.clamp(barrier + 0.1 * terms.barrier_signal.clamp(min=0), max=10.0)
+            terms, gradient = step_of(table.detach(), weights, b)
+            b = torch.clamp(b + 0.1 * terms.barrier_signal.clamp(min=0), max=10.0)
         elif objective == "ggdo":  # a fixed barrier
-            terms, gradient = ggdo_step(table.detach(), weights, barrier)
+            terms, gradient = ggdo_step(table.detach(), weights, b)
         else:
             step_of = omm_step if objective == "omm" else lora_step
             terms, gradient = step_of(table.detach(), weights)
         table.grad = gradient
         optimizer.step()
-    return table.detach().numpy(), barrier
+    return table.detach().numpy(), b
 
 
 @pytest.fixture(scope="module")
@@ -136,6 +136,21 @@ def test_omm_vectors_are_orthonormal_and_lora_vectors_carry_the_eigenvalues(grid
     lora = trained("lora")
     norms = np.einsum("s,si,si->i", rho, lora, lora)
     np.testing.assert_allclose(1.0 - norms, grid_truth.eigenvalues[:d], atol=1e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("barrier", [0.3, 0.25])
+def test_ggdo_shrinks_each_vector_by_its_eigenvalue_over_twice_the_barrier(grid_truth,
+                                                                           barrier):
+    """docs/math.md section 7: GGDO's fixed barrier leaves |u_i|^2_rho = 1 - lambda_i / (2 b),
+    and a vector with lambda_i >= 2 b collapses to zero (at b = 0.25, the fourth: 0.531 >
+    0.5), its direction then set by noise (GridMaze-7's eleventh vector under the paper's
+    preset)."""
+    d, rho = 4, grid_truth.rho
+    table, _ = train_table("ggdo", grid_truth, d, steps=3000, barrier=barrier)
+    norms = np.einsum("s,si,si->i", rho, table, table)
+    expected = np.clip(1.0 - grid_truth.eigenvalues[:d] / (2 * barrier), 0.0, None)
+    np.testing.assert_allclose(norms, expected, atol=2e-3)
 
 
 SMALL = "XXXXXXXX\nX      X\nX XX   X\nX    X X\nXXXXXXXX\n"

@@ -342,3 +342,32 @@ def test_settings_column_leaves_the_layout_to_its_own_column() -> None:
                {"env_file": "/grids/GridMaze-7.txt", "objective": "ggdo", "data": "exact"},
                {"env": "room4", "objective": "allo", "data": "sampled"}]
     assert differing_keys(configs) == ["data"]
+
+
+def strict_runs(folder: Path, lower_by: float) -> None:
+    """Three finished runs at |cos| 0.99 whose strict score is `lower_by` lower per run
+    (finished: a running one's status could turn "stalled" and widen its column)."""
+    for number, (layout, objective) in enumerate((("small", "allo"), ("room4", "ggdo"),
+                                                  ("small", "ggdo"))):
+        run = study_run(folder, layout, objective, number, total=100)
+        run.writer.append_metrics({"step": 10, "time": 0.1, "cos/mean": 0.99,
+                                   "cos_strict/mean": 0.99 - lower_by * number})
+        run.finish()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lower_by, shown", [(0.1, True), (0.0, False)],
+                         ids=["strict-differs", "strict-equals-cos"])
+@sync
+async def test_a_narrow_table_keeps_strict_only_where_it_differs_from_cos(
+        tmp_path: Path, lower_by: float, shown: bool) -> None:
+    """The score to compare with the paper outlasts the run name and the seed on a narrow
+    screen, unless it repeats |cos| on every run."""
+    strict_runs(tmp_path, lower_by)
+    app = folder_app(tmp_path)
+    async with app.run_test(size=(70, 24)) as pilot:
+        screen = runs_screen(app)
+        await wait_for(pilot, lambda: len(table_text(screen)) == 3)
+        names = [name for name, _ in screen.columns]
+        assert ("strict" in names) is shown, names
+        assert "run" not in names  # the screen is narrow: something went

@@ -309,8 +309,8 @@ def unrelaxed_duals_advice(steps: int, barrier: float, lr_duals: float) -> str |
     tau = dual_relaxation_steps(barrier, lr_duals)
     if steps >= DUAL_RELAXED_TIMES * tau:
         return None
-    covered = 1.0 - math.exp(-steps / tau)
     return (f"the duals' eigenvalue estimates (eig/estimate) approach the eigenvalues over "
-            f"2 b / lr_duals = {tau:.0f} steps at this run's barrier {barrier:.3g}; after "
-            f"{steps} steps they are roughly {covered:.0%} of the way (docs/math.md section "
-            "13); the Rayleigh quotients (eig/rayleigh) do not depend on them")
+            f"2 b / lr_duals = {tau:.0f} steps at this run's barrier {barrier:.3g}, and this "
+            f"run did {steps} ({steps / tau:.2g} of that), so they have not converged "
+            "(docs/math.md section 13); the Rayleigh quotients (eig/rayleigh) do not wait "
+            "for them")

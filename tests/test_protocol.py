@@ -198,7 +198,7 @@ def test_a_run_too_short_for_its_duals_is_told_so_and_a_default_one_is_not():
 
     paper = paper_settings("allo")
     line = unrelaxed_duals_advice(50000, 14.0, paper["lr_duals"])
-    assert line is not None and "560000 steps" in line and "9% of the way" in line
+    assert line is not None and "560000 steps" in line and "(0.089 of that)" in line
     defaults = TrainConfig()
     assert unrelaxed_duals_advice(MIN_STEPS, defaults.barrier_max, defaults.lr_duals) is None
     assert unrelaxed_duals_advice(50000, 14.0, 0.0) is None  # no dual ascent, no estimate

@@ -72,9 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(COMMANDS[name][0])
     try:
         return int(module.main(rest) or 0)
-    except KeyboardInterrupt:
-        print("allo: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM where a command turns it into one
+        code = getattr(stop, "exit_code", 130)
+        print(f"allo: {'terminated' if code == 143 else 'interrupted'}", file=sys.stderr)
+        return code
     except BrokenPipeError:
         return reader_went_away()
 

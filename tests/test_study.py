@@ -3,6 +3,7 @@ skip finished runs, resume killed ones, refuse a changed config under an old nam
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -277,6 +278,48 @@ lr-final-fraction = 1.0
         assert info["status"] == "finished" and info["resumes"], info.get("resumes")
     data = json.loads((folder / "study.json").read_text())
     assert {run["status"] for run in data["runs"].values()} == {"finished"}
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_study_alone_stops_its_trainers_at_a_checkpoint(tmp_path):
+    """`kill STUDY` (or `timeout`, or a scheduler) reaches the study only, not its process
+    group as a Ctrl-C does: it passes SIGTERM on, each trainer checkpoints, the runs end
+    interrupted and the study exits 143 (before, the trainers went on unsupervised)."""
+    total = 100000
+    settings = TINY.replace("checkpoint-freq = 20", "checkpoint-freq = 200")
+    path = study_file(tmp_path, f"""
+layouts = ["grids/small.txt"]
+seeds = 2
+[grid]
+steps = {total}
+{settings}
+""")
+    results = tmp_path / "results"
+    runs = results / "studies" / "t" / "runs"
+    proc = subprocess.Popen([sys.executable, "-m", "allo.cli", "study", str(path),
+                             "--results-dir", str(results)], start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            started = list(runs.iterdir()) if runs.exists() else []
+            if len(started) == 2 and all(list(run.glob("checkpoints/checkpoint_step_*.pt"))
+                                         for run in started):
+                break
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)  # the study's pid only
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 143 and "allo: terminated" in err, err
+        for run in runs.iterdir():
+            info = json.loads((run / "run.json").read_text())
+            assert info["status"] == "interrupted", info["status"]
+            assert info["step"] < total
+        with pytest.raises(ProcessLookupError):  # no trainer left in the study's group
+            os.killpg(proc.pid, 0)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
 
 
 @pytest.mark.slow

@@ -99,6 +99,12 @@ class JobRunner:
         if not exited(child.pid, limit):
             child.kill()
 
+    def signal_trainer(self, sig: int) -> None:
+        """Send `sig` to the current `allo train`, if one is running."""
+        child = self.child
+        if child is not None and not exited(child.pid, 0.0):
+            child.send_signal(sig)
+
     def run(self) -> dict[str, str]:
         """Every seed's status at the end (finished, failed, interrupted, running)."""
         locks, outcome, fresh, resume = {}, {}, [], []
@@ -157,6 +163,8 @@ class JobRunner:
                 command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 env=env, pass_fds=[lock.fd for lock in locks if lock.fd is not None],
                 preexec_fn=ignore_warning_signal if self.under_slurm else None)
+            if self.stopping:  # the stop came as it started: it had no signal of its own
+                self.child.send_signal(signal.SIGTERM)
             code = self.child.wait()
         self.child = None
         return code

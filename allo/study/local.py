@@ -8,17 +8,48 @@ runs' run.json (step / total steps), never the trainers' output.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from allo import rundir
 from allo.study import state
 from allo.study.jobs import JobRunner, JobSpec
+
+# How long a trainer asked to stop (SIGTERM) may take to checkpoint before it is forced.
+STOP_GRACE = 60.0
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM to `allo study` itself (`kill`, `timeout`, a scheduler): unlike a Ctrl-C at
+    the terminal, which reaches the whole process group, its trainers did not get it."""
+
+    exit_code = 143
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises Terminated in the main thread while inside (a handler can only be
+    set there; elsewhere the default stays)."""
+
+    def handle(signum: int, frame: object) -> None:
+        raise Terminated
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, handle)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def gpu_count() -> int:
@@ -82,20 +113,28 @@ class LocalExecutor:
                 self.free.append(slot)
 
     def run(self) -> dict[str, str]:
-        """Every run's status at the end. Ctrl-C stops the trainers at a checkpoint."""
+        """Every run's status at the end. Ctrl-C or SIGTERM stops the trainers at a
+        checkpoint (their runs end interrupted; the next `allo study` resumes them)."""
         outcome: dict[str, str] = {}
         pool = ThreadPoolExecutor(max_workers=len(self.slots))
         futures = [pool.submit(self.work, spec) for spec in self.jobs]
         try:
-            follow(self.folder, self.jobs, futures, self.show)
-            for future in futures:
-                outcome.update(future.result())
-        except KeyboardInterrupt:
+            with terminate_as_interrupt():
+                follow(self.folder, self.jobs, futures, self.show)
+                for future in futures:
+                    outcome.update(future.result())
+        except KeyboardInterrupt as stop:
             for future in futures:
                 future.cancel()
-            with self.guard:  # the trainers had the Ctrl-C too: they checkpoint and end
-                for runner in self.runners:
-                    runner.stopping = True
+            with self.guard:
+                runners = list(self.runners)
+            for runner in runners:
+                runner.stopping = True
+            if isinstance(stop, Terminated):  # pass it on: the trainers checkpoint and end
+                for runner in runners:
+                    runner.signal_trainer(signal.SIGTERM)
+                for runner in runners:
+                    runner.stop(grace=STOP_GRACE, limit=5.0)
             pool.shutdown(wait=True)
             raise
         pool.shutdown(wait=True)

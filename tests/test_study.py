@@ -232,34 +232,42 @@ seeds = 1
     assert status.returncode == 0 and "failed" in status.stdout and failed["error"] in status.stdout
 
 
-@pytest.mark.slow
-def test_killed_study_resumes_without_loss_or_duplicates(tmp_path):
-    # The kill comes at each run's first checkpoint (step 200 of 3000), so the runs are
-    # still training on any machine; the few checkpoints keep the resume short under load.
-    total = 3000
+def study_at_first_checkpoints(tmp_path: Path, total: int, extra: str = ""
+                               ) -> tuple[subprocess.Popen, Path, Path]:
+    """A two-seed study of `total` steps launched in its own session, returned (process,
+    study file, results folder) once both runs have their first checkpoint (step 200), so
+    the runs are still training on any machine."""
     settings = TINY.replace("checkpoint-freq = 20", "checkpoint-freq = 200")
     path = study_file(tmp_path, f"""
 layouts = ["grids/small.txt"]
 seeds = 2
 [grid]
 steps = {total}
-lr-final-fraction = 1.0
-{settings}
+{extra}{settings}
 """)
     results = tmp_path / "results"
-    folder = results / "studies" / "t"
     proc = subprocess.Popen([sys.executable, "-m", "allo.cli", "study", str(path),
                              "--results-dir", str(results)], start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
     deadline = time.monotonic() + 240
-    runs = folder / "runs"
+    runs = results / "studies" / "t" / "runs"
     while time.monotonic() < deadline:
         started = list(runs.iterdir()) if runs.exists() else []
         if len(started) == 2 and all(list(run.glob("checkpoints/checkpoint_step_*.pt"))
                                      for run in started):
             break
         time.sleep(0.05)
+    return proc, path, results
+
+
+@pytest.mark.slow
+def test_killed_study_resumes_without_loss_or_duplicates(tmp_path):
+    # the few checkpoints (every 200 of 3000 steps) keep the resume short under load
+    total = 3000
+    proc, path, results = study_at_first_checkpoints(tmp_path, total, "lr-final-fraction = 1.0\n")
+    folder = results / "studies" / "t"
+    runs = folder / "runs"
     os.killpg(proc.pid, signal.SIGKILL)  # the study and its trainer, without warning
     proc.wait()
     names = sorted(p.name for p in runs.iterdir())
@@ -286,28 +294,9 @@ def test_sigterm_to_the_study_alone_stops_its_trainers_at_a_checkpoint(tmp_path)
     group as a Ctrl-C does: it passes SIGTERM on, each trainer checkpoints, the runs end
     interrupted and the study exits 143 (before, the trainers went on unsupervised)."""
     total = 100000
-    settings = TINY.replace("checkpoint-freq = 20", "checkpoint-freq = 200")
-    path = study_file(tmp_path, f"""
-layouts = ["grids/small.txt"]
-seeds = 2
-[grid]
-steps = {total}
-{settings}
-""")
-    results = tmp_path / "results"
+    proc, _, results = study_at_first_checkpoints(tmp_path, total)
     runs = results / "studies" / "t" / "runs"
-    proc = subprocess.Popen([sys.executable, "-m", "allo.cli", "study", str(path),
-                             "--results-dir", str(results)], start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
     try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline:
-            started = list(runs.iterdir()) if runs.exists() else []
-            if len(started) == 2 and all(list(run.glob("checkpoints/checkpoint_step_*.pt"))
-                                         for run in started):
-                break
-            time.sleep(0.05)
         proc.send_signal(signal.SIGTERM)  # the study's pid only
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 143 and "allo: terminated" in err, err

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from allo import capacity, dataset, discount, identity, rundir, runlock, sparse_law
+from allo import capacity, dataset, discount, identity, rundir, runlock, signals, sparse_law
 from allo.budget import Budget, advice, recommend, separation_tolerance, strict_data_ceiling
 from allo.config import TrainConfig
 from allo.data import DataLawWeights, weight_source
@@ -388,15 +388,9 @@ class StopRequest:
         self._handlers.__exit__(None, None, None)
 
 
-@contextlib.contextmanager
-def stop_handlers(handle: Callable[[int, Any], None]) -> Iterator[None]:
+def stop_handlers(handle: Callable[[int, Any], None]) -> contextlib.AbstractContextManager:
     """`handle` for SIGINT and SIGTERM while inside; the previous handlers after."""
-    previous = {sig: signal.signal(sig, handle) for sig in EXIT_CODES}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    return signals.handling(EXIT_CODES, handle)
 
 
 class PreparationStopped(Exception):

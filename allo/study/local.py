@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from allo import rundir
+from allo import rundir, signals
 from allo.study import state
 from allo.study.jobs import JobRunner, JobSpec
 
@@ -45,11 +45,8 @@ def terminate_as_interrupt() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, handle)
-    try:
+    with signals.handling([signal.SIGTERM], handle):
         yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def gpu_count() -> int:

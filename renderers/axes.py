@@ -63,13 +63,34 @@ def _finite(panel, log: bool) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(xs), np.concatenate(ys)
 
 
+# Width of a digit in the figures' font (DejaVu Sans: 0.636 em), and the least gap between
+# two step labels, in em.
+DIGIT_EM, LABEL_GAP_EM = 0.64, 0.5
+
+
+def labels_fit(axis: Axis, length_pt: float, font: float) -> bool:
+    """Whether neighbouring tick labels, centred on their ticks, keep a gap between them."""
+    if len(axis.ticks) < 2:
+        return True
+    spacing = length_pt * (axis.ticks[1] - axis.ticks[0]) / (axis.view[1] - axis.view[0])
+    widest = max(len(label) for label in axis.labels)
+    return spacing >= (widest * DIGIT_EM + LABEL_GAP_EM) * font
+
+
 def x_axis(steps: np.ndarray, length_pt: float, font: float) -> Axis:
+    """matplotlib's step ticks, with fewer bins where its labels would run into each other
+    (its 'auto' bins count label heights, not widths: 200000-step runs overprinted)."""
     low, high = (float(steps.min()), float(steps.max())) if len(steps) else (0.0, 1.0)
     if low == high:
         low, high = ticks.padded_range(low, high)
-    shown = ticks.nice_ticks(low, high, ticks.auto_bins(length_pt, font, "x"), integer=True)
-    labels = ticks.scalar_labels(shown, (low, high))
-    return Axis("linear", (low, high), shown, labels, labels)
+    bins = ticks.auto_bins(length_pt, font, "x")
+    while True:
+        shown = ticks.nice_ticks(low, high, bins, integer=True)
+        labels = ticks.scalar_labels(shown, (low, high))
+        axis = Axis("linear", (low, high), shown, labels, labels)
+        if bins == 1 or labels_fit(axis, length_pt, font):
+            return axis
+        bins -= 1
 
 
 def y_axis(panel, values: np.ndarray, length_pt: float, font: float) -> Axis:

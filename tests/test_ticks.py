@@ -126,3 +126,20 @@ def test_log_labels():
     got = {ticks.log_label(v, mathtext=True)
            for v in ticks.log_ticks(3e-6, 2.0)}
     assert got == shown
+
+
+@pytest.mark.parametrize("size", ["column", "page"])
+def test_step_labels_of_a_long_run_do_not_run_into_each_other(size):
+    """matplotlib's 'auto' bins count label heights: at 200000 steps (the paper preset's
+    GGDO) nine six-digit labels overprinted; the step axis takes fewer bins instead."""
+    from renderers import axes
+    from renderers import style as styles
+
+    st = styles.style(size)
+    width = styles.curve_width(st, 1) * 72
+    axis = axes.x_axis(np.array([0.0, 200000.0]), width, st.font)
+    assert axes.labels_fit(axis, width, st.font), axis.labels
+    assert len(axis.ticks) >= 3
+    short = axes.x_axis(np.array([0.0, 8000.0]), width, st.font)  # as matplotlib has it
+    assert short.ticks == ticks.nice_ticks(0.0, 8000.0, ticks.auto_bins(width, st.font, "x"),
+                                           integer=True)

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import os
 
-from allo.sparse_law import DENSE_MAX_CELLS, max_offset
+from allo.sparse_law import DENSE_MAX_CELLS
+from allo.spectrum import offset_terms
 
 # Bytes per N^2 and seed below the dense limit: the float64 law of the data set plus the
 # chunk being added and their weighted sum while it grows (3 x 8), the float64 stack handed
@@ -54,7 +55,7 @@ def machine_memory() -> int | None:
 def expected_pairs(num_free: int, transitions: int, gamma: float) -> int:
     """Nonzero pairs of a data set before it exists: at most N^2, at most MAX_OFFSET per
     transition, and PAIRS_PER_CELL per cell (the measured reach, with a margin)."""
-    return min(num_free * num_free, transitions * max_offset(gamma), num_free * PAIRS_PER_CELL)
+    return min(num_free * num_free, transitions * offset_terms(gamma), num_free * PAIRS_PER_CELL)
 
 
 def training_bytes(num_free: int, num_seeds: int, chunk_envs: int, pairs: int | None = None

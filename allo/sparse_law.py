@@ -38,11 +38,6 @@ DENSE_BLOCK = 1 << 22
 Law: TypeAlias = "np.ndarray | sparse.csr_matrix"  # a pair law: dense (tests) or sparse
 
 
-def max_offset(gamma: float) -> int:
-    """Offsets kept before the tail goes to the last one (the exact truth's series cut)."""
-    return offset_terms(gamma)
-
-
 def enumerated(source: np.ndarray, target: np.ndarray, episode_last: np.ndarray,
                gamma: float, num_cells: int) -> sparse.csr_matrix:
     """The (N, N) pair law of these transitions as CSR, summing to 1.
@@ -52,7 +47,7 @@ def enumerated(source: np.ndarray, target: np.ndarray, episode_last: np.ndarray,
     are stacked at the end, never added.
     """
     size = source.size
-    offsets = max_offset(gamma)
+    offsets = offset_terms(gamma)  # the exact truth's series cut
     powers = gamma ** np.arange(offsets)
     inside = (1.0 - gamma) * powers  # weight of offset k + 1 before the episode's end
     inside[-1] = powers[-1]  # the tail of the geometric law goes to the last offset kept

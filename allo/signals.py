@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -21,3 +22,15 @@ def handling(signals: Iterable[int], handle: Callable[[int, Any], None]) -> Iter
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def handling_in_main_thread(signals: Iterable[int],
+                            handle: Callable[[int, Any], None]) -> Iterator[None]:
+    """`handling` in the main thread; elsewhere, where handlers cannot be set, the
+    defaults stay."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    with handling(signals, handle):
+        yield

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -401,19 +401,14 @@ class PreparationStopped(Exception):
         self.signum = signum
 
 
-@contextlib.contextmanager
-def stoppable() -> Iterator[None]:
+def stoppable() -> contextlib.AbstractContextManager:
     """SIGINT / SIGTERM raise PreparationStopped in the main thread (elsewhere, where
     handlers cannot be set, the defaults stay)."""
 
     def handle(signum: int, frame: object) -> None:
         raise PreparationStopped(signum)
 
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    with stop_handlers(handle):
-        yield
+    return signals.handling_in_main_thread(EXIT_CODES, handle)
 
 
 def stopped_before_training(runs: list[SeedRun], signum: int,

@@ -15,7 +15,6 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -34,19 +33,14 @@ class Terminated(KeyboardInterrupt):
     exit_code = 143
 
 
-@contextlib.contextmanager
-def terminate_as_interrupt() -> Iterator[None]:
+def terminate_as_interrupt() -> contextlib.AbstractContextManager:
     """SIGTERM raises Terminated in the main thread while inside (a handler can only be
     set there; elsewhere the default stays)."""
 
     def handle(signum: int, frame: object) -> None:
         raise Terminated
 
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    with signals.handling([signal.SIGTERM], handle):
-        yield
+    return signals.handling_in_main_thread([signal.SIGTERM], handle)
 
 
 def gpu_count() -> int:

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -69,12 +69,14 @@ def train(cfg: TrainConfig, resume: Path | None = None, progress: Progress | Non
     """Run (or resume) one training; returns how it ended. Raises TrainError on bad input."""
     if cfg.seeds:
         raise TrainError("train() runs one seed; use train_seeds() for --seeds")
-    return train_seeds(cfg, resume, progress, announce)[0]
+    return train_seeds(cfg, [resume] if resume is not None else (), progress, announce)[0]
 
 
-def train_seeds(cfg: TrainConfig, resume: Path | None = None, progress: Progress | None = None,
+def train_seeds(cfg: TrainConfig, resume: Sequence[Path] = (), progress: Progress | None = None,
                 announce: Callable[[str], None] | None = None) -> list[Outcome]:
     """Train every seed of cfg.seeds (or cfg.seed) as one batched model; one Outcome each.
+    `resume`: runs to go on with instead, one model for their seeds (same configuration,
+    same checkpoint step).
 
     Denormals are flushed to zero while training (tiny activations early on are much
     slower as denormals; BENCHMARKS.md, "Training") and restored afterwards: the flag is
@@ -89,7 +91,7 @@ def train_seeds(cfg: TrainConfig, resume: Path | None = None, progress: Progress
         torch.set_flush_denormal(False)
 
 
-def _train(cfg: TrainConfig, resume: Path | None, progress: Progress | None,
+def _train(cfg: TrainConfig, resume: Sequence[Path], progress: Progress | None,
            announce: Callable[[str], None] | None) -> list[Outcome]:
     """Setup, in order, then the loop."""
     runs, layout = plan_runs(cfg, resume)
@@ -122,7 +124,7 @@ def _train(cfg: TrainConfig, resume: Path | None, progress: Progress | None,
         cfg = with_fields(cfg, runs, plot_freq=export_interval(
             layout.num_free, cfg.num_eigenvectors, cfg.num_gradient_steps))
     limit = going_on_limit(cfg, chosen, resume)
-    if resume is None:
+    if not resume:
         for line in (discount_note,
                      advice(budget, budget.steps if cfg.num_gradient_steps is None
                             else cfg.num_gradient_steps, chosen),
@@ -131,7 +133,7 @@ def _train(cfg: TrainConfig, resume: Path | None, progress: Progress | None,
             if line:
                 say(f"allo: note: {line}")
     for seed_run in runs:
-        start_run(seed_run, layout, truth, device, seeds, resume)
+        start_run(seed_run, layout, truth, device, seeds, resuming=bool(resume))
 
     # data: collected once per seed (a resume collects the very same data), summed into
     # the exact pair law of that data set; without --num-envs it grows where its own
@@ -153,7 +155,7 @@ def _train(cfg: TrainConfig, resume: Path | None, progress: Progress | None,
         raise TrainError(problem)
     sampler = weight_source(laws, seeds, device, cfg.batch_size)
     timings["data"] = time.perf_counter() - phase
-    if resume is None:
+    if not resume:
         for line in data_notes(seeds, datasets):
             say(f"allo: note: {line}")
     record_budget(runs, datasets, budget, limit)
@@ -166,9 +168,7 @@ def _train(cfg: TrainConfig, resume: Path | None, progress: Progress | None,
     own_laws = (sampler.expectation if isinstance(sampler, DataLawWeights)
                 else DataLawWeights(laws, seeds, device).expectation)
     evaluator = Evaluator(truth, cfg.num_eigenvectors, cfg.objective, own_laws)
-    start_step, elapsed = 0, 0.0
-    if resume is not None:
-        start_step, elapsed = resume_run(runs[0], resume, learner, device)
+    start_step, elapsed = resume_runs(runs, learner, device) if resume else (0, 0.0)
 
     # the run's outputs, and the first batch (a CUDA graph is captured here)
     handoff = RenderHandoff(cfg.plot_during_training)
@@ -340,28 +340,39 @@ def record_budget(runs: list[SeedRun], datasets: list[dataset.DataSet], budget: 
             extension_limit=limit if limit > seed_run.cfg.num_gradient_steps else None))
 
 
-def resume_run(seed_run: SeedRun, resume: Path, learner: Learner,
-               device: torch.device) -> tuple[int, float]:
-    """Load the newest usable checkpoint; drop what was written after it (it is recomputed
-    identically). Returns (step, elapsed seconds) to go on from."""
-    writer = seed_run.writer
-    assert writer is not None
+def resume_runs(runs: list[SeedRun], learner: Learner,
+                device: torch.device) -> tuple[int, float]:
+    """Load each run's newest usable checkpoint (one step for all: one model goes on);
+    drop what was written after it (it is recomputed identically). Returns (step,
+    elapsed seconds) to go on from."""
+    states = []
+    for seed_run in runs:
+        assert seed_run.identity is not None
+        states.append(load_checkpoint(seed_run.run, device, seed_run.identity))
+    steps = {None if state is None else int(state["step"]) for state in states}
+    if len(steps) > 1:  # a newest checkpoint was unusable, and an older one was taken
+        listing = ", ".join(f"{seed_run.run.name} from step {state['step'] if state else 0}"
+                            for seed_run, state in zip(runs, states, strict=True))
+        raise TrainError(f"the runs would go on from different checkpoints ({listing}); "
+                         "resume them one at a time")
     start_step, elapsed = 0, 0.0
-    assert seed_run.identity is not None
-    state = load_checkpoint(resume, device, seed_run.identity)
-    if state is not None:
+    if states[0] is not None:  # then every run has one, at the same step
+        loaded = [state for state in states if state is not None]
+        start_step = int(loaded[0]["step"])
         try:
-            learner.load_seed_states([state])
-            start_step, elapsed = int(state["step"]), float(state["elapsed"])
+            learner.load_seed_states(loaded)
         except (RuntimeError, ValueError, TypeError, KeyError, IndexError) as err:
-            raise TrainError(f"{resume / rundir.CHECKPOINTS}: step {state.get('step')} "
-                             f"does not fit this run's model ({str(err).splitlines()[0]})"
-                             ) from None
-    writer.truncate_metrics_after(start_step)
-    writer.drop_exports_after(start_step)  # recomputed identically from here
-    assert seed_run.cfg.num_gradient_steps is not None
-    writer.resume(start_step, seed_run.cfg.num_gradient_steps,
-                  dataclasses.asdict(seed_run.cfg), describe_device(device))
+            raise TrainError(f"{runs[0].run / rundir.CHECKPOINTS}: step {start_step} does not "
+                             f"fit this run's model ({str(err).splitlines()[0]})") from None
+        # seeds trained together share the clock; runs resumed apart may differ a little
+        elapsed = max(float(state["elapsed"]) for state in loaded)
+    for seed_run in runs:
+        writer = seed_run.writer
+        assert writer is not None and seed_run.cfg.num_gradient_steps is not None
+        writer.truncate_metrics_after(start_step)
+        writer.drop_exports_after(start_step)  # recomputed identically from here
+        writer.resume(start_step, seed_run.cfg.num_gradient_steps,
+                      dataclasses.asdict(seed_run.cfg), describe_device(device))
     return start_step, elapsed
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -29,8 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
     # the older script's name for the layout; a dest of its own, since argparse lets a
     # missing optional positional overwrite an option sharing its dest
     parser.add_argument("--env-type", dest="env_type", default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--resume", metavar="RUN_DIR", default=None,
-                        help="continue a run from its last checkpoint")
+    parser.add_argument("--resume", metavar="RUN_DIR", nargs="+", default=None,
+                        help="continue a run from its last checkpoint; the seeds of one "
+                             "configuration (the run directories of a --seeds run) go on "
+                             "together as one batched model")
     config_module.add_arguments(parser)
     return parser
 
@@ -50,15 +53,15 @@ def layout_name(args: argparse.Namespace) -> None:
     args.env = given
 
 
-def resolve_config(args: argparse.Namespace) -> tuple[TrainConfig, Path | None]:
+def resolve_config(args: argparse.Namespace) -> tuple[TrainConfig, list[Path]]:
+    """The config to train and the runs it resumes (none for a new run)."""
     layout_name(args)
     if args.resume is None:
-        return config_module.from_namespace(args), None  # the positional sets cfg.env
+        return config_module.from_namespace(args), []  # the positional sets cfg.env
     from allo import rundir
 
-    run = Path(args.resume)
-    info = rundir.RunReader(run).info()
-    base = config_module.from_dict(info.config, run / rundir.RUN_JSON)
+    layout_after_resume(args)
+    runs = [Path(run) for run in args.resume]
     given = {name for name, value in vars(args).items()
              if value is not None and value is not False
              and name not in ("resume", "env", "env_type")}
@@ -66,7 +69,57 @@ def resolve_config(args: argparse.Namespace) -> tuple[TrainConfig, Path | None]:
     if fixed or args.env is not None:
         names = ", ".join("--" + n.replace("_", "-") for n in fixed) or "the environment"
         raise ValueError(f"cannot change {names} when resuming; start a new run instead")
-    return config_module.from_namespace(args, base), run
+    configs = []
+    for run in runs:
+        info = rundir.RunReader(run).info()
+        base = config_module.from_dict(info.config, run / rundir.RUN_JSON)
+        configs.append(config_module.from_namespace(args, base))
+    check_resumable_together(runs, configs)
+    cfg = configs[0]
+    if len(runs) > 1:
+        cfg = dataclasses.replace(cfg, seeds=",".join(str(c.seed) for c in configs))
+    return cfg, runs
+
+
+def layout_after_resume(args: argparse.Namespace) -> None:
+    """`--resume RUN room4`: --resume takes every word after it, so a built-in layout's
+    name that is no folder here is the positional layout, which a resume cannot change."""
+    from allo.layouts import builtin_names
+
+    last = args.resume[-1]
+    if len(args.resume) > 1 and last in builtin_names() and not Path(last).exists():
+        args.resume, args.env = args.resume[:-1], last
+
+
+def check_resumable_together(runs: list[Path], configs: list[TrainConfig]) -> None:
+    """Runs resumed as one batched model share every setting but the seed and where they
+    live; ValueError (one line) naming what stands in the way."""
+    from allo.identity import PLACE_FIELDS
+
+    seen: dict[str, Path] = {}
+    for run in runs:
+        key = str(run.resolve())
+        if key in seen:
+            raise ValueError(f"--resume: {run} is given twice")
+        seen[key] = run
+    owners: dict[int, Path] = {}
+    for run, cfg in zip(runs, configs, strict=True):
+        if cfg.seed in owners:
+            raise ValueError(f"--resume: {owners[cfg.seed]} and {run} are both seed {cfg.seed}; "
+                             "resume them one at a time")
+        owners[cfg.seed] = run
+    ignored = PLACE_FIELDS | {"seed"}
+    first = dataclasses.asdict(configs[0])
+    for run, cfg in zip(runs[1:], configs[1:], strict=True):
+        other = dataclasses.asdict(cfg)
+        differ = sorted(name for name in first if name not in ignored
+                        and first[name] != other[name])
+        if differ:
+            names = ", ".join("--" + n.replace("_", "-") for n in differ)
+            choose = (f"give {names} for all of them, or resume them one at a time"
+                      if set(differ) <= RESUME_OVERRIDABLE else "resume them one at a time")
+            raise ValueError(f"--resume: {runs[0]} and {run} differ in {names}, so they "
+                             f"cannot go on as one model; {choose}")
 
 
 def write_failure(err: OSError) -> str:
@@ -148,8 +201,9 @@ def main(argv: list[str]) -> int:
             if outcome.message:  # what diverged, or which signal stopped it
                 info_line = f"{status}: {outcome.message} (last log: {quality})"
             print(info_line, file=sys.stderr)
-            if outcome.status == "interrupted":
-                print(f"resume with: allo train --resume {outcome.run_dir}", file=sys.stderr)
+    interrupted = [str(o.run_dir) for o in outcomes if o.status == "interrupted"]
+    if interrupted:  # seeds stopped together go on together
+        print(f"resume with: allo train --resume {' '.join(interrupted)}", file=sys.stderr)
     for outcome in outcomes:  # the run directories come last, one per line, for scripts
         print(outcome.run_dir)
     return max((o.exit_code for o in outcomes), key=lambda code: (code != 0, code))

@@ -249,8 +249,10 @@ def test_a_stop_while_collecting_data_ends_every_seed_interrupted_at_once(tmp_pa
         info = rundir.RunReader(run).info()
         assert info.status == "interrupted" and info.step == 0
         assert f"stopped by {signal.Signals(sig).name} while collecting" in info.message
-        assert f"--resume {run}" in err and str(run) in out.splitlines()
+        assert str(run) in out.splitlines()
         assert not (run / rundir.METRICS_JSONL).exists() or metric_steps(run) == []
+    # one command resumes them, together as they were stopped
+    assert f"resume with: allo train --resume {runs[0]} {runs[1]}" in err.splitlines()
 
 
 @pytest.mark.slow

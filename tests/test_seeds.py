@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -82,6 +83,78 @@ def test_a_seed_of_a_batch_resumes_alone(tmp_path, batch_size):
     resumed = resume_from(run, 30)
     assert resumed.status == "finished"
     np.testing.assert_allclose(rundir.RunReader(run).final(), full, atol=1e-5)
+
+
+def cut_back(run: Path, step: int) -> None:
+    """Delete the run's checkpoints after `step`, as if it had been stopped there."""
+    for later in rundir.checkpoint_steps(run):
+        if later > step:
+            (run / rundir.CHECKPOINTS / rundir.checkpoint_name(later)).unlink()
+
+
+@pytest.mark.parametrize("batch_size", [2048, None])
+def test_the_seeds_of_a_batch_resume_together_as_they_would_have_gone_on(tmp_path, batch_size):
+    cfg = small_config(tmp_path, seeds="0-2", batch_size=batch_size)
+    outcomes = train_seeds(cfg)
+    runs = [outcome.run_dir for outcome in outcomes]
+    full = [rundir.RunReader(run).final() for run in runs]
+    for run in runs:
+        cut_back(run, 30)
+    info = rundir.RunReader(runs[0]).info()
+    again = train_seeds(TrainConfig(**{**info.config, "seeds": "0-2"}), resume=runs)
+    assert [o.status for o in again] == ["finished"] * 3
+    for run, final in zip(runs, full, strict=True):
+        reader = rundir.RunReader(run)
+        np.testing.assert_allclose(reader.final(), final, atol=1e-5)
+        assert [entry["step"] for entry in reader.info().resumes] == [30]
+        steps = [row["step"] for row in reader.metrics()]
+        assert steps == sorted(set(steps)) and steps[-1] == 60  # nothing twice
+
+
+def seeds_run(tmp_path: Path, **changes) -> list[Path]:
+    """Two batched seeds, 60 steps, as `allo train` writes them."""
+    return [o.run_dir for o in train_seeds(small_config(tmp_path, seeds="0-1", **changes))]
+
+
+def refused(capsys, *argv) -> str:
+    from allo.cli import main
+
+    code = main(["train", *map(str, argv)])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    return err
+
+
+def test_runs_that_cannot_go_on_as_one_model_are_refused_in_one_line(tmp_path, capsys):
+    first, second = seeds_run(tmp_path / "a")
+    other_seed0, _ = seeds_run(tmp_path / "b", hidden_size=16)
+    before = {run: (run / rundir.RUN_JSON).read_bytes() for run in (first, second, other_seed0)}
+    assert "given twice" in refused(capsys, "--resume", first, first)
+    assert "both seed 0" in refused(capsys, "--resume", first, other_seed0)
+    other = seeds_run(tmp_path / "c", hidden_size=16)[1]
+    err = refused(capsys, "--resume", first, other)
+    assert "differ in --hidden-size" in err and "one at a time" in err
+    cut_back(second, 30)  # first goes on from 60, second from 30
+    err = refused(capsys, "--resume", first, second)
+    assert "different checkpoints" in err and "from step 30" in err
+    assert "--seeds" in refused(capsys, "--resume", first, second, "--seeds", "0-1")
+    assert all((run / rundir.RUN_JSON).read_bytes() == data for run, data in before.items())
+
+
+def test_an_overridable_setting_that_differs_may_be_given_for_all(tmp_path, capsys):
+    first, second = seeds_run(tmp_path)
+    info = json.loads((second / rundir.RUN_JSON).read_text())
+    info["config"]["log_freq"] = 10  # as if it had been resumed alone with --log-freq 10
+    (second / rundir.RUN_JSON).write_text(json.dumps(info))
+    err = refused(capsys, "--resume", first, second, "--steps", "90")
+    assert "differ in --log-freq" in err and "give --log-freq for all" in err
+    from allo.cli import main
+
+    assert main(["train", "--resume", str(first), str(second), "--steps", "90",
+                 "--log-freq", "15"]) == 0
+    for run in (first, second):
+        info = rundir.RunReader(run).info()
+        assert info.status == "finished" and info.step == 90 and info.config["log_freq"] == 15
 
 
 def test_snapshot_restore_undoes_warmup_steps():

@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 from conftest import SMALL_LAYOUT, TINY_STUDY
 
+from allo import rundir
 from allo.study import cli, state
+from allo.study.jobs import JobRunner, JobSpec
 from allo.study.spec import StudyError, load_study
 
 SMALL = SMALL_LAYOUT
@@ -232,6 +234,45 @@ seeds = 1
     assert status.returncode == 0 and "failed" in status.stdout and failed["error"] in status.stdout
 
 
+class RecordingRunner(JobRunner):
+    """A JobRunner whose `allo train` is a stand-in: it records each command, and
+    refuses a group resume as the trainer does when checkpoints disagree."""
+
+    def __init__(self, spec: JobSpec):
+        super().__init__(spec)
+        self.commands: list[list[str]] = []
+
+    def train(self, args: list[str], locks: list) -> int:
+        self.commands.append(args)
+        grouped = args[0] == "--resume" and len(args) > 2
+        line = "allo train: the runs would go on from different checkpoints (...); resume " \
+               "them one at a time" if grouped and "__s2" in " ".join(args) else "done"
+        with open(self.folder / "logs" / f"{self.spec.key}.log", "a") as log:
+            log.write(line + "\n")
+        return 2 if line != "done" else 0
+
+
+def test_interrupted_seeds_resume_together_by_checkpoint_step(tmp_path):
+    """Seeds stopped at one checkpoint step go on as one model; one whose newest
+    checkpoint is at another step goes on alone; a group the trainer refuses (an unusable
+    newest checkpoint) is retried one run at a time."""
+    folder = tmp_path / "study"
+    for sub in ("runs", "logs", "locks"):
+        (folder / sub).mkdir(parents=True)
+    spec = JobSpec(str(folder), "key", ["--steps", "100"], [0, 1, 2, 3, 4])
+    at = {0: 200, 1: 200, 2: 400, 3: 400, 4: 100}
+    for seed, step in at.items():
+        run = folder / "runs" / spec.run_name(seed)
+        (run / rundir.CHECKPOINTS).mkdir(parents=True)
+        (run / rundir.CHECKPOINTS / rundir.checkpoint_name(step)).write_bytes(b"")
+        rundir.atomic_write_json(run / rundir.RUN_JSON, {"format_version": rundir.FORMAT_VERSION,
+                                                       "status": "interrupted"})
+    runner = RecordingRunner(spec)
+    runner.run()
+    resumed = [[Path(a).name[-1] for a in args[1:]] for args in runner.commands]
+    assert resumed == [["0", "1"], ["2", "3"], ["2"], ["3"], ["4"]], runner.commands
+
+
 def study_at_first_checkpoints(tmp_path: Path, total: int, extra: str = ""
                                ) -> tuple[subprocess.Popen, Path, Path]:
     """A two-seed study of `total` steps launched in its own session, returned (process,
@@ -284,6 +325,10 @@ def test_killed_study_resumes_without_loss_or_duplicates(tmp_path):
         assert steps == list(range(0, total + 1, 20)) or steps[0] in (0, 20)
         info = json.loads((runs / name / "run.json").read_text())
         assert info["status"] == "finished" and info["resumes"], info.get("resumes")
+    # stopped together at one checkpoint, the two seeds went on as one batched model
+    log = next((folder / "logs").glob("*.log")).read_text()
+    resumed = [line for line in log.splitlines() if line.startswith("$ allo train --resume")]
+    assert len(resumed) == 1 and all(name in resumed[0] for name in names), resumed
     data = json.loads((folder / "study.json").read_text())
     assert {run["status"] for run in data["runs"].values()} == {"finished"}
 

@@ -2,10 +2,11 @@
 
 The same code runs under every executor (a local worker thread, a SLURM array task). For
 each seed it takes the run's lock, then: a finished run is skipped, a failed one stays
-failed (its message kept), an interrupted or killed one continues with `allo train
---resume`, and the missing ones start together in one `allo train --seeds` process (one
-batched model). Each `allo train` is a child process: a crash in one job cannot take the
-study down, and its output goes to logs/<job>.log. study.json is updated after each step.
+failed (its message kept), the interrupted or killed ones continue with `allo train
+--resume` (those stopped at one checkpoint step together, as one batched model), and the
+missing ones start together in one `allo train --seeds` process (one batched model).
+Each `allo train` is a child process: a crash in one job cannot take the study down,
+and its output goes to logs/<job>.log. study.json is updated after each step.
 """
 
 from __future__ import annotations
@@ -128,19 +129,38 @@ class JobRunner:
                 code = self.train(self.fresh_args(fresh), [locks[n] for n in names])
                 self.note_exit(code, names)
                 self.record({n: locks[n] for n in names})
-            for seed in resume:
-                if self.stopping:
-                    break
-                name = self.spec.run_name(seed)
-                code = self.train(["--resume", str(self.folder / state.RUNS / name)],
-                                  [locks[name]])
-                self.note_exit(code, [name])
-                self.record({name: locks[name]})
+            for group in self.resume_groups(resume):
+                self.resume(group, locks)
             outcome.update(self.record(locks))
         finally:
             for lock in locks.values():
                 lock.release()
         return outcome
+
+    def resume_groups(self, seeds: list[int]) -> list[list[int]]:
+        """Seeds whose newest checkpoints share a step go on as one batched model (as
+        they were stopped together); the others each alone."""
+        groups: dict[int, list[int]] = {}
+        for seed in seeds:
+            steps = rundir.checkpoint_steps(self.folder / state.RUNS / self.spec.run_name(seed))
+            groups.setdefault(steps[-1] if steps else 0, []).append(seed)
+        return list(groups.values())
+
+    def resume(self, seeds: list[int], locks: dict[str, state.RunLock]) -> None:
+        """`allo train --resume` on these seeds' runs together; where the trainer refuses
+        the group (an unusable newest checkpoint leaves them at different steps), each
+        run goes on alone."""
+        if self.stopping:
+            return
+        names = [self.spec.run_name(seed) for seed in seeds]
+        runs = [str(self.folder / state.RUNS / name) for name in names]
+        code = self.train(["--resume", *runs], [locks[name] for name in names])
+        if code == USAGE and len(seeds) > 1 and "one at a time" in self.last_error():
+            for seed in seeds:
+                self.resume([seed], locks)
+            return
+        self.note_exit(code, names)
+        self.record({name: locks[name] for name in names})
 
     def fresh_args(self, seeds: list[int]) -> list[str]:
         template = str(self.folder / state.RUNS / f"{self.spec.key}__s{{seed}}")

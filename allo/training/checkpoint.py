@@ -1,6 +1,7 @@
 """One seed's training state on disk: written atomically, loaded with weights_only=True.
 
-A checkpoint holds one seed, so a seed trained beside others (--seeds) resumes alone.
+A checkpoint holds one seed, so a seed trained beside others (--seeds) resumes alone
+or beside them again.
 docs/run-format.md, "checkpoints/", lists what it holds.
 """
 

@@ -6,6 +6,7 @@ import dataclasses
 import platform
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,21 +99,23 @@ class SeedRun:
     identity: dict | None = None  # what its checkpoints carry (allo/identity.py)
 
 
-def plan_runs(cfg: TrainConfig, resume: Path | None) -> tuple[list[SeedRun], Layout]:
-    """Validate everything a user can get wrong before any work starts."""
+def plan_runs(cfg: TrainConfig, resume: Sequence[Path] = ()) -> tuple[list[SeedRun], Layout]:
+    """Validate everything a user can get wrong before any work starts. `resume`: the
+    runs to go on with (their seeds come from their run.json), none for new runs."""
     try:
         cfg.validate()
-        seeds = parse_seeds(cfg.seeds) if cfg.seeds else [cfg.seed]
-        # a resume takes the run's writer lock before anything else (allo/runlock.py)
-        writer = open_writer(resume, new=False) if resume is not None else None
-        layout = load_layout(cfg) if resume is None else recorded_layout(resume)
+        # a resume takes each run's writer lock before anything else (allo/runlock.py)
+        writers = [open_writer(run, new=False) for run in resume]
+        if resume:
+            layout, recorded = resumed_together(resume)
+            seeds = [own.seed for own in recorded]
+        else:
+            layout = load_layout(cfg)
+            seeds = parse_seeds(cfg.seeds) if cfg.seeds else [cfg.seed]
         observations.check(cfg.obs, cfg.obs_size, layout)
     except (ValueError, LayoutError) as err:
         raise TrainError(str(err)) from None
-    if resume is not None and len(seeds) > 1:
-        raise TrainError("--resume continues one run; resume the seeds of a --seeds run "
-                         "one at a time")
-    if cfg.run_dir and len(seeds) > 1 and "{seed}" not in cfg.run_dir:
+    if not resume and cfg.run_dir and len(seeds) > 1 and "{seed}" not in cfg.run_dir:
         raise TrainError("--run-dir names one run; with --seeds use --results-dir, or put "
                          "{seed} in --run-dir")
     pairs = capacity.expected_pairs(layout.num_free, (cfg.num_envs or dataset.BASE_ENVS)
@@ -129,23 +132,60 @@ def plan_runs(cfg: TrainConfig, resume: Path | None) -> tuple[list[SeedRun], Lay
         print(f"allo: warning: layout {layout.name!r} has {layout.components()} disconnected "
               "free regions; each adds a zero eigenvalue", file=sys.stderr)
     runs = []
-    for seed in seeds:
+    for number, seed in enumerate(seeds):
         own = dataclasses.replace(cfg, seed=seed, seeds=None)
+        if resume:
+            own = dataclasses.replace(own, **place_fields(recorded[number]))
         if cfg.obs in ("pixels", "both"):  # record the image size the run draws
             own.obs_size = observations.obs_size(layout, cfg.obs_size)
-        run = resume if resume is not None else (
-            Path(cfg.run_dir.replace("{seed}", str(seed))) if cfg.run_dir
-            else default_run_dir(own, layout.name))
-        if resume is None:
-            try:
-                rundir.check_new_run_dir(run)
-            except rundir.RunDirError as err:
-                raise TrainError(str(err)) from None
-        runs.append(SeedRun(seed, own, run, writer=writer))
+        if resume:
+            runs.append(SeedRun(seed, own, resume[number], writer=writers[number]))
+            continue
+        run = (Path(cfg.run_dir.replace("{seed}", str(seed))) if cfg.run_dir
+               else default_run_dir(own, layout.name))
+        try:
+            rundir.check_new_run_dir(run)
+        except rundir.RunDirError as err:
+            raise TrainError(str(err)) from None
+        runs.append(SeedRun(seed, own, run))
     return runs, layout
 
 
-def going_on_limit(cfg: TrainConfig, chosen: bool, resume: Path | None) -> int:
+def place_fields(cfg: TrainConfig) -> dict:
+    """Where a run's files live: its own, even when it resumes beside other runs."""
+    return {name: getattr(cfg, name) for name in identity.PLACE_FIELDS - {"seeds"}}
+
+
+def resumed_together(runs: Sequence[Path]) -> tuple[Layout, list[TrainConfig]]:
+    """The layout the runs were started with and each one's recorded config. Runs that
+    go on as one model must share the configuration (all but seed and place), the
+    layout and the step they go on from; TrainError otherwise."""
+    layout = recorded_layout(runs[0])
+    recorded: list[TrainConfig] = []
+    seeds: set[int] = set()
+    resumes_from: dict[Path, int] = {}
+    for run in runs:
+        own = config_module.from_dict(rundir.RunReader(run).info().config, run / rundir.RUN_JSON)
+        if recorded and identity.config_hash(own) != identity.config_hash(recorded[0]):
+            raise TrainError(f"{run}: was trained with another configuration than "
+                             f"{runs[0]}; resume them one at a time")
+        if identity.layout_hash(recorded_layout(run)) != identity.layout_hash(layout):
+            raise TrainError(f"{run}: was trained on another layout than {runs[0]}; "
+                             "resume them one at a time")
+        if own.seed in seeds:
+            raise TrainError(f"{run}: seed {own.seed} is resumed twice")
+        seeds.add(own.seed)
+        steps = rundir.checkpoint_steps(run)
+        resumes_from[run] = steps[-1] if steps else 0
+        recorded.append(own)
+    if len(set(resumes_from.values())) > 1:
+        listing = ", ".join(f"{run.name} from step {step}" for run, step in resumes_from.items())
+        raise TrainError(f"--resume: the runs would go on from different checkpoints "
+                         f"({listing}); resume them one at a time")
+    return layout, recorded
+
+
+def going_on_limit(cfg: TrainConfig, chosen: bool, resume: Sequence[Path]) -> int:
     """The last step a seed still turning may go on to (allo/settling.py): only ALLO runs
     whose steps the budget chose; a resume keeps what its run recorded unless --steps
     changes."""
@@ -153,9 +193,9 @@ def going_on_limit(cfg: TrainConfig, chosen: bool, resume: Path | None) -> int:
     assert steps is not None
     if cfg.objective != "allo":
         return steps
-    if resume is None:
+    if not resume:
         return steps if chosen else settling.extension_limit(steps)
-    info = rundir.RunReader(resume).info()
+    info = rundir.RunReader(resume[0]).info()  # the runs resumed together share it
     recorded = info.budget.extension_limit if info.budget is not None else None
     try:
         same = config_module.from_dict(info.config).num_gradient_steps == steps
@@ -185,11 +225,11 @@ def data_notes(seeds: list[int], datasets: list[dataset.DataSet]) -> list[str]:
 
 
 def start_run(seed_run: SeedRun, layout: Layout, truth: GroundTruth, device: torch.device,
-              seeds: list[int], resume: Path | None) -> None:
+              seeds: list[int], resuming: bool) -> None:
     """Create (or reopen) the run directory and write what is known before training."""
     cfg, run, d = seed_run.cfg, seed_run.run, seed_run.cfg.num_eigenvectors
     if seed_run.writer is None:
-        seed_run.writer = open_writer(run, new=resume is None)
+        seed_run.writer = open_writer(run, new=not resuming)
     writer = seed_run.writer
     writer.remove_temporaries()  # left by a killed write; nothing else writes here now
     now = time.time()
@@ -197,7 +237,7 @@ def start_run(seed_run: SeedRun, layout: Layout, truth: GroundTruth, device: tor
     blocks = eigenspace_blocks(truth.eigenvalues[: min(d + 1, reachable)])
     width = block_complete_width(truth.eigenvalues, d)
     completion = (truth.eigenvalues[d:width], truth.eigenvectors[:, d:width])
-    if resume is None:
+    if not resuming:
         writer.start(rundir.RunInfo(
             name=run.name, status=rundir.Status.RUNNING, message=None, step=0,
             total_steps=cfg.num_gradient_steps, started=now, heartbeat=now, finished=None,

@@ -196,7 +196,7 @@ def test_train_refuses_exact_data_over_its_limit_before_any_work(tmp_path, monke
     layout.write_text("\n".join(["." * 10] * 6))
     cfg = TrainConfig(env_file=str(layout), data="exact", run_dir=str(tmp_path / "run"))
     with pytest.raises(TrainError, match=r"at most 50 free cells .*, 10 over"):
-        plan_runs(cfg, None)
+        plan_runs(cfg)
     assert not (tmp_path / "run").exists()
 
 

@@ -55,6 +55,12 @@ def line_color(index: int) -> str:
     return "#000000" if index < 0 else PALETTE[index % len(PALETTE)]
 
 
+def palette_pass(index: int) -> int:
+    """Which pass through the palette a line index is on (0 for the first ten). Later
+    passes must be drawn differently, or e11 (the paper preset's last vector) reads as e1."""
+    return max(index, 0) // len(PALETTE)
+
+
 def hex_to_rgb(color: str) -> tuple[int, int, int]:
     color = color.lstrip("#")
     return int(color[0:2], 16), int(color[2:4], 16), int(color[4:6], 16)

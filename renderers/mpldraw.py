@@ -271,6 +271,11 @@ def _legend_cols(labelled: int, ncols: int) -> int:
     return min(labelled, 5 if ncols == 1 else 4)
 
 
+# A line's style by its pass through the palette: solid, then dash-dot, then dotted (the
+# plain dash is the exact values' lines).
+_PASS_STYLES: tuple = ("-", (0, (6, 1.5, 1.5, 1.5)), (0, (1, 1.2)))
+
+
 def _curve_panel(ax, panel: CurvePanel, st, lib, ncols: int) -> None:
     x_axis, y_axis = panel.x_axis, panel.y_axis
     if y_axis.scale == "log":
@@ -288,7 +293,9 @@ def _curve_panel(ax, panel: CurvePanel, st, lib, ncols: int) -> None:
         ax.plot(line.steps, line.values, color=color,
                 label=tex_safe(line.label) if line.label else "_nolegend_",
                 lw=(1.4 if line.bold else 0.9) * (0.8 if ncols == 1 else 1.0),
-                ls=(0, (3, 1.5)) if line.dashed else "-", zorder=line.zorder)
+                ls=(0, (3, 1.5)) if line.dashed else _PASS_STYLES[
+                    min(colors.palette_pass(line.color), len(_PASS_STYLES) - 1)],
+                zorder=line.zorder)
     ax.set_xlim(*x_axis.view)
     ax.set_ylim(*y_axis.view)
     for axis, settled in ((ax.xaxis, x_axis), (ax.yaxis, y_axis)):

@@ -193,8 +193,10 @@ class TextRenderer(GridCurveRenderer):
         if line.dashed and np.ptp(values[ok]) == 0:
             sub.line(float(values[ok][0]), style="dotted", pixel=plotext.pixel(rgb))
             return
+        # past the palette's ten colours, a plainer marker tells e11 from e1
+        marker = "hd" if colors.palette_pass(line.color) == 0 else "•"
         signal = sub.signal(steps[ok].tolist(), values[ok].tolist(),
-                            marker=plotext.marker("hd", rgb))
+                            marker=plotext.marker(marker, rgb))
         if line.label and labelled:
             signal.label(line.label)
         sub.draw(signal.lines())

@@ -245,3 +245,32 @@ def test_png_prepare_builds_mathtext_only_for_log_axes(kinds, built):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == str(built)
+
+
+def test_lines_past_the_palettes_ten_colours_are_drawn_differently(tmp_path):
+    """d = 11 (the paper preset): e11 takes e1's colour again, so it takes another line
+    style in the figures and another marker in text, and the two still read apart."""
+    from renderers import mpldraw
+
+    path = tmp_path / "run"
+    SyntheticRun(path, layout="room4", d=11, total_steps=200).advance(200, log_freq=10,
+                                                                    export_freq=100)
+    opts = RenderOptions(color=False)
+    data = figs.RunData(rundir.RunReader(path), opts)
+    figure = runner.build(data, Job("cosine_similarity", "cosine_similarity", ()), None,
+                          opts.size)
+    fig = mpldraw.curve_figure(figure, opts.size, 100)
+    lines = {line.get_label(): line for ax in fig.axes for line in ax.get_lines()}
+    first, eleventh, second = lines["e1"], lines["e11"], lines["e2"]
+    assert first.get_color() == eleventh.get_color() != second.get_color()
+    assert first.get_linestyle() == second.get_linestyle() != eleventh.get_linestyle()
+    text = runner.draw_figure(load("text")(opts), "cosine_similarity", figure).decode()
+    assert "•" in text
+    small = tmp_path / "small"
+    SyntheticRun(small, layout="room4", d=10, total_steps=200).advance(200, log_freq=10,
+                                                                     export_freq=100)
+    data = figs.RunData(rundir.RunReader(small), opts)
+    figure = runner.build(data, Job("cosine_similarity", "cosine_similarity", ()), None,
+                          opts.size)
+    assert "•" not in runner.draw_figure(load("text")(opts), "cosine_similarity",
+                                         figure).decode()

@@ -344,6 +344,25 @@ def test_settings_column_leaves_the_layout_to_its_own_column() -> None:
     assert differing_keys(configs) == ["data"]
 
 
+def test_settings_column_leaves_out_what_follows_from_objective_and_protocol() -> None:
+    """Under --protocol paper each objective has its own preset (steps, barrier, learning
+    rates): repeating them beside the objective column says nothing. What varies among
+    runs of one objective and protocol (here the layout's discount) is still shown, and
+    so is the protocol itself."""
+    from tui.runstable import differing_keys
+
+    def run(objective: str, protocol: str, gamma: float = 0.9) -> dict:
+        steps = {"allo": 50000, "ggdo": 200000}[objective] if protocol == "paper" else None
+        return {"objective": objective, "protocol": protocol, "num_gradient_steps": steps,
+                "barrier_max": 5000 if objective == "allo" else 3, "gamma": gamma}
+
+    paper = [run("allo", "paper"), run("ggdo", "paper"), run("allo", "paper", 0.99),
+             run("ggdo", "paper")]
+    assert differing_keys(paper) == ["gamma"]
+    both = [run("allo", "paper"), run("allo", "allo"), run("ggdo", "paper"), run("ggdo", "allo")]
+    assert differing_keys(both) == ["protocol"]
+
+
 def strict_runs(folder: Path, lower_by: float) -> None:
     """Three finished runs at |cos| 0.99 whose strict score is `lower_by` lower per run
     (finished: a running one's status could turn "stalled" and widen its column)."""

@@ -115,10 +115,21 @@ def run_config(info: RunInfo | None) -> dict:
 
 
 def differing_keys(configs: list[dict]) -> list[str]:
-    """Config keys whose values differ between runs (the table's 'settings' column),
-    without the layout (a name or a file) and objective, which have columns of their own."""
+    """Config keys whose values differ between runs of one objective and protocol (the
+    table's 'settings' column). The layout (a name or a file) and objective have columns
+    of their own, and a key that only follows them (a preset's learning rate or barrier
+    for each objective under --protocol paper) would repeat the objective column."""
     keys = sorted({k for c in configs for k in c} - {"env", "env_file", "objective"})
-    return [k for k in keys if len({json.dumps(c.get(k), sort_keys=True) for c in configs}) > 1]
+
+    def varies(key: str, runs: list[dict]) -> bool:
+        return len({json.dumps(c.get(key), sort_keys=True) for c in runs}) > 1
+
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for config in configs:
+        kind = (str(config.get("objective")), str(config.get("protocol")))
+        groups.setdefault(kind, []).append(config)
+    return [k for k in keys if varies(k, configs)
+            and (k == "protocol" or any(varies(k, runs) for runs in groups.values()))]
 
 
 def build_row(tracker: RunTracker, differing: list[str], now: float | None = None) -> RunRow:

@@ -173,12 +173,13 @@ CEILING_TARGET = 0.995
 MAX_GROWTH = 32
 
 
-def data_spectrum(joint: Law, d: int, layout: Layout | None = None,
+def data_spectrum(joint: Law, count: int, layout: Layout | None = None,
                   gamma: float = 0.8) -> np.ndarray:
-    """The top d eigenvectors of the empirical operator of `joint` (N, d).
+    """The top `count` eigenvectors of the empirical operator of `joint` (N, count),
+    rho-orthonormal for the law's own rho.
 
     Given the `layout` (and the run's `gamma`), a law of more than DENSE_MAX_CELLS cells
-    gets only its top d + 1 eigenpairs, from the solver of the exact ground truth
+    gets only its top count + 1 eigenpairs, from the solver of the exact ground truth
     (allo/sparse_spectrum.py) applied to this law, instead of a full O(N^3) eigh."""
     if layout is not None and joint.shape[0] > DENSE_MAX_CELLS:
         from allo.pair_operator import transitions_csr  # scipy only where needed
@@ -186,10 +187,10 @@ def data_spectrum(joint: Law, d: int, layout: Layout | None = None,
 
         sym = sparse_law.symmetric(joint)
         spectrum = spectrum_of(lambda x: np.asarray(sym @ x), sparse_law.row_sums(sym),
-                               transitions_csr(layout), gamma, d + 1)
+                               transitions_csr(layout), gamma, count + 1)
     else:
         spectrum = operator_spectrum(sparse_law.dense(joint))
-    return spectrum.top(d)[1]
+    return spectrum.top(count)[1]
 
 
 def data_ceiling(joint: Law, truth_values: np.ndarray, truth_vectors: np.ndarray,
@@ -213,11 +214,14 @@ def strict_data_ceiling(joint: Law, truth_values: np.ndarray,
 
 def ceilings(joint: Law, truth_values: np.ndarray, truth_vectors: np.ndarray, d: int,
              layout: Layout | None = None, gamma: float = 0.8
-             ) -> tuple[np.ndarray, np.ndarray]:
-    """(data_ceiling, strict_data_ceiling) from one solve of the data's spectrum."""
-    vectors = data_spectrum(joint, d, layout, gamma)
-    return (cosine_similarities(vectors, truth_vectors, truth_values),
-            strict_cosines(vectors, truth_vectors, truth_values))
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(data_ceiling, strict_data_ceiling, the data's own eigenvectors) from one solve of
+    the data's spectrum. The eigenvectors are as many as `truth_vectors` has columns (d,
+    or through the block of repeated eigenvalues lambda_d belongs to): the eigenspace the
+    settling check measures each learned vector against (allo/settling.py)."""
+    vectors = data_spectrum(joint, max(d, truth_vectors.shape[1]), layout, gamma)
+    return (cosine_similarities(vectors[:, :d], truth_vectors, truth_values),
+            strict_cosines(vectors[:, :d], truth_vectors, truth_values), vectors)
 
 
 def growth_factor(ceiling: np.ndarray) -> int:

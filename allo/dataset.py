@@ -48,6 +48,8 @@ class DataSet:
     more_data_helps: bool = True  # False when its last growth barely moved the ceiling
     # (d,) its eigenvectors scored by cos_strict (allo.budget.strict_data_ceiling)
     strict_ceiling: np.ndarray | None = None
+    # (N, W) its own top eigenvectors, W >= d completing lambda_d's block (allo.budget.ceilings)
+    eigenvectors: np.ndarray | None = None
 
 
 def chunk_sizes(num_envs: int) -> list[int]:
@@ -133,10 +135,10 @@ def build(layout: Layout, cfg: TrainConfig, seed: int, truth_values: np.ndarray,
     """
     envs = first = cfg.num_envs or BASE_ENVS
     law = collect_law(layout, cfg, seed, envs, workers, stop=stop)
-    ceiling, strict = ceilings(law, truth_values, truth_vectors, d, layout, cfg.discount)
+    ceiling, strict, own = ceilings(law, truth_values, truth_vectors, d, layout, cfg.discount)
     base = ceiling
     if cfg.num_envs is not None:
-        return DataSet(law, envs, ceiling, strict_ceiling=strict)
+        return DataSet(law, envs, ceiling, strict_ceiling=strict, eigenvectors=own)
     cap = envs * MAX_GROWTH
     while (factor := growth_factor(ceiling)) > 1 and envs < cap:
         grown = min(cap, envs * factor)
@@ -157,11 +159,12 @@ def build(layout: Layout, cfg: TrainConfig, seed: int, truth_values: np.ndarray,
                             first_chunk=len(chunk_sizes(envs)), stop=stop)
         law = law * (envs / grown) + extra * ((grown - envs) / grown)
         envs = grown
-        ceiling, strict = ceilings(law, truth_values, truth_vectors, d, layout, cfg.discount)
+        ceiling, strict, own = ceilings(law, truth_values, truth_vectors, d, layout,
+                                        cfg.discount)
     if envs == first:
-        return DataSet(law, envs, ceiling, strict_ceiling=strict)
+        return DataSet(law, envs, ceiling, strict_ceiling=strict, eigenvectors=own)
     helps = 1.0 - np.mean(ceiling) < 0.75 * (1.0 - np.mean(base))
-    return DataSet(law, envs, ceiling, float(np.mean(base)), bool(helps), strict)
+    return DataSet(law, envs, ceiling, float(np.mean(base)), bool(helps), strict, own)
 
 
 def affordable(pairs: int, envs: int, grown: int, max_pairs: int | None) -> int:
@@ -173,8 +176,9 @@ def affordable(pairs: int, envs: int, grown: int, max_pairs: int | None) -> int:
     return max(envs, envs * max_pairs // pairs // CHUNK_ENVS * CHUNK_ENVS)
 
 
-def exact(pair_law: Law, d: int) -> DataSet:
+def exact(pair_law: Law, d: int, eigenvectors: np.ndarray) -> DataSet:
     """--data exact: the exact sampling law itself (docs/math.md (6)) as the data set, so
-    a run has no estimation error, only the optimiser's; its data ceiling is 1."""
+    a run has no estimation error, only the optimiser's; its data ceiling is 1, and its
+    own eigenvectors are the exact ones (`eigenvectors`, as ceilings gives them)."""
     return DataSet(sparse_law.as_sparse(pair_law), 0, np.ones(d),
-                   strict_ceiling=np.ones(d))
+                   strict_ceiling=np.ones(d), eigenvectors=eigenvectors)

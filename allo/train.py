@@ -176,7 +176,8 @@ def _train(cfg: TrainConfig, resume: Sequence[Path], progress: Progress | None,
     blocks = [range(b.start, min(b.stop, cfg.num_eigenvectors))
               for b in eigenspace_blocks(values, tol) if b.start < cfg.num_eigenvectors]
     assert cfg.num_gradient_steps is not None
-    outputs = RunOutputs(runs, cfg, Settling(cfg.num_gradient_steps, limit, laws, blocks),
+    outputs = RunOutputs(runs, cfg, Settling(cfg.num_gradient_steps, limit, laws, blocks,
+                                             [data.eigenvectors for data in datasets]),
                          handoff.export_landed, say, timings)
     phase = time.perf_counter()
     batch = first_batch(learner, evaluator, list(range(len(runs))),
@@ -301,7 +302,7 @@ def collect_data(layout: Layout, cfg: TrainConfig, truth: GroundTruth, seeds: li
 
         law = truth.pair_law if truth.pair_law is not None else PairLawOperator(
             layout, cfg.discount, cfg.num_steps, cfg.max_episode_length).dense()  # sparse truth
-        return [dataset.exact(law, d) for _ in seeds]
+        return [dataset.exact(law, d, vectors) for _ in seeds]
     if len(seeds) == 1:
         built = [build(seeds[0], cores)]
     else:

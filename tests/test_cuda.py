@@ -140,7 +140,7 @@ def test_a_recapture_waits_for_checkpoints_copying_from_the_device(tmp_path, mon
     cfg = small_config(tmp_path, seeds="0-1", num_gradient_steps=None, device="cuda",
                        checkpoint_freq=60)
     held = collect_law(load_layout_file(cfg.env_file), cfg, 1, cfg.num_envs)
-    monkeypatch.setattr(settling, "ritz_alignment", lambda table, law, blocks: (
+    monkeypatch.setattr(settling, "alignment", lambda table, law, blocks, span: (
         np.zeros(table.shape[1]) if np.allclose(law.toarray(), held.toarray())
         else np.ones(table.shape[1])))
     real_save = train_module.save_checkpoint

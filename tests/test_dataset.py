@@ -95,7 +95,7 @@ def test_growth_goes_on_until_the_ceiling_reaches_the_target(small_chunks, monke
     def fake_ceiling(law, *args):
         seen.append(law)
         value = next(ceilings)
-        return value, value
+        return value, value, None
 
     monkeypatch.setattr(dataset, "ceilings", fake_ceiling)
     layout = load_builtin("room4")
@@ -117,7 +117,7 @@ def test_growth_goes_on_until_the_ceiling_reaches_the_target(small_chunks, monke
 
 
 def test_growth_stops_at_the_cap(small_chunks, monkeypatch):
-    monkeypatch.setattr(dataset, "ceilings", lambda *args: (np.full(10, 0.97),) * 2)
+    monkeypatch.setattr(dataset, "ceilings", lambda *args: (np.full(10, 0.97),) * 2 + (None,))
     data = dataset.build(load_builtin("room4"), TrainConfig(num_steps=20,
                                                             max_episode_length=20), 0,
                          np.zeros(11), np.zeros((104, 11)), 10)
@@ -154,7 +154,7 @@ def test_a_growth_that_did_not_help_is_told_without_overclaiming(small_chunks, m
     """room4sym's cluster of four eigenvalues within 2e-4: 16x the data left its ceiling
     at 0.77-0.81. The note then says what did not work, and what might."""
     ceilings = iter([np.full(10, 0.81), np.full(10, 0.80)])
-    monkeypatch.setattr(dataset, "ceilings", lambda *args: (next(ceilings),) * 2)
+    monkeypatch.setattr(dataset, "ceilings", lambda *args: (next(ceilings),) * 2 + (None,))
     data = dataset.build(load_builtin("room4"), TrainConfig(num_steps=20,
                                                             max_episode_length=20), 0,
                          np.zeros(11), np.zeros((104, 11)), 10)
@@ -191,7 +191,7 @@ def test_chunk_laws_are_summed_as_they_arrive_not_all_held(monkeypatch):
 def test_growth_stops_where_memory_would_run_out(small_chunks, monkeypatch):
     """A data set grows no further than its law's nonzero pairs fit (max_pairs), and says
     so; the pairs are taken to grow at most in proportion to the data."""
-    monkeypatch.setattr(dataset, "ceilings", lambda *args: (np.full(10, 0.96),) * 2)
+    monkeypatch.setattr(dataset, "ceilings", lambda *args: (np.full(10, 0.96),) * 2 + (None,))
     layout, cfg = load_builtin("room4"), TrainConfig(num_steps=20, max_episode_length=20)
     base = dataset.collect_law(layout, cfg, 0, 1000).nnz
     said: list[str] = []

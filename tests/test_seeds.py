@@ -252,3 +252,14 @@ def test_duals_warm_up_with_the_learning_rate():
         terms = learner.step()
     torch.testing.assert_close(learner.duals - before, terms.constraint * 0.5)  # full speed
     assert learner.grad_norm is not None and float(learner.grad_norm[0]) > 0
+
+
+def test_the_progress_line_of_seeds_that_ended_apart_shows_the_latest_step():
+    """A seed settled at its budget keeps its last row while another goes on."""
+    from allo.training.runs import SeedRun, format_rows
+
+    ended, going_on = (SeedRun(seed, TrainConfig(seed=seed), Path(f"run{seed}"))
+                       for seed in (0, 2))
+    ended.last_row = {"step": 8000, "cos/mean": 1.0}
+    going_on.last_row = {"step": 9000, "cos/mean": 0.9991}
+    assert format_rows([ended, going_on]) == "step    9000  mean|cos| by seed  0:1.0000  2:0.9991"

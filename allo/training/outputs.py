@@ -84,6 +84,8 @@ class Settling:
     limit: int  # the last step a seed still turning may go on to
     laws: list[np.ndarray]  # each seed's data-set pair law (N, N)
     blocks: list[range]  # index ranges of (near-)repeated eigenvalues among the first d
+    # each seed's data-set eigenvectors through lambda_d's block (allo.dataset.DataSet)
+    spans: list[np.ndarray | None] = field(default_factory=list)
     ends: list[int] = field(default_factory=list)  # each seed's last step, as now decided
 
 
@@ -254,7 +256,8 @@ class RunOutputs:
         tables = batch.learner.tables().double().cpu().numpy()  # a sync, per CHECK_EVERY
         slots, plan, going_on = batch.slots(), self.plan, []
         for i in due:
-            alignment = settling.ritz_alignment(tables[slots[i]], plan.laws[i], plan.blocks)
+            span = plan.spans[i] if plan.spans else None
+            alignment = settling.alignment(tables[slots[i]], plan.laws[i], plan.blocks, span)
             if not settling.turning(alignment):
                 continue
             if plan.ends[i] == plan.budget:

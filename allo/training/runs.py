@@ -285,4 +285,6 @@ def format_rows(runs: list[SeedRun]) -> str:
     if not rows:
         return ""
     cosines = "  ".join(f"{seed}:{row[Metric.COS_MEAN]:.4f}" for seed, row in rows)
-    return f"step {rows[0][1][Metric.STEP]:>7}  mean|cos| by seed  {cosines}"
+    # seeds that ended at their budget keep their last row; the step is the latest
+    step = max(row[Metric.STEP] for _, row in rows)
+    return f"step {step:>7}  mean|cos| by seed  {cosines}"

@@ -105,7 +105,8 @@ def test_the_seeds_of_a_batch_resume_together_as_they_would_have_gone_on(tmp_pat
     assert [o.status for o in again] == ["finished"] * 3
     for run, final in zip(runs, full, strict=True):
         reader = rundir.RunReader(run)
-        np.testing.assert_allclose(reader.final(), final, atol=1e-5)
+        # the same batched arithmetic as the uninterrupted run: bit for bit on CPU
+        np.testing.assert_array_equal(reader.final(), final)
         assert [entry["step"] for entry in reader.info().resumes] == [30]
         steps = [row["step"] for row in reader.metrics()]
         assert steps == sorted(set(steps)) and steps[-1] == 60  # nothing twice

@@ -425,3 +425,20 @@ def test_a_run_folder_without_run_json_is_started_afresh(tmp_path):
     done = run_study(path, results)
     assert done.returncode == 0, done.stderr
     assert json.loads((half / "run.json").read_text())["status"] == "finished"
+
+
+def test_status_lines_keep_the_status_apart_from_the_run_name(tmp_path, capsys):
+    """Every status, "interrupted" the longest, is followed by a space before the run."""
+    entries = {
+        "maze__allo__ab__s0": {"job": "maze__allo__ab", "status": state.INTERRUPTED,
+                               "step": 300, "total_steps": 1000},
+        "maze__allo__ab__s1": {"job": "maze__allo__ab", "status": state.RUNNING,
+                               "step": 400, "total_steps": 1000},
+        "maze__allo__ab__s2": {"job": "maze__allo__ab", "status": state.FAILED,
+                               "error": "NaN loss"},
+    }
+    cli.print_status("t", tmp_path, entries)
+    lines = capsys.readouterr().out.splitlines()
+    assert "    interrupted maze__allo__ab__s0 step 300/1000" in lines
+    assert "    running     maze__allo__ab__s1 step 400/1000" in lines
+    assert "    failed      maze__allo__ab__s2: NaN loss" in lines

@@ -229,6 +229,9 @@ def queue_line(folder: Path) -> str | None:
             + ", ".join(f"{n} {s.lower()}" for s, n in sorted(states.items())))
 
 
+STATUS_WIDTH = len(state.INTERRUPTED)  # the longest status a run line shows
+
+
 def print_status(name: str, folder: Path, entries: dict[str, dict]) -> None:
     counts = Counter(e["status"] for e in entries.values())
     print(f"study {name} ({folder}): {len(entries)} runs: {describe_counts(counts)}")
@@ -245,6 +248,6 @@ def print_status(name: str, folder: Path, entries: dict[str, dict]) -> None:
             step, total = entry.get("step"), entry.get("total_steps")
             where = f" step {step}/{total}" if step is not None and total else ""
             if entry["status"] == state.FAILED:
-                print(f"    failed  {run}: {entry.get('error')}")
+                print(f"    {state.FAILED:<{STATUS_WIDTH}} {run}: {entry.get('error')}")
             elif entry["status"] in (state.RUNNING, state.INTERRUPTED):
-                print(f"    {entry['status']:<8}{run}{where}")
+                print(f"    {entry['status']:<{STATUS_WIDTH}} {run}{where}")

@@ -8,7 +8,13 @@ import torch
 
 from allo.data import PairSampler, Transitions, collect, empirical_pair_law
 from allo.layouts import add_random_doors, load_builtin, parse_layout
-from allo.metrics import cosine_similarities, eigenspace_blocks, rayleigh_eigenvalues
+from allo.metrics import (
+    ZERO_EIGENVALUE,
+    cosine_similarities,
+    eigenspace_blocks,
+    eigenvalue_errors,
+    rayleigh_eigenvalues,
+)
 from allo.objective import Weights, allo_terms, graph_term
 from allo.spectrum import (
     alive_mass,
@@ -369,3 +375,16 @@ def test_a_near_repeat_is_named_before_training_an_exact_one_is_not():  # sectio
     assert "lambda_2" not in line  # the exact pair needs no explaining
     assert near_repeat_note(values, d=4) is None  # the cluster lies past d
     assert near_repeat_note(np.array([0.0, 0.1, 0.1, 0.3]), d=3) is None
+
+
+def test_relative_eigenvalue_error_skips_every_free_regions_zero():
+    """Two free regions give two zero eigenvalues; an error relative to the second was
+    |estimate| / 1e-12 (2e8 on GridMaze-32) and buried the others."""
+    layout = parse_layout("     \n     \nXXXXX\n     \n     \n")
+    assert layout.components() == 2
+    values = ground_truth(layout, gamma=0.8, num_steps=40, max_len=6).eigenvalues[:5]
+    assert abs(values[1]) < ZERO_EIGENVALUE < values[2]
+    estimates = values + 1e-3
+    errors = eigenvalue_errors(estimates, values)
+    assert errors["mean_rel"] == pytest.approx(np.mean(1e-3 / values[2:]))
+    assert errors["mean_abs"] == pytest.approx(1e-3)

@@ -338,12 +338,11 @@ def from_namespace(ns: argparse.Namespace, base: TrainConfig | None = None) -> T
     """Fields given on the command line override `base` (or the defaults); a --protocol
     given here fills in its values first."""
     config = dataclasses.replace(base) if base else TrainConfig()
+    # identity, not equality: 0 == False, and `--lr-barrier 0` is a value a user gave
     given = {f.name for f in dataclasses.fields(TrainConfig)
-             if getattr(ns, f.name, None) not in (None, False)}
-    for f in dataclasses.fields(TrainConfig):
-        value = getattr(ns, f.name, None)
-        if value is not None and value is not False:
-            setattr(config, f.name, value)
+             if getattr(ns, f.name, None) is not None and getattr(ns, f.name) is not False}
+    for name in given:
+        setattr(config, name, getattr(ns, name))
     if "protocol" in given:
         config = apply_protocol(config, given - {"protocol"})
     return config

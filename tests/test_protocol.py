@@ -45,6 +45,15 @@ def test_explicit_flags_override_the_protocol():
     assert config.hidden_layers == 3  # the rest is the protocol's
 
 
+def test_a_zero_given_beside_the_protocol_overrides_it_too():
+    """0 == False in Python: a fixed barrier (`--lr-barrier 0`, one of the official sweep's
+    settings) was taken for a flag not given, and the preset's growing barrier ran instead."""
+    config = cli_config("--protocol", "paper", "--lr-barrier", "0", "--seed", "0")
+    assert config.lr_barrier == 0.0 and config.seed == 0
+    assert config.barrier_initial == 0.5  # the rest is the protocol's
+    assert cli_config("--protocol", "paper", "--barrier-initial", "0").barrier_initial == 0.0
+
+
 def test_the_protocol_follows_the_objective():
     ggdo = cli_config("--protocol", "paper", "--objective", "ggdo")
     assert ggdo.num_gradient_steps == 200000 and ggdo.num_envs * ggdo.num_steps == 100000

@@ -315,6 +315,7 @@ def unrelaxed_duals_advice(steps: int, barrier: float, lr_duals: float) -> str |
         return None
     return (f"the duals' eigenvalue estimates (eig/estimate) approach the eigenvalues over "
             f"2 b / lr_duals = {tau:.0f} steps at this run's barrier {barrier:.3g}, and this "
-            f"run did {steps} ({steps / tau:.2g} of that), so they have not converged "
+            f"run did {steps} ({steps / tau:.2g} of that; within 5% takes "
+            f"{DUAL_RELAXED_TIMES:.0f}), so they have not converged "
             "(docs/math.md section 13); the Rayleigh quotients (eig/rayleigh) do not wait "
             "for them")

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 from rich.text import Text
 from textual.widgets import DataTable
 
-from allo.metrics import ZERO_EIGENVALUE
 from tui.chart import format_number, format_percent
 
 if TYPE_CHECKING:
@@ -88,8 +87,7 @@ class Eigenvalues(DataTable):
         abs_err = pick("eig/abs_error")
         if abs_err is None and estimate is not None and truth is not None:
             abs_err = abs(estimate - truth)
-        rel = (abs_err / abs(truth) if abs_err is not None and truth is not None
-               and abs(truth) > ZERO_EIGENVALUE else None)
+        rel = abs_err / abs(truth) if abs_err is not None and truth and abs(truth) > 1e-12 else None
         cos = pick("cos/per_vector")
         rayleigh = pick("eig/rayleigh")
         return [

@@ -334,13 +334,19 @@ def preset(protocol: str = "allo", **fields: Any) -> TrainConfig:
     return apply_protocol(TrainConfig(protocol=protocol, **fields), set(fields))
 
 
+def given_flags(ns: argparse.Namespace) -> set[str]:
+    """The names of the options given on the command line: argparse leaves the others
+    None (or False, for a switch)."""
+    # identity, not equality: 0 == False, and `--lr-barrier 0` is a value a user gave
+    return {name for name, value in vars(ns).items()
+            if value is not None and value is not False}
+
+
 def from_namespace(ns: argparse.Namespace, base: TrainConfig | None = None) -> TrainConfig:
     """Fields given on the command line override `base` (or the defaults); a --protocol
     given here fills in its values first."""
     config = dataclasses.replace(base) if base else TrainConfig()
-    # identity, not equality: 0 == False, and `--lr-barrier 0` is a value a user gave
-    given = {f.name for f in dataclasses.fields(TrainConfig)
-             if getattr(ns, f.name, None) is not None and getattr(ns, f.name) is not False}
+    given = given_flags(ns) & {f.name for f in dataclasses.fields(TrainConfig)}
     for name in given:
         setattr(config, name, getattr(ns, name))
     if "protocol" in given:

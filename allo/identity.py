@@ -20,6 +20,11 @@ from typing import Any
 # Fields left out of the configuration hash: what a resume may change (train_cli's
 # RESUME_OVERRIDABLE) and where things live (a run directory may be moved or copied).
 PLACE_FIELDS = frozenset({"run_dir", "results_dir", "env_file", "seeds"})
+# What each seed of a batched model has of its own beyond its place: its seed, and its
+# data set's size (grown seed by seed where --num-envs is not given, allo/dataset.py).
+# num_envs stays in the hash, since a checkpoint is tied to its data; runs resumed as one
+# model may differ in it (allo/training/runs.py, resumed_together).
+SEED_OWN_FIELDS = frozenset({"seed", "num_envs"})
 
 
 def _digest(value: Any) -> str:

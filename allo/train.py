@@ -145,7 +145,7 @@ def _train(cfg: TrainConfig, resume: Sequence[Path], progress: Progress | None,
             f"data of {len(seeds)} seed{plural} ...")
     try:
         with stoppable():  # minutes on a large grid: Ctrl-C ends the runs interrupted
-            datasets = collect_data(layout, cfg, truth, seeds, say)
+            datasets = collect_data(layout, cfg, truth, runs, say)
     except PreparationStopped as stopped:
         return stopped_before_training(runs, stopped.signum, timings)
     laws = [data.law for data in datasets]
@@ -280,10 +280,13 @@ def loop(cfg: TrainConfig, outputs: RunOutputs, batch: Batch, step: int, elapsed
     return outputs.outcomes(step)
 
 
-def collect_data(layout: Layout, cfg: TrainConfig, truth: GroundTruth, seeds: list[int],
+def collect_data(layout: Layout, cfg: TrainConfig, truth: GroundTruth, runs: list[SeedRun],
                  say: Callable[[str], None]) -> list[dataset.DataSet]:
-    """Each seed's data set; several seeds are built side by side, one per core (numpy
-    and torch release the GIL)."""
+    """Each seed's data set, of its own size (seeds resumed together may have grown
+    theirs to different sizes); several seeds are built side by side, one per core
+    (numpy and torch release the GIL)."""
+    seeds = [seed_run.seed for seed_run in runs]
+    own_envs = {seed_run.seed: seed_run.cfg.num_envs for seed_run in runs}
     d = cfg.num_eigenvectors
     width = block_complete_width(truth.eigenvalues, d)
     values, vectors = truth.eigenvalues[:width], truth.eigenvectors[:, :width]
@@ -293,7 +296,8 @@ def collect_data(layout: Layout, cfg: TrainConfig, truth: GroundTruth, seeds: li
     stop = threading.Event()  # set when the main thread stops: the builders end too
 
     def build(seed: int, workers: int) -> dataset.DataSet:
-        return dataset.build(layout, cfg, seed, values, vectors, d, workers,
+        own = dataclasses.replace(cfg, num_envs=own_envs[seed])
+        return dataset.build(layout, own, seed, values, vectors, d, workers,
                              announce=lambda line: say(f"allo: {line}"), max_pairs=most,
                              stop=stop)
 

@@ -62,9 +62,7 @@ def resolve_config(args: argparse.Namespace) -> tuple[TrainConfig, list[Path]]:
 
     layout_after_resume(args)
     runs = [Path(run) for run in args.resume]
-    given = {name for name, value in vars(args).items()
-             if value is not None and value is not False
-             and name not in ("resume", "env", "env_type")}
+    given = config_module.given_flags(args) - {"resume", "env", "env_type"}
     fixed = sorted(given - RESUME_OVERRIDABLE)
     if fixed or args.env is not None:
         names = ", ".join("--" + n.replace("_", "-") for n in fixed) or "the environment"
@@ -94,7 +92,7 @@ def layout_after_resume(args: argparse.Namespace) -> None:
 def check_resumable_together(runs: list[Path], configs: list[TrainConfig]) -> None:
     """Runs resumed as one batched model share every setting but the seed and where they
     live; ValueError (one line) naming what stands in the way."""
-    from allo.identity import PLACE_FIELDS
+    from allo.identity import PLACE_FIELDS, SEED_OWN_FIELDS
 
     seen: dict[str, Path] = {}
     for run in runs:
@@ -108,7 +106,7 @@ def check_resumable_together(runs: list[Path], configs: list[TrainConfig]) -> No
             raise ValueError(f"--resume: {owners[cfg.seed]} and {run} are both seed {cfg.seed}; "
                              "resume them one at a time")
         owners[cfg.seed] = run
-    ignored = PLACE_FIELDS | {"seed"}
+    ignored = PLACE_FIELDS | SEED_OWN_FIELDS
     first = dataclasses.asdict(configs[0])
     for run, cfg in zip(runs[1:], configs[1:], strict=True):
         other = dataclasses.asdict(cfg)

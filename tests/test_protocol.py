@@ -9,7 +9,7 @@ import pytest
 from trainproc import allo_subprocess
 
 from allo import rundir
-from allo.config import TrainConfig, paper_settings, preset
+from allo.config import TrainConfig, given_flags, paper_settings, preset
 from allo.train import train
 from allo.train_cli import build_parser, resolve_config
 
@@ -52,6 +52,15 @@ def test_a_zero_given_beside_the_protocol_overrides_it_too():
     assert config.lr_barrier == 0.0 and config.seed == 0
     assert config.barrier_initial == 0.5  # the rest is the protocol's
     assert cli_config("--protocol", "paper", "--barrier-initial", "0").barrier_initial == 0.0
+
+
+def test_a_zero_counts_as_given_when_resuming_too(tmp_path: Path):
+    """The resume check and the protocol share one rule for what was given: a resumed
+    run's barrier step cannot be changed, to 0 no more than to 0.5."""
+    args = build_parser().parse_args(["--resume", str(tmp_path), "--lr-barrier", "0"])
+    assert given_flags(args) == {"resume", "lr_barrier"}
+    with pytest.raises(ValueError, match="cannot change --lr-barrier when resuming"):
+        resolve_config(args)
 
 
 def test_the_protocol_follows_the_objective():

@@ -112,6 +112,29 @@ def test_the_seeds_of_a_batch_resume_together_as_they_would_have_gone_on(tmp_pat
         assert steps == sorted(set(steps)) and steps[-1] == 60  # nothing twice
 
 
+def test_seeds_with_data_sets_of_different_sizes_resume_together(tmp_path):
+    """Without --num-envs each seed grows its own data set (allo/dataset.py), so the seeds
+    of one --seeds run record different sizes. They were refused as "differ in
+    --num-envs" and went on one at a time; now each goes on, beside the other, on its own
+    data, as it would have gone on alone."""
+    runs, finals = [], []
+    for seed, envs in ((0, 100), (1, 160)):
+        outcome = train(small_config(tmp_path, seed=seed, num_envs=envs,
+                                     run_dir=str(tmp_path / f"s{seed}")))
+        runs.append(outcome.run_dir)
+        finals.append(rundir.RunReader(outcome.run_dir).final())
+    for run in runs:
+        cut_back(run, 30)
+    from allo.cli import main
+
+    assert main(["train", "--resume", *map(str, runs)]) == 0
+    for run, final, envs in zip(runs, finals, (100, 160), strict=True):
+        info = rundir.RunReader(run).info()
+        assert info.status == "finished" and info.config["num_envs"] == envs
+        assert [entry["step"] for entry in info.resumes] == [30]
+        np.testing.assert_allclose(rundir.RunReader(run).final(), final, atol=1e-5)
+
+
 def seeds_run(tmp_path: Path, **changes) -> list[Path]:
     """Two batched seeds, 60 steps, as `allo train` writes them."""
     return [o.run_dir for o in train_seeds(small_config(tmp_path, seeds="0-1", **changes))]

@@ -118,6 +118,9 @@ def plan_runs(cfg: TrainConfig, resume: Sequence[Path] = ()) -> tuple[list[SeedR
     if not resume and cfg.run_dir and len(seeds) > 1 and "{seed}" not in cfg.run_dir:
         raise TrainError("--run-dir names one run; with --seeds use --results-dir, or put "
                          "{seed} in --run-dir")
+    if resume:  # the largest of the seeds' own data sets
+        cfg = dataclasses.replace(cfg, num_envs=max(
+            (own.num_envs for own in recorded if own.num_envs is not None), default=None))
     pairs = capacity.expected_pairs(layout.num_free, (cfg.num_envs or dataset.BASE_ENVS)
                                     * cfg.num_steps, cfg.discount)
     problem = capacity.fits(layout.num_free, len(seeds), dataset.CHUNK_ENVS, pairs=pairs,
@@ -135,7 +138,8 @@ def plan_runs(cfg: TrainConfig, resume: Sequence[Path] = ()) -> tuple[list[SeedR
     for number, seed in enumerate(seeds):
         own = dataclasses.replace(cfg, seed=seed, seeds=None)
         if resume:
-            own = dataclasses.replace(own, **place_fields(recorded[number]))
+            own = dataclasses.replace(own, **place_fields(recorded[number]),
+                                      num_envs=recorded[number].num_envs)
         if cfg.obs in ("pixels", "both"):  # record the image size the run draws
             own.obs_size = observations.obs_size(layout, cfg.obs_size)
         if resume:
@@ -158,15 +162,17 @@ def place_fields(cfg: TrainConfig) -> dict:
 
 def resumed_together(runs: Sequence[Path]) -> tuple[Layout, list[TrainConfig]]:
     """The layout the runs were started with and each one's recorded config. Runs that
-    go on as one model must share the configuration (all but seed and place), the
-    layout and the step they go on from; TrainError otherwise."""
+    go on as one model must share the configuration (all but their place and
+    identity.SEED_OWN_FIELDS), the layout and the step they go on from; TrainError
+    otherwise."""
     layout = recorded_layout(runs[0])
     recorded: list[TrainConfig] = []
     seeds: set[int] = set()
     resumes_from: dict[Path, int] = {}
     for run in runs:
         own = config_module.from_dict(rundir.RunReader(run).info().config, run / rundir.RUN_JSON)
-        if recorded and identity.config_hash(own) != identity.config_hash(recorded[0]):
+        if recorded and identity.config_hash(dataclasses.replace(
+                own, num_envs=recorded[0].num_envs)) != identity.config_hash(recorded[0]):
             raise TrainError(f"{run}: was trained with another configuration than "
                              f"{runs[0]}; resume them one at a time")
         if identity.layout_hash(recorded_layout(run)) != identity.layout_hash(layout):

@@ -90,8 +90,9 @@ def layout_after_resume(args: argparse.Namespace) -> None:
 
 
 def check_resumable_together(runs: list[Path], configs: list[TrainConfig]) -> None:
-    """Runs resumed as one batched model share every setting but the seed and where they
-    live; ValueError (one line) naming what stands in the way."""
+    """Runs resumed as one batched model share every setting but where they live and
+    what each seed has of its own (identity.SEED_OWN_FIELDS); ValueError (one line)
+    naming what stands in the way."""
     from allo.identity import PLACE_FIELDS, SEED_OWN_FIELDS
 
     seen: dict[str, Path] = {}

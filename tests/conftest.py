@@ -6,6 +6,7 @@ Importable helpers (the test folder is on sys.path, as for trainproc and synthet
   TINY            the settings of a seconds-long training, TrainConfig field -> value
   tiny_config()   TINY (and changes) as a TrainConfig
   tiny_flags()    TINY (and changes) as `allo train` flags; a change to None drops a flag
+  benchmark_script()  a script of benchmarks/ loaded as a module (they are not a package)
 Fixtures: small_layout (TWO_ROOMS in a file), tiny_config, tiny_flags, synthetic_run.
 
 Tests that train a model or spawn processes are marked `slow` (registered in
@@ -14,8 +15,10 @@ pyproject.toml): `pytest -m "not slow"` is the quick inner loop, plain `pytest` 
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -38,6 +41,16 @@ log-freq = 20
 checkpoint-freq = 20
 device = "cpu"
 """
+
+
+def benchmark_script(name: str) -> ModuleType:
+    """benchmarks/NAME.py as a module, loaded afresh on each call."""
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", path)
+    assert spec is not None and spec.loader is not None, path
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def tiny_config(layout: Path | str, run: Path | str | None = None, **changes: Any):

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import benchmark_script
 
 from allo.budget import MIN_STEPS
 from allo.layouts import load_layout_file
@@ -20,11 +20,7 @@ LAYOUTS = ROOT / "benchmarks" / "layouts"
 
 
 def load_benchmark():
-    spec = importlib.util.spec_from_file_location("accuracy_benchmark",
-                                                  ROOT / "benchmarks" / "accuracy.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_script("accuracy")
 
 
 @pytest.mark.parametrize("path", sorted(LAYOUTS.glob("*.txt")), ids=lambda p: p.stem)
@@ -190,10 +186,7 @@ def test_merge_joins_runs_made_side_by_side(tmp_path, capsys):
     allo, ggdo, out = tmp_path / "allo.json", tmp_path / "ggdo.json", tmp_path / "all.json"
     assert bench.main([*quick, "--objectives", "allo", "--out", str(allo)]) == 0
     assert bench.main([*quick, "--objectives", "ggdo", "--out", str(ggdo)]) == 0
-    spec = importlib.util.spec_from_file_location(
-        "merge_accuracy", ROOT / "benchmarks" / "merge_accuracy.py")
-    merger = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(merger)
+    merger = benchmark_script("merge_accuracy")
     assert merger.main([str(out), str(allo), str(ggdo)]) == 0
     data = json.loads(out.read_text())
     assert sorted(r["objective"] for r in data["runs"]) == ["allo", "ggdo"]
@@ -208,12 +201,7 @@ def test_merge_joins_runs_made_side_by_side(tmp_path, capsys):
 
 
 def test_published_scores_prefer_the_csv(tmp_path):
-    from importlib import util
-
-    spec = util.spec_from_file_location("accuracy_csv", Path(__file__).parent.parent
-                                        / "benchmarks" / "accuracy.py")
-    bench = util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_benchmark()
     (tmp_path / "published.csv").write_text(
         "layout,objective,obs,seeds,metric,value\n"
         "GridRoom-4,allo,xy,60,cos_strict,0.9965\nGridRoom-4,ggdo,xy,60,cos_strict,0.9073\n")

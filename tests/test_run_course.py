@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import benchmark_script
 from synthetic import make_run
 
 from allo import rundir
 
-ROOT = Path(__file__).resolve().parent.parent
-
 
 def load_tool():
-    spec = importlib.util.spec_from_file_location("run_course",
-                                                  ROOT / "benchmarks" / "run_course.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_script("run_course")
 
 
 def test_rows_every_n_steps_and_the_interval_across_seeds(tmp_path, capsys):

@@ -41,3 +41,7 @@ def test_a_folder_that_is_no_run_is_refused_in_one_line(tmp_path, capsys):
     assert load_tool().main([str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "not run directories" in err
+    run = make_run(tmp_path / "s0", total_steps=100)
+    assert load_tool().main([str(run), "--every", "0"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "--every must be >= 1" in err

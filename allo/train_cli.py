@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from allo import config as config_module
+from allo import heap
 from allo.cliparse import AlloParser
 from allo.config import TrainConfig
 
@@ -166,6 +167,8 @@ def main(argv: list[str]) -> int:
         cfg, resume = resolve_config(args)
     except Exception as err:  # ValueError, RunDirError and friends: one line
         return fail(str(err))
+
+    heap.keep_freed_memory()  # this process trains: its steps reuse what they free
 
     # torch is imported here, after the flags are known to be sane
     from allo.progress import TrainProgress

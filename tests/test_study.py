@@ -442,3 +442,43 @@ def test_status_lines_keep_the_status_apart_from_the_run_name(tmp_path, capsys):
     assert "    interrupted maze__allo__ab__s0 step 300/1000" in lines
     assert "    running     maze__allo__ab__s1 step 400/1000" in lines
     assert "    failed      maze__allo__ab__s2: NaN loss" in lines
+
+
+# ---------------------------------------------------------------------- following
+def test_progress_reads_a_finished_runs_json_once_and_a_running_ones_each_time(tmp_path):
+    from synthetic import SyntheticRun
+
+    from allo.study import local
+
+    runs = tmp_path / state.RUNS
+    going = SyntheticRun(runs / "going", total_steps=40)
+    going.advance(20, log_freq=10, export_freq=40)
+    done = SyntheticRun(runs / "done", total_steps=40)
+    done.advance(40, log_freq=10, export_freq=40)
+    done.finish()
+    finished: dict[str, tuple[int, int]] = {}
+    assert local.run_progress(tmp_path, "going", finished) == (20, 40)
+    assert local.run_progress(tmp_path, "done", finished) == (40, 40)
+    assert local.run_progress(tmp_path, "missing", finished) is None
+    assert finished == {"done": (40, 40)}
+    going.advance(10, log_freq=10, export_freq=40)
+    (runs / "done" / rundir.RUN_JSON).unlink()  # not read again
+    assert local.run_progress(tmp_path, "going", finished) == (30, 40)
+    assert local.run_progress(tmp_path, "done", finished) == (40, 40)
+
+
+def test_following_without_a_terminal_reads_no_run(tmp_path, monkeypatch):
+    """The study's output to a log file (nohup, sbatch): no bar, so nothing is polled."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from allo.study import local
+
+    def read(*args):
+        raise AssertionError("run.json polled with no bar to draw")
+
+    monkeypatch.setattr(local, "run_progress", read)
+    spec = JobSpec(study=str(tmp_path), key="k", option_args=[], seeds=[0, 1])
+    with ThreadPoolExecutor(1) as pool:
+        futures = [pool.submit(time.sleep, 0.6)]
+        local.follow(tmp_path, [spec], futures, show=True)  # pytest's stderr: no terminal
+        assert all(f.done() for f in futures)

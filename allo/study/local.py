@@ -132,36 +132,49 @@ class LocalExecutor:
         return outcome
 
 
-def run_progress(folder: Path, name: str) -> tuple[int, int] | None:
+def run_progress(folder: Path, name: str, finished: dict[str, tuple[int, int]]
+                 ) -> tuple[int, int] | None:
+    """(step, total) from run.json; a finished run's goes into `finished` and is not read
+    again (a large grid's run.json holds its layout: hundreds of kilobytes, every poll)."""
+    if name in finished:
+        return finished[name]
     try:
         info = rundir.RunReader(folder / state.RUNS / name).info()
     except (rundir.RunDirError, OSError):
         return None
     step, total = info.step, info.total_steps
-    if step is not None and total is not None and total > 0:
-        return step, total
-    return None
+    if step is None or total is None or total <= 0:
+        return None
+    if info.status == rundir.Status.FINISHED:
+        finished[name] = (step, total)
+    return step, total
+
+
+def wait_for(futures: list) -> None:
+    for future in futures:
+        future.exception()
 
 
 def follow(folder: Path, jobs: list[JobSpec], futures: list, show: bool) -> None:
-    """One progress display for the study until every job is done (or just wait)."""
+    """One progress display for the study until every job is done (or just wait: with
+    no terminal to draw on, no run.json is polled, so the trainers keep every core)."""
     if not show:
-        for future in futures:
-            future.exception()
-        return
+        return wait_for(futures)
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    names = [spec.run_name(seed) for spec in jobs for seed in spec.seeds]
     console = Console(stderr=True)
+    if not console.is_terminal:
+        return wait_for(futures)
+    names = [spec.run_name(seed) for spec in jobs for seed in spec.seeds]
+    finished: dict[str, tuple[int, int]] = {}
     with Progress(TextColumn("[bold]study"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("runs  {task.fields[now]}"), TimeElapsedColumn(),
-                  console=console, refresh_per_second=2,
-                  disable=not console.is_terminal) as bar:
+                  console=console, refresh_per_second=2) as bar:
         task = bar.add_task("study", total=len(names), now="")
         while True:
             done = sum(f.done() for f in futures)
-            steps = [run_progress(folder, name) for name in names]
+            steps = [run_progress(folder, name, finished) for name in names]
             known = [s for s in steps if s is not None]
             fraction = sum(min(1.0, s / t) for s, t in known)
             running = sum(1 for f in futures if f.running())

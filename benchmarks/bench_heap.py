@@ -23,9 +23,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from machine import describe as machine_facts
+sys.path.insert(0, str(Path(__file__).parent))
 
-from allo import heap, rundir
+from machine import describe as machine_facts  # noqa: E402
+
+from allo import heap, rundir  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "heap.json"
 REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference-layouts"
@@ -40,15 +42,16 @@ CASES = {
 
 
 def train(args: list[str], run_dir: Path, keep: bool, threads: int) -> dict:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("MALLOC_")}
+    env = {key: value for key, value in os.environ.items()
+           if not heap.user_tuned({key: value})}  # else `allo train` would keep glibc as is
     env.update(PYTHONUNBUFFERED="1", **{heap.OPT_OUT: "1" if keep else "0"})
     template = str(run_dir / "s{seed}") if "--seeds" in args else str(run_dir / "s0")
     child = subprocess.Popen(
         [sys.executable, "-m", "allo.cli", "train", *args, "--threads", str(threads),
          "--device", "cpu", "--run-dir", template],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    _, status, usage = os.wait4(child.pid, 0)
-    child.returncode = os.waitstatus_to_exitcode(status)
+    _, status, usage = os.wait4(child.pid, 0)  # its rusage: faults and kernel time
+    child.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
     if child.returncode != 0:
         raise SystemExit(f"bench_heap: allo train {' '.join(args)} exited {child.returncode}")
     info = rundir.RunReader(run_dir / "s0").info()
@@ -62,14 +65,18 @@ def median_of(samples: list[dict]) -> dict:
     return {key: round(statistics.median(s[key] for s in samples), 3) for key in samples[0]}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--out", type=Path, default=RESULTS)
-    args = parser.parse_args()
-    if not heap.on_glibc():
-        raise SystemExit("bench_heap: this C library is not glibc; allo leaves it alone")
+    args = parser.parse_args(argv)
+    problem = ("--repeats must be >= 1" if args.repeats < 1 else
+               "--threads must be >= 1" if args.threads < 1 else
+               None if heap.on_glibc() else "this C library is not glibc; allo leaves it alone")
+    if problem:
+        print(f"bench_heap: {problem}", file=sys.stderr)
+        return 2
     cases = {name: case for name, case in CASES.items()
              if "--env-file" not in case or Path(case[1]).is_file()}
     report: dict = {"machine": machine_facts(), "threads": args.threads,
@@ -91,7 +98,8 @@ def main() -> None:
                   f"{medians['kept']['minor_faults']:.0f}", flush=True)
     rundir.atomic_write_text(args.out, json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -69,3 +69,14 @@ def test_allo_train_asks_to_keep_freed_memory(tmp_path, monkeypatch, capsys):
                            *TINY, "--steps", "20"])
     assert code == 0, capsys.readouterr().err
     assert asked == [True]
+
+
+@pytest.mark.parametrize("flags, words", [(["--repeats", "0"], "--repeats must be >= 1"),
+                                          (["--threads", "-1"], "--threads must be >= 1")])
+def test_bench_heap_refuses_a_bad_count_in_one_line(flags, words, tmp_path, capsys):
+    from conftest import benchmark_script
+
+    out = tmp_path / "heap.json"
+    assert benchmark_script("bench_heap").main([*flags, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"bench_heap: {words}" and not out.exists()
